@@ -1,0 +1,70 @@
+"""Change scores and the per-pixel evidence masks used to interpret them.
+
+All functions take arrays of shape (B, M, N) on one grid (after co-registration and
+radiometric normalisation) and return (M, N) arrays; none modifies its inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from skimage.filters import threshold_otsu
+
+
+def _robust_scale(score: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Divide by the median over valid pixels: most pixels are unchanged, so it tracks noise."""
+    sample = score[valid] if valid is not None else score.ravel()
+    med = float(np.median(sample)) if sample.size else 1.0
+    return (score / (med if med > 0 else 1.0)).astype(np.float32)
+
+
+def cva_magnitude(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
+    """Change-vector magnitude, in units of its median (so about 1 where nothing changed)."""
+    diff = after.astype(np.float32) - before.astype(np.float32)
+    return _robust_scale(np.sqrt((diff * diff).sum(axis=0)), valid)
+
+
+def log_ratio(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
+    """Band-mean absolute log ratio, in units of its median; robust to multiplicative illumination."""
+    eps = np.float32(1.0)
+    ratio = np.abs(np.log((after.astype(np.float32) + eps) / (before.astype(np.float32) + eps))).mean(axis=0)
+    return _robust_scale(ratio, valid)
+
+
+CHANGE_METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "cva": cva_magnitude,
+    "log_ratio": log_ratio,
+}
+
+
+def otsu_threshold(score: np.ndarray, mask: np.ndarray, *, floor: float = 0.0) -> float:
+    """Otsu's threshold of ``score`` over ``mask``, never below ``floor``."""
+    sample = score[mask]
+    if sample.size < 2 or np.ptp(sample) == 0:
+        return float(max(floor, sample.max() if sample.size else floor))
+    return float(max(floor, threshold_otsu(sample)))
+
+
+def excess_green(image: np.ndarray) -> np.ndarray:
+    """Chromatic excess-green index ``2g - r - b`` on an RGB image (B >= 3, bands R, G, B).
+
+    About 0 for grey surfaces, > 0.05 for green and yellowing vegetation, < 0 for blue and
+    red roofs.
+    """
+    rgb = np.clip(image[:3].astype(np.float32), 0, None)
+    total = rgb.sum(axis=0) + np.float32(1e-6)
+    r, g, b = rgb / total
+    return (2 * g - r - b).astype(np.float32)
+
+
+def brightness(image: np.ndarray) -> np.ndarray:
+    """Band mean, shape (M, N), float32."""
+    return image.astype(np.float32).mean(axis=0)
+
+
+def shadow_mask(image: np.ndarray, *, valid: np.ndarray | None = None, fraction: float = 0.5) -> np.ndarray:
+    """Pixels darker than ``fraction`` of the scene's median brightness: cast shadows and openings."""
+    lum = brightness(image)
+    med = float(np.median(lum[valid] if valid is not None else lum))
+    return lum < fraction * med

@@ -1,0 +1,277 @@
+"""Raster and vector I/O: read an AOI window, align grids, write GeoTIFF/COG/GeoJSON/GPKG.
+
+This is the only layer (with :mod:`sitewatch.aoi`) that touches files.  Every write goes
+to a temporary file in the destination folder and is renamed into place when complete,
+so a failed run never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import rasterio
+import rasterio.errors
+from affine import Affine
+from pyproj import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_geom
+from rasterio.windows import Window, from_bounds
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from .errors import ImageryError, OutputExistsError
+
+ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform and shape (rows, cols)."""
+
+    crs: CRS
+    transform: Affine
+    shape: tuple[int, int]
+
+    @property
+    def pixel_size(self) -> float:
+        """Mean pixel size in CRS units (metres for projected CRSs)."""
+        return float((abs(self.transform.a) + abs(self.transform.e)) / 2)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.shape
+        west, north = self.transform * (0, 0)
+        east, south = self.transform * (cols, rows)
+        return (min(west, east), min(south, north), max(west, east), max(south, north))
+
+
+@dataclass(frozen=True)
+class RasterWindow:
+    """Pixels of one image inside an AOI, on a known grid.
+
+    ``data`` has shape (bands, rows, cols), float32; ``valid`` is True where every band
+    holds data (not nodata, inside the source image).
+    """
+
+    path: Path
+    data: np.ndarray
+    valid: np.ndarray
+    grid: Grid
+    date: str | None
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise ImageryError(f"{path}: no such file")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise ImageryError(f"{path}: not a readable raster ({exc})") from exc
+
+
+def image_date(path: str | os.PathLike[str]) -> str | None:
+    """An image's acquisition date as ISO ``YYYY-MM-DD``.
+
+    Looked up, in order: a STAC item beside the image (``<name>.json`` with
+    ``properties.datetime``), the TIFF tag ``TIFFTAG_DATETIME``, then an ISO date in the
+    file name.  ``None`` when none of them has one.
+    """
+    path = Path(path)
+    stac = path.with_suffix(".json")
+    if stac.exists():
+        try:
+            item = json.loads(stac.read_text("utf-8"))
+            dt = item.get("properties", {}).get("datetime")
+            if dt:
+                return str(dt)[:10]
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    try:
+        with rasterio.open(path) as src:
+            tag = src.tags().get("TIFFTAG_DATETIME")
+    except rasterio.errors.RasterioIOError:
+        tag = None
+    if tag:
+        m = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})", tag)
+        if m:
+            return "-".join(m.groups())
+    m = ISO_DATE.search(path.stem)
+    if m:
+        y, mo, d = (int(g) for g in m.groups())
+        try:
+            return date(y, mo, d).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _check_raster(src, path: Path, min_bands: int) -> None:
+    if src.crs is None:
+        raise ImageryError(f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS)")
+    if not src.crs.is_projected:
+        # geographic grids are warped to the AOI's UTM zone by the caller; nothing to check here
+        pass
+    if src.count < min_bands:
+        raise ImageryError(f"{path}: has {src.count} band(s), at least {min_bands} needed")
+
+
+def _valid_mask(src, data: np.ndarray, window_mask: np.ndarray | None = None) -> np.ndarray:
+    valid = np.ones(data.shape[1:], dtype=bool)
+    for b, nd in enumerate(src.nodatavals):
+        if nd is not None:
+            valid &= ~((data[b] == nd) | (np.isnan(nd) & np.isnan(data[b])))
+    if window_mask is not None:
+        valid &= window_mask
+    return valid & np.all(np.isfinite(data), axis=0)
+
+
+def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, min_bands: int = 1) -> RasterWindow:
+    """Read the part of an image that covers an AOI footprint, on the image's own grid.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing or unreadable, has no CRS, too few bands, or does not
+        overlap the footprint.
+    """
+    path = Path(path)
+    with _open(path) as src:
+        _check_raster(src, path, min_bands)
+        fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
+        image_box = box(*src.bounds)
+        overlap = fp.intersection(image_box)
+        if overlap.is_empty or overlap.area <= 0:
+            raise ImageryError(f"{path}: does not overlap the AOI footprint (image bounds {tuple(round(v) for v in src.bounds)} in {src.crs})")
+        win = from_bounds(*overlap.bounds, transform=src.transform).round_offsets().round_lengths()
+        win = win.intersection(Window(0, 0, src.width, src.height))
+        try:
+            data = src.read(window=win, out_dtype="float32")
+        except rasterio.errors.RasterioIOError as exc:
+            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
+        grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
+        valid = _valid_mask(src, data)
+    return RasterWindow(path, data, valid, grid, image_date(path))
+
+
+def read_onto_grid(path: str | os.PathLike[str], grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
+                   min_bands: int = 1, resampling: Resampling = Resampling.cubic) -> RasterWindow:
+    """Warp an image onto ``grid`` in a single resampling.
+
+    ``shift_px = (dx, dy)`` is the displacement of this image's content relative to the
+    reference, in the reference grid's columns and rows.  It is corrected by editing the
+    source geotransform before the warp, so the pixels are resampled once.
+    """
+    path = Path(path)
+    with _open(path) as src:
+        _check_raster(src, path, min_bands)
+        dx, dy = shift_px
+        # content seen at reference pixel (c+dx, r+dy) belongs at (c, r): move the source's
+        # georeference by the same ground offset, expressed in reference-grid pixels
+        ground = (grid.transform.a * dx + grid.transform.b * dy, grid.transform.d * dx + grid.transform.e * dy)
+        src_transform = Affine.translation(-ground[0], -ground[1]) * src.transform
+        rows, cols = grid.shape
+        out = np.full((src.count, rows, cols), np.nan, dtype=np.float32)
+        try:
+            source = src.read(out_dtype="float32")
+        except rasterio.errors.RasterioIOError as exc:
+            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
+        for b, nd in enumerate(src.nodatavals):
+            if nd is not None:
+                source[b][source[b] == nd] = np.nan
+        reproject(source, out, src_transform=src_transform, src_crs=src.crs, dst_transform=grid.transform,
+                  dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan)
+    valid = np.all(np.isfinite(out), axis=0)
+    if not valid.any():
+        raise ImageryError(f"{path}: does not overlap the reference image's AOI window")
+    return RasterWindow(path, out, valid, grid, image_date(path))
+
+
+# ---------------------------------------------------------------- writing
+
+def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
+    """Refuse to start when an output exists and ``overwrite`` is false."""
+    if overwrite:
+        return
+    taken = [str(p) for p in paths if p.exists()]
+    if taken:
+        raise OutputExistsError(f"output exists, not overwriting (use --overwrite): {', '.join(taken)}")
+
+
+@contextmanager
+def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Write a run's files into a staging folder, then move them all into ``out_dir``.
+
+    Yields the staging folder.  If the block raises, nothing in ``out_dir`` changes.
+    """
+    out_dir = Path(out_dir)
+    check_outputs_free([out_dir / n for n in names], overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sitewatch-", dir=out_dir))
+    try:
+        yield staging
+        for item in staging.iterdir():
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_geotiff(path: Path, data: np.ndarray, grid: Grid, *, nodata: float | None = None, tags: dict[str, Any] | None = None,
+                  cog: bool = False, overviews: tuple[int, ...] = (2, 4, 8)) -> None:
+    """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG)."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    bands, rows, cols = data.shape
+    predictor = 3 if data.dtype.kind == "f" else 2
+    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype=data.dtype.name, crs=grid.crs,
+                   transform=grid.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", predictor=predictor)
+    if cog:
+        # the COG driver writes by copy: stage a plain GeoTIFF, then translate
+        tmp = path.with_name(path.name + ".src.tif")
+        write_geotiff(tmp, data, grid, nodata=nodata, tags=tags, cog=False, overviews=())
+        with rasterio.open(tmp) as src:
+            with rasterio.open(path, "w", driver="COG", width=cols, height=rows, count=bands, dtype=data.dtype.name,
+                               crs=grid.crs, transform=grid.transform, nodata=nodata, compress="deflate",
+                               predictor=predictor, blocksize=256) as dst:
+                dst.write(src.read())
+                dst.update_tags(**(tags or {}))
+        tmp.unlink()
+        return
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        levels = [f for f in overviews if min(rows, cols) // f >= 64]
+        if levels:
+            dst.build_overviews(levels, Resampling.average)
+            dst.update_tags(ns="rio_overview", resampling="average")
+
+
+def write_vectors(records: list[dict[str, Any]], crs: Any, geojson_path: Path | None = None, gpkg_path: Path | None = None,
+                  *, layer: str = "changes") -> None:
+    """Write features (dicts with a ``geometry`` key in ``crs``) as GeoJSON (lon/lat) and/or GPKG (native CRS)."""
+    import geopandas as gpd
+
+    props = [{k: v for k, v in r.items() if k != "geometry"} for r in records]
+    geoms = [r["geometry"] for r in records]
+    gdf = gpd.GeoDataFrame(props, geometry=geoms, crs=crs)
+    if gpkg_path is not None:
+        gdf.to_file(gpkg_path, driver="GPKG", layer=layer, engine="pyogrio")
+    if geojson_path is not None:
+        lonlat = gdf.to_crs(4326)
+        geojson_path.write_text(lonlat.to_json(drop_id=True, to_wgs84=False, indent=1) + "\n", encoding="utf-8")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")

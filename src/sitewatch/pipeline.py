@@ -1,0 +1,263 @@
+"""The library API: what an analyst's notebook or the CLI calls.
+
+``detect`` runs the whole structure-change path on two GeoTIFFs of a site; ``synthesize``
+writes a site's synthetic imagery and its truth.  Both write their outputs only when given
+an output folder, atomically, and never overwrite without ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio import features
+from rasterio.enums import Resampling
+
+from . import __version__
+from .aoi import SiteAOI, resolve_site
+from .coreg import ShiftResult, estimate_shift
+from .errors import ImageryError
+from .io import Grid, read_aoi_window, read_onto_grid, staged_outputs, write_geotiff, write_json, write_vectors
+from .radiometry import NORMALISATION_METHODS
+from .structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, evidence_masks
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "summary.json"]
+
+
+@dataclass
+class DetectResult:
+    """Everything ``detect`` found, plus the arrays behind it for notebooks."""
+
+    site: SiteAOI
+    before_path: Path
+    after_path: Path
+    grid: Grid
+    shift: ShiftResult
+    changes: StructureChanges
+    summary: dict[str, Any]
+    before: np.ndarray = field(repr=False)
+    after: np.ndarray = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+
+    @property
+    def objects(self) -> list[ChangeObject]:
+        return self.changes.objects
+
+
+def _site(aoi: SiteAOI | str | os.PathLike[str]) -> SiteAOI:
+    return aoi if isinstance(aoi, SiteAOI) else resolve_site(str(aoi))
+
+
+def _footprint_mask(site: SiteAOI, grid: Grid) -> np.ndarray:
+    feats = site.features_in(grid.crs)
+    inside = [f.geometry for f in feats if f.role == "footprint"]
+    excluded = [f.geometry for f in feats if f.role == "exclusion"]
+    mask = features.rasterize(((g, 1) for g in inside), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+    if excluded:
+        mask &= ~features.rasterize(((g, 1) for g in excluded), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+    return mask
+
+
+def detect(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    aoi: SiteAOI | str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    method: str = "cva",
+    normalisation: str = "regression",
+    min_area_m2: float = 40.0,
+    progress: Progress | None = None,
+) -> DetectResult:
+    """Find new and removed structures between two images of a site.
+
+    Parameters
+    ----------
+    before, after : path-like
+        GeoTIFFs with a CRS.  ``after`` is warped onto ``before``'s grid (one resampling,
+        with the shift found by co-registration folded into it).
+    aoi : SiteAOI, path or site id
+        The site; only its footprint (minus exclusions) is examined.
+    out_dir : path-like, optional
+        Where to write ``changes.geojson``, ``changes.gpkg``, ``change_score.tif`` and
+        ``summary.json``.  Nothing is written when omitted.
+    overwrite : bool
+        Replace existing outputs in ``out_dir``.
+    method, normalisation : str
+        Keys of :data:`sitewatch.change.CHANGE_METHODS` and
+        :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
+    min_area_m2 : float
+        Smallest structure reported.
+    progress : callable, optional
+        Called with a short message as each stage starts.
+
+    Returns
+    -------
+    DetectResult
+    """
+    step = progress or (lambda msg: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    site = _site(aoi)
+    if normalisation not in NORMALISATION_METHODS:
+        raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
+    if out_dir is not None and not overwrite:
+        from .io import check_outputs_free
+        check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
+
+    step("reading")
+    ref = read_aoi_window(before, site.footprint)
+    if not ref.grid.crs.is_projected:
+        raise ImageryError(f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
+                           f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})")
+    coarse = read_onto_grid(after, ref.grid, resampling=Resampling.bilinear)
+    if coarse.data.shape[0] != ref.data.shape[0]:
+        raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
+                           "before and after must have the same bands")
+    timings["read_s"] = time.perf_counter() - t0
+
+    step("co-registering")
+    t = time.perf_counter()
+    shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
+                           reference_valid=ref.valid, moving_valid=coarse.valid)
+    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
+             coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
+    moved = read_onto_grid(after, ref.grid, shift_px=(shift.dx, shift.dy))
+    timings["coreg_s"] = time.perf_counter() - t
+
+    step("normalising")
+    t = time.perf_counter()
+    valid = ref.valid & moved.valid & _footprint_mask(site, ref.grid)
+    if not valid.any():
+        raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
+    after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
+    vegetation, shadow = evidence_masks(ref.data, after_data, valid=valid)
+    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid, candidates=~vegetation & ~shadow)
+    timings["normalise_s"] = time.perf_counter() - t
+
+    step("scoring change")
+    t = time.perf_counter()
+    changes = detect_structure_changes(ref.data, after_norm, pixel_size=ref.grid.pixel_size, transform=ref.grid.transform,
+                                       valid=valid, method=method, min_area_m2=min_area_m2,
+                                       after_original=after_data)
+    references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
+    assign_relative_size(changes.objects, references)
+    timings["detect_s"] = time.perf_counter() - t
+    log.info("%d change objects (%d new, %d removed); threshold %.2f", len(changes.objects),
+             sum(o.change == "new" for o in changes.objects), sum(o.change == "removed" for o in changes.objects), changes.threshold)
+
+    summary = {
+        "site_id": site.site_id,
+        "site_name": site.name,
+        "inputs": {"before": str(ref.path), "after": str(moved.path), "aoi": str(site.path) if site.path else None},
+        "dates": {"before": ref.date, "after": moved.date},
+        "crs": ref.grid.crs.to_string(),
+        "pixel_size_m": ref.grid.pixel_size,
+        "window": {"rows": ref.grid.shape[0], "cols": ref.grid.shape[1], "bounds": list(ref.grid.bounds)},
+        "shift": shift.to_dict(),
+        "method": {"change": method, "normalisation": normalisation, "threshold": round(changes.threshold, 3),
+                   "min_area_m2": min_area_m2},
+        "counts": {"new": sum(o.change == "new" for o in changes.objects),
+                   "removed": sum(o.change == "removed" for o in changes.objects)},
+        "area_m2": {"new": round(sum(o.area_m2 for o in changes.objects if o.change == "new"), 1),
+                    "removed": round(sum(o.area_m2 for o in changes.objects if o.change == "removed"), 1)},
+        "stats": changes.stats,
+        "versions": {"sitewatch": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                     "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__},
+    }
+    result = DetectResult(site, ref.path, moved.path, ref.grid, shift, changes, summary, ref.data, after_norm, valid)
+    timings["total_s"] = time.perf_counter() - t0
+    summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    if out_dir is not None:
+        step("writing")
+        write_detection(result, out_dir, overwrite=overwrite)
+    return result
+
+
+def change_records(result: DetectResult) -> list[dict[str, Any]]:
+    """One dict per change object, with its geometry in the image CRS."""
+    return [{"id": i + 1, **o.properties(), "geometry": o.geometry} for i, o in enumerate(result.objects)]
+
+
+def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+    """Write a detection's four outputs into ``out_dir`` (all or nothing)."""
+    out_dir = Path(out_dir)
+    with staged_outputs(out_dir, DETECT_OUTPUTS, overwrite=overwrite) as stage:
+        records = change_records(result)
+        write_vectors(records, result.grid.crs, stage / "changes.geojson", stage / "changes.gpkg")
+        score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
+        write_geotiff(stage / "change_score.tif", score, result.grid, nodata=float("nan"), cog=True,
+                      tags={"description": "change score in multiples of the unchanged median",
+                            "threshold": f"{result.changes.threshold:.4f}"})
+        write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
+    return [out_dir / n for n in DETECT_OUTPUTS]
+
+
+# ------------------------------------------------------------------ synthetic imagery
+
+def synthesize(site: SiteAOI | str | os.PathLike[str], out_dir: str | os.PathLike[str], *, gsd: float = 1.0,
+               seed: int = 0, overwrite: bool = False, progress: Progress | None = None) -> list[Path]:
+    """Write a site's synthetic images (``DIR/YYYY-MM-DD.tif``) and ``DIR/truth.geojson``.
+
+    Deterministic for a given site, ``gsd`` and ``seed``.
+
+    Returns
+    -------
+    list of Path
+        The files written, images first, truth last.
+    """
+    from .synth import build_scene, render
+
+    step = progress or (lambda msg: None)
+    site = _site(site)
+    scene = build_scene(site, gsd=gsd, seed=seed)
+    names = [f"{a.date}.tif" for a in scene.acquisitions] + ["truth.geojson"]
+    west, south, east, north = scene.bounds
+    grid = Grid(rasterio.crs.CRS.from_wkt(scene.crs_wkt), rasterio.transform.from_origin(west, north, gsd, gsd), scene.shape)
+    with staged_outputs(out_dir, names, overwrite=overwrite) as stage:
+        for i, acq in enumerate(scene.acquisitions):
+            step(f"rendering {acq.date}")
+            image = render(scene, i)
+            write_geotiff(stage / f"{acq.date}.tif", image, grid, tags={
+                "TIFFTAG_DATETIME": acq.date.replace("-", ":") + " 10:30:00",
+                "SITEWATCH_SYNTHETIC": "yes", "SITE_ID": site.site_id, "SEED": seed,
+                "SUN_AZIMUTH": acq.sun_azimuth_deg, "SUN_ELEVATION": acq.sun_elevation_deg,
+            })
+            with rasterio.open(stage / f"{acq.date}.tif", "r+") as dst:
+                dst.descriptions = ("red", "green", "blue")
+        records = []
+        for t in scene.truth:
+            rec = {k: v for k, v in t.items()}
+            rec["area_m2"] = round(t["geometry"].area, 2)
+            records.append(rec)
+        write_vectors(records, grid.crs, geojson_path=stage / "truth.geojson")
+        _annotate_truth(stage / "truth.geojson", site, scene, gsd, seed)
+    return [Path(out_dir) / n for n in names]
+
+
+def _annotate_truth(path: Path, site: SiteAOI, scene, gsd: float, seed: int) -> None:
+    """Add the scene's provenance (dates, sun, true misregistration) to the truth file."""
+    import json
+
+    doc = json.loads(path.read_text("utf-8"))
+    doc["properties"] = {
+        "site_id": site.site_id, "seed": seed, "gsd_m": gsd, "crs": rasterio.crs.CRS.from_wkt(scene.crs_wkt).to_string(),
+        "generator": f"sitewatch {__version__}",
+        "acquisitions": [{"date": a.date, "season": a.season, "sun_azimuth_deg": a.sun_azimuth_deg,
+                          "sun_elevation_deg": a.sun_elevation_deg, "shift_px": list(a.shift_px)}
+                         for a in scene.acquisitions],
+        "shift_convention": "shift_px = (dx, dy): a ground feature at true pixel (col, row) appears at (col + dx, row + dy)",
+    }
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
