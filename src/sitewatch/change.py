@@ -50,12 +50,13 @@ def excess_green(image: np.ndarray) -> np.ndarray:
     """Chromatic excess-green index ``2g - r - b`` on an RGB image (B >= 3, bands R, G, B).
 
     About 0 for grey surfaces, > 0.05 for green and yellowing vegetation, < 0 for blue and
-    red roofs.
+    red roofs.  Pixels whose blue is at least their green (teal and cyan roofs, water)
+    get 0: leaves, green or autumn-yellow, absorb blue.
     """
     rgb = np.clip(image[:3].astype(np.float32), 0, None)
     total = rgb.sum(axis=0) + np.float32(1e-6)
     r, g, b = rgb / total
-    return (2 * g - r - b).astype(np.float32)
+    return np.where(g > b, 2 * g - r - b, 0).astype(np.float32)
 
 
 def brightness(image: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@ The method (``detect_structure_changes``):
 1. Score change (a method from :data:`sitewatch.change.CHANGE_METHODS`).
 2. Drop pixels that cannot be a structure's roof: vegetation on both dates (seasonal
    colour change) and shadow on either date (shadows move with the sun; a footprint is
-   the roof, not its shadow).
-3. Threshold the rest (Otsu, with a floor in units of the unchanged-pixel median).
+   the roof, not its shadow).  After step 4, a "new" pixel must not be vegetation in the
+   later image, nor a "removed" one in the earlier (fields ploughed or harvested).
+3. Threshold the rest at a multiple of the median score (a noise test; Otsu is optional).
 4. Give each changed pixel a direction by asking which date makes it stand out from the
    object's unchanged surroundings: a pixel that differs from its surroundings only in
    the later image is part of something new; only in the earlier, something removed.
@@ -173,7 +174,8 @@ def detect_structure_changes(
     method: str = "cva",
     min_area_m2: float = 40.0,
     min_rectangularity: float = 0.55,
-    min_score: float = 3.0,
+    min_score: float = 4.0,
+    threshold_method: str = "noise",
     vegetation_threshold: float = 0.05,
     shadow_fraction: float = 0.5,
     after_original: np.ndarray | None = None,
@@ -198,7 +200,12 @@ def detect_structure_changes(
     min_rectangularity : float
         Objects filling less of their minimum rotated rectangle are dropped (not structures).
     min_score : float
-        Floor of the threshold, in multiples of the median (unchanged) score.
+        The threshold (``"noise"``) or its floor (``"otsu"``), in multiples of the median
+        score over possible roofs.  For three bands of Gaussian noise, 4 medians is about
+        the 0.1 % tail.
+    threshold_method : {"noise", "otsu"}
+        ``"noise"`` thresholds at ``min_score``; ``"otsu"`` splits the score histogram,
+        which lands too high when seasonal ground dominates the changed pixels.
     vegetation_threshold : float
         Excess-green above which a pixel counts as vegetation.
     shadow_fraction : float
@@ -217,12 +224,22 @@ def detect_structure_changes(
     if method not in CHANGE_METHODS:
         raise ValueError(f"unknown change method {method!r}; choose from {sorted(CHANGE_METHODS)}")
     valid = np.ones(before.shape[1:], bool) if valid is None else valid.copy()
-    score = CHANGE_METHODS[method](before, after, valid=valid)
 
-    vegetation, shadow = evidence_masks(before, after if after_original is None else after_original, valid=valid,
+    after_evidence = after if after_original is None else after_original
+    vegetation, shadow = evidence_masks(before, after_evidence, valid=valid,
                                         vegetation_threshold=vegetation_threshold, shadow_fraction=shadow_fraction)
+    # a roof is not vegetation: something new cannot be green after, something removed not green before
+    green_before = excess_green(before) > vegetation_threshold if before.shape[0] >= 3 else np.zeros(valid.shape, bool)
+    green_after = excess_green(after_evidence) > vegetation_threshold if before.shape[0] >= 3 else np.zeros(valid.shape, bool)
     candidates = valid & ~vegetation & ~shadow
-    threshold = otsu_threshold(score, candidates, floor=min_score)
+    # scale the score by its median over possible roofs, not over seasonal ground
+    score = CHANGE_METHODS[method](before, after, valid=candidates if candidates.any() else valid)
+    if threshold_method == "noise":
+        threshold = float(min_score)
+    elif threshold_method == "otsu":
+        threshold = otsu_threshold(score, candidates, floor=min_score)
+    else:
+        raise ValueError(f"unknown threshold method {threshold_method!r}; choose 'noise' or 'otsu'")
     changed = candidates & (score > threshold)
 
     radius = max(1, int(round(1.0 / pixel_size)))
@@ -238,6 +255,8 @@ def detect_structure_changes(
     size = max(3, int(round(1.5 / pixel_size)) * 2 + 1)
     vote = ndimage.uniform_filter(np.sign(contrast) * changed, size=size)
     direction = np.where(changed, np.where(vote >= 0, 1, -1), 0).astype(np.int8)
+    direction[(direction > 0) & green_after] = 0
+    direction[(direction < 0) & green_before] = 0
 
     objects: list[ChangeObject] = []
     kept = np.zeros(direction.shape, np.int8)

@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv when absent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_OUT ?= demo_output
+
+# site id : pixel size (m) of the bundled sample imagery
+SAMPLE_SITES := hamhung-feb11-plant:1.0 sinuiju-instrument-factory:1.0 tumangang-rail-crossing:0.5 hamhung-feb8-vinalon:1.0
+SAMPLE_SEED  := 0
+
+.PHONY: demo test install sample-imagery clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@for site in hamhung-feb11-plant sinuiju-instrument-factory; do \
+	  set -- $$(ls sample_imagery/$$site/*.tif | sort); \
+	  echo "== $$site: $$(basename $$1) -> $$(basename $$2)"; \
+	  $(BIN)/sitewatch detect "$$1" "$$2" --aoi aoi/$$site.geojson -o $(DEMO_OUT)/$$site --overwrite || exit 1; \
+	done
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+sample-imagery: $(STAMP)
+	@for entry in $(SAMPLE_SITES); do \
+	  site=$${entry%%:*}; gsd=$${entry##*:}; \
+	  $(BIN)/sitewatch -q synth $$site --out sample_imagery/$$site --gsd $$gsd --seed $(SAMPLE_SEED) --overwrite || exit 1; \
+	  echo "sample_imagery/$$site (gsd $$gsd m)"; \
+	done
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

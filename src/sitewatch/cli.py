@@ -1,0 +1,203 @@
+"""The ``sitewatch`` command line: parse, call one library function, print, exit.
+
+Errors that sitewatch raises on purpose become a one-line ``error: ...`` on stderr and
+exit code 2; success is exit 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import SitewatchError
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    """Stage messages on stderr when it is a terminal and not ``-q``."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    return lambda msg: click.echo(f"… {msg}", err=True)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn SitewatchError into ``error: ...`` and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SitewatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sitewatch")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Watch named facilities in satellite imagery."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = {"quiet": quiet}
+
+
+# ------------------------------------------------------------------ aoi
+
+@main.group()
+def aoi() -> None:
+    """List, show and validate areas of interest."""
+
+
+@aoi.command("list")
+@click.option("--aoi-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of site GeoJSON files.")
+@json_option
+@handle_errors
+def aoi_list(aoi_dir: Path | None, as_json: bool) -> None:
+    """List the known sites."""
+    from .aoi import list_site_files, load_aoi
+
+    sites = [load_aoi(p).summary() for p in list_site_files(aoi_dir)]
+    if as_json:
+        _echo_json(sites)
+        return
+    for s in sites:
+        click.echo(f"{s['site_id']:30s} {s['confidence']:6s} {s['footprint_km2']:6.1f} km²  {s['name']}")
+
+
+@aoi.command("show")
+@click.argument("site")
+@click.option("--aoi-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of site GeoJSON files.")
+@json_option
+@handle_errors
+def aoi_show(site: str, aoi_dir: Path | None, as_json: bool) -> None:
+    """Show one site (by id or file): metadata, features and sources."""
+    from .aoi import resolve_site
+
+    s = resolve_site(site, aoi_dir)
+    info = s.summary()
+    info["feature_list"] = [{"role": f.role, "name": f.name, "basis": f.basis, "geometry": f.geometry.geom_type,
+                             **({"track_id": f.track_id} if f.track_id else {})} for f in s.features]
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"{s.name}  [{s.site_id}]")
+    click.echo(f"  aliases:    {', '.join(s.aliases)}")
+    click.echo(f"  confidence: {s.confidence}")
+    click.echo(f"  centroid:   lon {info['centroid_lonlat'][0]}, lat {info['centroid_lonlat'][1]}  ({info['footprint_km2']} km²)")
+    click.echo("  features:")
+    for f in info["feature_list"]:
+        extra = f"  track_id={f['track_id']}" if "track_id" in f else ""
+        click.echo(f"    {f['role']:20s} {f['basis']:8s} {f['geometry']:10s} {f['name']}{extra}")
+    click.echo("  sources:")
+    for src in s.sources:
+        click.echo(f"    [{src['id']}] {src['url']}\n        {src['says']}")
+
+
+@aoi.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
+    """Check AOI files against the schema; exit 0 only if all are valid."""
+    from .aoi import aoi_problems
+
+    report = {str(f): aoi_problems(f) for f in files}
+    if as_json:
+        _echo_json([{"file": f, "valid": not p, "problems": p} for f, p in report.items()])
+    else:
+        for f, problems in report.items():
+            if problems:
+                for p in problems:
+                    click.echo(f"{f}: {p}", err=True)
+            else:
+                click.echo(f"{f}: ok")
+    sys.exit(1 if any(report.values()) else 0)
+
+
+# ------------------------------------------------------------------ synth
+
+@main.command()
+@click.argument("site")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--gsd", type=click.FloatRange(0.1, 10.0), default=1.0, show_default=True, help="Pixel size in metres.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same images.")
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def synth(ctx: click.Context, site: str, out_dir: Path, gsd: float, seed: int, overwrite: bool, as_json: bool) -> None:
+    """Write synthetic dated GeoTIFFs of SITE and truth.geojson listing every planted change."""
+    from .pipeline import synthesize
+
+    files = synthesize(site, out_dir, gsd=gsd, seed=seed, overwrite=overwrite, progress=_progress(ctx.obj["quiet"]))
+    if as_json:
+        _echo_json({"files": [str(f) for f in files]})
+    elif not ctx.obj["quiet"]:
+        for f in files:
+            click.echo(str(f))
+
+
+# ------------------------------------------------------------------ detect
+
+@main.command()
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--method", type=click.Choice(["cva", "log_ratio"]), default="cva", show_default=True, help="Change score.")
+@click.option("--normalisation", type=click.Choice(["regression", "histogram"]), default="regression", show_default=True,
+              help="Radiometric normalisation of AFTER to BEFORE.")
+@click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
+              help="Smallest structure reported, m².")
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir: Path, method: str, normalisation: str,
+           min_area_m2: float, overwrite: bool, as_json: bool) -> None:
+    """Find new and removed structures between BEFORE and AFTER inside an AOI."""
+    from .pipeline import detect as run_detect
+
+    result = run_detect(before, after, aoi_ref, out_dir=out_dir, overwrite=overwrite, method=method,
+                        normalisation=normalisation, min_area_m2=min_area_m2, progress=_progress(ctx.obj["quiet"]))
+    s = result.summary
+    if as_json:
+        _echo_json({**s, "out_dir": str(out_dir),
+                    "changes": [{"id": i + 1, **o.properties()} for i, o in enumerate(result.objects)]})
+        return
+    if ctx.obj["quiet"]:
+        return
+    shift = s["shift"]
+    click.echo(f"{s['site_id']}: {s['dates']['before']} -> {s['dates']['after']}, {s['pixel_size_m']:.2f} m pixels, "
+               f"shift {shift['shift_px'][0]:+.2f}, {shift['shift_px'][1]:+.2f} px")
+    click.echo(f"  {s['counts']['new']} new ({s['area_m2']['new']:.0f} m²), {s['counts']['removed']} removed "
+               f"({s['area_m2']['removed']:.0f} m²)")
+    for i, o in enumerate(result.objects[:10]):
+        rel = f", {o.relative_size:.0%} of {o.relative_to}" if o.relative_size is not None else ""
+        click.echo(f"  #{i + 1:<3d} {o.change:8s} {o.area_m2:8.0f} m²  {o.length_m:5.0f} x {o.width_m:<4.0f} m  "
+                   f"score {o.score:4.1f}{rel}")
+    if len(result.objects) > 10:
+        click.echo(f"  … {len(result.objects) - 10} more in changes.geojson")
+    click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, summary.json)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
