@@ -43,8 +43,9 @@ def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np
                          max_samples: int = 200_000, seed: int = 0) -> np.ndarray:
     """Per-band linear mapping fitted on pseudo-invariant pixels.
 
-    First a robust fit from the candidates' medians and 5-95 % spreads, which no cluster
-    of one colour can tip; then a total-least-squares refit on the ``keep_fraction`` of
+    First a fit from the candidates' medians and 5-95 % spreads (wide enough to span
+    dark and bright invariant surfaces; a few percent of changed candidates do not tip
+    it, more do, which is why ``candidates`` matters); then a total-least-squares refit on the ``keep_fraction`` of
     candidates that the first fit explains best, so changed ground does not drag it.
     A simpler cousin of IR-MAD no-change selection followed by orthogonal regression
     (Canty's radcal).
