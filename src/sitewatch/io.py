@@ -178,7 +178,7 @@ def read_onto_grid(path: str | os.PathLike[str], grid: Grid, *, shift_px: tuple[
         # content seen at reference pixel (c+dx, r+dy) belongs at (c, r): move the source's
         # georeference by the same ground offset, expressed in reference-grid pixels
         ground = (grid.transform.a * dx + grid.transform.b * dy, grid.transform.d * dx + grid.transform.e * dy)
-        src_transform = Affine.translation(-ground[0], -ground[1]) * src.transform
+        src_transform = Affine.translation(-ground[0], -ground[1]) @ src.transform
         rows, cols = grid.shape
         out = np.full((src.count, rows, cols), np.nan, dtype=np.float32)
         try:
