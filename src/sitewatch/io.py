@@ -118,9 +118,6 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
 def _check_raster(src, path: Path, min_bands: int) -> None:
     if src.crs is None:
         raise ImageryError(f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS)")
-    if not src.crs.is_projected:
-        # geographic grids are warped to the AOI's UTM zone by the caller; nothing to check here
-        pass
     if src.count < min_bands:
         raise ImageryError(f"{path}: has {src.count} band(s), at least {min_bands} needed")
 
