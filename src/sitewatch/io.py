@@ -160,37 +160,59 @@ def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry
     return RasterWindow(path, data, valid, grid, image_date(path))
 
 
-def read_onto_grid(path: str | os.PathLike[str], grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
-                   min_bands: int = 1, resampling: Resampling = Resampling.cubic) -> RasterWindow:
-    """Warp an image onto ``grid`` in a single resampling.
+@dataclass(frozen=True)
+class SourceRaster:
+    """A whole image in memory, nodata as NaN, with its georeference: input to :func:`warp_onto_grid`."""
+
+    path: Path
+    data: np.ndarray
+    transform: Affine
+    crs: CRS
+    date: str | None
+
+
+def read_source(path: str | os.PathLike[str], *, min_bands: int = 1) -> SourceRaster:
+    """Read every band of an image as float32, nodata replaced by NaN.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing, unreadable, has no CRS or too few bands.
+    """
+    path = Path(path)
+    with _open(path) as src:
+        _check_raster(src, path, min_bands)
+        try:
+            data = src.read(out_dtype="float32")
+        except rasterio.errors.RasterioIOError as exc:
+            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
+        for b, nd in enumerate(src.nodatavals):
+            if nd is not None:
+                data[b][data[b] == nd] = np.nan
+        return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))
+
+
+def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
+                   resampling: Resampling = Resampling.cubic) -> RasterWindow:
+    """Warp an in-memory image onto ``grid`` in a single resampling.
 
     ``shift_px = (dx, dy)`` is the displacement of this image's content relative to the
     reference, in the reference grid's columns and rows.  It is corrected by editing the
     source geotransform before the warp, so the pixels are resampled once.
     """
-    path = Path(path)
-    with _open(path) as src:
-        _check_raster(src, path, min_bands)
-        dx, dy = shift_px
-        # content seen at reference pixel (c+dx, r+dy) belongs at (c, r): move the source's
-        # georeference by the same ground offset, expressed in reference-grid pixels
-        ground = (grid.transform.a * dx + grid.transform.b * dy, grid.transform.d * dx + grid.transform.e * dy)
-        src_transform = Affine.translation(-ground[0], -ground[1]) @ src.transform
-        rows, cols = grid.shape
-        out = np.full((src.count, rows, cols), np.nan, dtype=np.float32)
-        try:
-            source = src.read(out_dtype="float32")
-        except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
-        for b, nd in enumerate(src.nodatavals):
-            if nd is not None:
-                source[b][source[b] == nd] = np.nan
-        reproject(source, out, src_transform=src_transform, src_crs=src.crs, dst_transform=grid.transform,
-                  dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan)
+    dx, dy = shift_px
+    # content seen at reference pixel (c+dx, r+dy) belongs at (c, r): move the source's
+    # georeference by the same ground offset, expressed in reference-grid pixels
+    ground = (grid.transform.a * dx + grid.transform.b * dy, grid.transform.d * dx + grid.transform.e * dy)
+    src_transform = Affine.translation(-ground[0], -ground[1]) @ source.transform
+    rows, cols = grid.shape
+    out = np.full((source.data.shape[0], rows, cols), np.nan, dtype=np.float32)
+    reproject(source.data, out, src_transform=src_transform, src_crs=source.crs, dst_transform=grid.transform,
+              dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan)
     valid = np.all(np.isfinite(out), axis=0)
     if not valid.any():
-        raise ImageryError(f"{path}: does not overlap the reference image's AOI window")
-    return RasterWindow(path, out, valid, grid, image_date(path))
+        raise ImageryError(f"{source.path}: does not overlap the reference image's AOI window")
+    return RasterWindow(source.path, out, valid, grid, source.date)
 
 
 # ---------------------------------------------------------------- writing
@@ -223,7 +245,7 @@ def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwri
 
 
 def write_geotiff(path: Path, data: np.ndarray, grid: Grid, *, nodata: float | None = None, tags: dict[str, Any] | None = None,
-                  cog: bool = False, overviews: tuple[int, ...] = (2, 4, 8)) -> None:
+                  cog: bool = False, overviews: tuple[int, ...] = (2, 4, 8), descriptions: tuple[str, ...] | None = None) -> None:
     """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG)."""
     data = np.asarray(data)
     if data.ndim == 2:
@@ -247,6 +269,8 @@ def write_geotiff(path: Path, data: np.ndarray, grid: Grid, *, nodata: float | N
         return
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
+        if descriptions:
+            dst.descriptions = descriptions
         if tags:
             dst.update_tags(**{k: str(v) for k, v in tags.items()})
         levels = [f for f in overviews if min(rows, cols) // f >= 64]

@@ -25,9 +25,10 @@ from . import __version__
 from .aoi import SiteAOI, resolve_site
 from .coreg import ShiftResult, estimate_shift
 from .errors import ImageryError
-from .io import Grid, read_aoi_window, read_onto_grid, staged_outputs, write_geotiff, write_json, write_vectors
+from .io import (Grid, check_outputs_free, read_aoi_window, read_source, staged_outputs, warp_onto_grid, write_geotiff,
+                 write_json, write_vectors)
 from .radiometry import NORMALISATION_METHODS
-from .structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, evidence_masks
+from .structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,6 @@ def detect(
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
     if out_dir is not None and not overwrite:
-        from .io import check_outputs_free
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
@@ -122,7 +122,8 @@ def detect(
     if not ref.grid.crs.is_projected:
         raise ImageryError(f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
                            f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})")
-    coarse = read_onto_grid(after, ref.grid, resampling=Resampling.bilinear)
+    source = read_source(after)  # read once; warped twice below, the second time with the shift folded in
+    coarse = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
     if coarse.data.shape[0] != ref.data.shape[0]:
         raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
                            "before and after must have the same bands")
@@ -134,7 +135,8 @@ def detect(
                            reference_valid=ref.valid, moving_valid=coarse.valid)
     log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
              coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
-    moved = read_onto_grid(after, ref.grid, shift_px=(shift.dx, shift.dy))
+    moved = warp_onto_grid(source, ref.grid, shift_px=(shift.dx, shift.dy))
+    del source
     timings["coreg_s"] = time.perf_counter() - t
 
     step("normalising")
@@ -143,15 +145,17 @@ def detect(
     if not valid.any():
         raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
     after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
-    vegetation, shadow = evidence_masks(ref.data, after_data, valid=valid)
-    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid, candidates=~vegetation & ~shadow)
+    # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
+    evidence = gather_evidence(ref.data, after_data, valid=valid)
+    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
+                                                      candidates=~evidence.vegetation & ~evidence.shadow)
     timings["normalise_s"] = time.perf_counter() - t
 
     step("scoring change")
     t = time.perf_counter()
     changes = detect_structure_changes(ref.data, after_norm, pixel_size=ref.grid.pixel_size, transform=ref.grid.transform,
                                        valid=valid, method=method, min_area_m2=min_area_m2,
-                                       after_original=after_data)
+                                       evidence=evidence)
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
     timings["detect_s"] = time.perf_counter() - t
@@ -230,13 +234,11 @@ def synthesize(site: SiteAOI | str | os.PathLike[str], out_dir: str | os.PathLik
         for i, acq in enumerate(scene.acquisitions):
             step(f"rendering {acq.date}")
             image = render(scene, i)
-            write_geotiff(stage / f"{acq.date}.tif", image, grid, tags={
+            write_geotiff(stage / f"{acq.date}.tif", image, grid, descriptions=("red", "green", "blue"), tags={
                 "TIFFTAG_DATETIME": acq.date.replace("-", ":") + " 10:30:00",
                 "SITEWATCH_SYNTHETIC": "yes", "SITE_ID": site.site_id, "SEED": seed,
                 "SUN_AZIMUTH": acq.sun_azimuth_deg, "SUN_ELEVATION": acq.sun_elevation_deg,
             })
-            with rasterio.open(stage / f"{acq.date}.tif", "r+") as dst:
-                dst.descriptions = ("red", "green", "blue")
         records = []
         for t in scene.truth:
             rec = {k: v for k, v in t.items()}

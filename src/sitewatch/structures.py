@@ -149,19 +149,37 @@ def _ring_contrast(image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray,
     return out
 
 
-def evidence_masks(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None,
-                   vegetation_threshold: float = 0.05, shadow_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Vegetation on both dates, and shadow on either date; (M, N) bool each.
+@dataclass(frozen=True)
+class Evidence:
+    """Per-pixel evidence of what cannot be a roof, (M, N) bool each."""
 
-    Vegetation uses excess green on bands 0-2 (red, green, blue); with fewer than three
-    bands nothing counts as vegetation.
+    green_before: np.ndarray
+    green_after: np.ndarray
+    shadow: np.ndarray
+    """Shadow (or any very dark surface) on either date."""
+
+    @property
+    def vegetation(self) -> np.ndarray:
+        """Vegetation on both dates: seasonal colour change, never a structure."""
+        return self.green_before & self.green_after
+
+
+def gather_evidence(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None,
+                    vegetation_threshold: float = 0.05, shadow_fraction: float = 0.5) -> Evidence:
+    """Vegetation per date and shadow on either date.
+
+    Pass ``after`` as it came from the sensor, not radiometrically normalised: a fit made
+    across seasons can shift colours and brightness enough to mislabel roofs.  Vegetation
+    uses excess green on bands 0-2 (red, green, blue); with fewer than three bands nothing
+    counts as vegetation.
     """
     if before.shape[0] >= 3:
-        vegetation = (excess_green(before) > vegetation_threshold) & (excess_green(after) > vegetation_threshold)
+        green_before = excess_green(before) > vegetation_threshold
+        green_after = excess_green(after) > vegetation_threshold
     else:
-        vegetation = np.zeros(before.shape[1:], bool)
+        green_before = green_after = np.zeros(before.shape[1:], bool)
     shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(after, valid=valid, fraction=shadow_fraction)
-    return vegetation, shadow
+    return Evidence(green_before, green_after, shadow)
 
 
 def detect_structure_changes(
@@ -178,7 +196,7 @@ def detect_structure_changes(
     threshold_method: str = "noise",
     vegetation_threshold: float = 0.05,
     shadow_fraction: float = 0.5,
-    after_original: np.ndarray | None = None,
+    evidence: Evidence | None = None,
 ) -> StructureChanges:
     """Find new and removed structures between two co-registered, normalised images.
 
@@ -210,10 +228,9 @@ def detect_structure_changes(
         Excess-green above which a pixel counts as vegetation.
     shadow_fraction : float
         Pixels darker than this fraction of the median brightness count as shadow.
-    after_original : ndarray of shape (B, M, N), optional
-        ``after`` before radiometric normalisation.  The vegetation and shadow tests use
-        it, because a normalisation fitted across seasons can shift colours and
-        brightness enough to mislabel roofs.
+    evidence : Evidence, optional
+        From :func:`gather_evidence` on the un-normalised images; computed from ``before``
+        and ``after`` (with the two thresholds above) when omitted.
 
     Returns
     -------
@@ -225,12 +242,10 @@ def detect_structure_changes(
         raise ValueError(f"unknown change method {method!r}; choose from {sorted(CHANGE_METHODS)}")
     valid = np.ones(before.shape[1:], bool) if valid is None else valid.copy()
 
-    after_evidence = after if after_original is None else after_original
-    vegetation, shadow = evidence_masks(before, after_evidence, valid=valid,
-                                        vegetation_threshold=vegetation_threshold, shadow_fraction=shadow_fraction)
-    # a roof is not vegetation: something new cannot be green after, something removed not green before
-    green_before = excess_green(before) > vegetation_threshold if before.shape[0] >= 3 else np.zeros(valid.shape, bool)
-    green_after = excess_green(after_evidence) > vegetation_threshold if before.shape[0] >= 3 else np.zeros(valid.shape, bool)
+    if evidence is None:
+        evidence = gather_evidence(before, after, valid=valid, vegetation_threshold=vegetation_threshold,
+                                   shadow_fraction=shadow_fraction)
+    vegetation, shadow = evidence.vegetation, evidence.shadow
     candidates = valid & ~vegetation & ~shadow
     # scale the score by its median over possible roofs, not over seasonal ground
     score = CHANGE_METHODS[method](before, after, valid=candidates if candidates.any() else valid)
@@ -255,8 +270,9 @@ def detect_structure_changes(
     size = max(3, int(round(1.5 / pixel_size)) * 2 + 1)
     vote = ndimage.uniform_filter(np.sign(contrast) * changed, size=size)
     direction = np.where(changed, np.where(vote >= 0, 1, -1), 0).astype(np.int8)
-    direction[(direction > 0) & green_after] = 0
-    direction[(direction < 0) & green_before] = 0
+    # a roof is not vegetation: something new cannot be green after, something removed not green before
+    direction[(direction > 0) & evidence.green_after] = 0
+    direction[(direction < 0) & evidence.green_before] = 0
 
     objects: list[ChangeObject] = []
     kept = np.zeros(direction.shape, np.int8)
@@ -268,20 +284,23 @@ def detect_structure_changes(
         lab, n = ndimage.label(part, structure=np.ones((3, 3)))
         if n == 0:
             continue
-        areas = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * pixel_size**2
-        mean_scores = ndimage.mean(score, lab, index=np.arange(1, n + 1))
-        polys = polygonize(lab, transform, simplify=0.5 * pixel_size)
-        for value, geom in polys.items():
-            area = float(areas[value - 1])
-            if area < min_area_m2:
-                dropped["small"] += 1
-                continue
+        index = np.arange(1, n + 1)
+        areas = ndimage.sum_labels(np.ones_like(lab), lab, index=index) * pixel_size**2
+        mean_scores = ndimage.mean(score, lab, index=index)
+        # drop small objects on the label image before tracing their outlines
+        large = np.r_[False, areas >= min_area_m2]
+        dropped["small"] += int(n - large[1:].sum())
+        lab = np.where(large[lab], lab, 0)
+        keep = np.zeros(n + 1, bool)
+        for value, geom in polygonize(lab, transform, simplify=0.5 * pixel_size).items():
             length, width, orientation, rect = rectangle_measures(geom)
             if rect < min_rectangularity:
                 dropped["not_rectangular"] += 1
                 continue
-            objects.append(ChangeObject(name, geom, area, length, width, orientation, float(mean_scores[value - 1]), rect))
-            kept[lab == value] = sign
+            objects.append(ChangeObject(name, geom, float(areas[value - 1]), length, width, orientation,
+                                        float(mean_scores[value - 1]), rect))
+            keep[value] = True
+        kept[keep[lab]] = sign
     stats = {
         "changed_pixels": int(changed.sum()),
         "vegetation_pixels_suppressed": int((valid & vegetation).sum()),
