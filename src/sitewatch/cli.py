@@ -199,5 +199,83 @@ def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir:
     click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, summary.json)")
 
 
+# ------------------------------------------------------------------ railcars
+
+nominal_length_option = click.option(
+    "--car-length", "car_length_m", type=click.FloatRange(8.0, 30.0), default=15.5, show_default=True,
+    help="Nominal railcar length in metres; sets the count where cars blur together (pixels over 1 m).")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--aoi", "aoi_ref", help="AOI GeoJSON file or site id whose rail_track lines to count along.")
+@click.option("--tracks", "tracks_file", type=click.Path(path_type=Path),
+              help="GeoJSON of LineStrings with a track_id property (instead of --aoi).")
+@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for railcars.geojson, railcars.csv and railcars.json.")
+@nominal_length_option
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def railcars(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str | None, tracks_file: Path | None,
+             out_dir: Path | None, car_length_m: float, overwrite: bool, as_json: bool) -> None:
+    """Count railcars on each track of each IMAGE."""
+    from .pipeline import count_railcars
+    from .railcars import SegmentationPrior
+
+    results = count_railcars(list(images), aoi=aoi_ref, tracks=tracks_file, out_dir=out_dir, overwrite=overwrite,
+                             prior=SegmentationPrior(nominal_length_m=car_length_m), progress=_progress(ctx.obj["quiet"]))
+    if as_json:
+        _echo_json({"images": [r.to_dict() for r in results]})
+        return
+    if ctx.obj["quiet"]:
+        return
+    for r in results:
+        click.echo(f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
+                   f"[{r.result.method}, {r.grid.pixel_size:.2f} m pixels]")
+        for t in r.result.tracks:
+            click.echo(f"  {t.track_id:16s} {t.count:4d}  ± {t.uncertainty:3.1f}   {t.occupied_m:6.0f} m occupied")
+    if out_dir is not None:
+        click.echo(f"outputs: {out_dir}/ (railcars.geojson, railcars.csv, railcars.json)")
+
+
+@main.command("timeline")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--no-structures", is_flag=True, help="Count railcars only; skip structure change against the first date.")
+@nominal_length_option
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out_dir: Path, no_structures: bool,
+                 car_length_m: float, overwrite: bool, as_json: bool) -> None:
+    """Railcars per track and structure change, date by date, from IMAGES of one site."""
+    from .pipeline import timeline
+    from .railcars import SegmentationPrior
+
+    result = timeline(list(images), aoi=aoi_ref, out_dir=out_dir, overwrite=overwrite, structures=not no_structures,
+                      prior=SegmentationPrior(nominal_length_m=car_length_m), progress=_progress(ctx.obj["quiet"]))
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    if ctx.obj["quiet"]:
+        return
+    click.echo(f"{result.site.name}: {result.statement}")
+    head = f"  {'date':10s}  {'railcars':>12s}"
+    has_structures = "new_area_m2" in result.rows[0]
+    if has_structures:
+        head += f"  {'new m²':>8s}  {'removed m²':>10s}"
+    click.echo(head)
+    for row in result.rows:
+        line = f"  {row['date']:10s}  {row['railcars_total']:5d} ± {row['railcars_uncertainty']:4.1f}"
+        if has_structures:
+            line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
+        click.echo(line)
+    click.echo(f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, timeline.json)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

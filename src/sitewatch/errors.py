@@ -26,3 +26,7 @@ class AlignmentError(SitewatchError, ValueError):
 
 class OutputExistsError(SitewatchError, FileExistsError):
     """An output would overwrite an existing file and ``overwrite`` was not given."""
+
+
+class TrackError(SitewatchError, ValueError):
+    """A rail track line is empty, not a line, lacks an id, or lies outside the image."""

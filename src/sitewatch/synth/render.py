@@ -171,9 +171,15 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
     m = _mask(shade, shape, transform)
     canvas[:, m] *= np.asarray(SHADOW_TINT, np.float32)[:, None]
     roof_tex = 1.0 + 0.025 * fractal_noise(shape, 1.0, world)
-    for s in sorted(visible, key=lambda s: s.height_m):
-        for part, colour in _structure_layers(s, acq):
-            _paint(canvas, _mask([part], shape, transform), colour, roof_tex)
+    # all roofs in one pass, lowest first so taller parts are burned over lower ones
+    layers = [layer for s in sorted(visible, key=lambda s: s.height_m) for layer in _structure_layers(s, acq)]
+    layers = [(geom, colour) for geom, colour in layers if not geom.is_empty]
+    if layers:
+        ids = features.rasterize(((geom, i + 1) for i, (geom, _) in enumerate(layers)), out_shape=shape,
+                                 transform=transform, fill=0, dtype="int32")
+        palette = np.vstack([np.zeros(3, np.float32)] + [np.asarray(c, np.float32) for _, c in layers])
+        m = ids > 0
+        canvas[:, m] = palette[ids[m]].T * roof_tex[m][None]
 
     # Sensor: average down to the output grid, then sun, atmosphere, PSF, shift, noise.
     image = canvas.reshape(3, rows, ss, cols, ss).mean(axis=(2, 4))

@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, box
-from shapely.ops import substring
 
 from ..aoi import SiteAOI
+from .railcars import place_cars
 from .scene import (
     ASPHALT,
     CONCRETE,
@@ -175,43 +175,6 @@ def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
     return scene
 
 
-# Car types: (name, length range m, colours). Width 3.0-3.2 m, height ~3.5-4.5 m.
-CAR_TYPES = [
-    ("tank", (12.0, 18.0), [(0.07, 0.07, 0.08), (0.62, 0.62, 0.62)]),
-    ("box", (14.0, 17.0), [(0.36, 0.18, 0.12), (0.20, 0.30, 0.48), (0.25, 0.32, 0.25)]),
-    ("flat", (13.0, 20.0), [(0.46, 0.43, 0.39), (0.70, 0.30, 0.15), (0.15, 0.35, 0.60)]),
-    ("gondola", (12.5, 15.0), [(0.10, 0.10, 0.10), (0.42, 0.25, 0.16)]),
-    ("hopper", (14.0, 25.0), [(0.55, 0.52, 0.45), (0.30, 0.30, 0.32)]),
-]
-
-
-def _place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, LineString]], total: int, index: int) -> None:
-    """Put ``total`` railcars in coupled consists on ``tracks``, visible in image ``index`` only."""
-    per_track = rng.multinomial(total, np.full(len(tracks), 1.0 / len(tracks)))
-    for (track_id, line), n in zip(tracks, per_track):
-        cars = []
-        for _ in range(n):
-            name, (lo, hi), colours = CAR_TYPES[int(rng.integers(len(CAR_TYPES)))]
-            cars.append((name, float(rng.uniform(lo, hi)), colours[int(rng.integers(len(colours)))]))
-        need = sum(c[1] for c in cars) + 1.0 * max(n - 1, 0) + 30.0
-        if need > line.length:
-            raise ValueError(f"track {track_id} is {line.length:.0f} m long, too short for {n} cars")
-        # one or two consists with a gap between them
-        split = int(rng.integers(0, n + 1)) if n > 3 else n
-        slack = line.length - need
-        pos = float(rng.uniform(5, 5 + slack * 0.5))
-        for k, (name, length, colour) in enumerate(cars):
-            if k == split and k > 0:
-                pos += float(rng.uniform(10, 10 + slack * 0.4))
-            fp = substring(line, pos, pos + length).buffer(1.55, cap_style="flat")
-            car = Structure(f"railcar-{scene.acquisitions[index].date}-{track_id}-{k + 1}", "railcar", fp,
-                            float(rng.uniform(3.5, 4.5)), colour, appears=index, disappears=index + 1,
-                            properties={"track_id": track_id, "car_type": name, "length_m": round(length, 2)})
-            scene.structures.append(car)
-            _truth(scene, car, "railcar")
-            pos += length + float(rng.uniform(0.8, 1.2))
-
-
 def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
     crs = site.utm_crs()
     feats = site.features_in(crs)
@@ -232,7 +195,7 @@ def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed
     if not yard:
         raise ValueError("the Tumangang AOI has no yard tracks inside the synthetic frame")
     for index, total in enumerate((20, 41, 73)):
-        _place_cars(scene, rng, yard, total, index)
+        place_cars(scene, rng, yard, rng.multinomial(total, np.full(len(yard), 1.0 / len(yard))), index)
     corridor = shapely.union_all([ln for _, ln in scene.tracks]).buffer(25)
     sx, sy = station.x, station.y
     station_bldg = _building("station-building", "station", rectangle(sx, sy + 40, 60, 16, -14), 9.0, "grey", pitched=True, angle=-14)

@@ -1,19 +1,17 @@
-"""The library API: what an analyst's notebook or the CLI calls.
+"""``detect``: the whole structure-change path on two GeoTIFFs of a site.
 
-``detect`` runs the whole structure-change path on two GeoTIFFs of a site; ``synthesize``
-writes a site's synthetic imagery and its truth.  Both write their outputs only when given
-an output folder, atomically, and never overwrite without ``overwrite=True``.
+Outputs are written only when given an output folder, atomically, and never overwrite
+without ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -21,18 +19,17 @@ import shapely
 from rasterio import features
 from rasterio.enums import Resampling
 
-from . import __version__
-from .aoi import SiteAOI, resolve_site
-from .coreg import ShiftResult, estimate_shift
-from .errors import ImageryError
-from .io import (Grid, check_outputs_free, read_aoi_window, read_source, staged_outputs, warp_onto_grid, write_geotiff,
+from ..aoi import SiteAOI
+from ..coreg import ShiftResult, estimate_shift
+from ..errors import ImageryError
+from ..io import (Grid, check_outputs_free, read_aoi_window, read_source, staged_outputs, warp_onto_grid, write_geotiff,
                  write_json, write_vectors)
-from .radiometry import NORMALISATION_METHODS
-from .structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
+from ..radiometry import NORMALISATION_METHODS
+from ..structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
+from ._common import Progress, site_of, versions
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
 DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "summary.json"]
 
 
@@ -54,10 +51,6 @@ class DetectResult:
     @property
     def objects(self) -> list[ChangeObject]:
         return self.changes.objects
-
-
-def _site(aoi: SiteAOI | str | os.PathLike[str]) -> SiteAOI:
-    return aoi if isinstance(aoi, SiteAOI) else resolve_site(str(aoi))
 
 
 def _footprint_mask(site: SiteAOI, grid: Grid) -> np.ndarray:
@@ -111,7 +104,7 @@ def detect(
     step = progress or (lambda msg: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    site = _site(aoi)
+    site = site_of(aoi)
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
     if out_dir is not None and not overwrite:
@@ -178,8 +171,7 @@ def detect(
         "area_m2": {"new": round(sum(o.area_m2 for o in changes.objects if o.change == "new"), 1),
                     "removed": round(sum(o.area_m2 for o in changes.objects if o.change == "removed"), 1)},
         "stats": changes.stats,
-        "versions": {"sitewatch": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                     "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__},
+        "versions": versions(),
     }
     result = DetectResult(site, ref.path, moved.path, ref.grid, shift, changes, summary, ref.data, after_norm, valid)
     timings["total_s"] = time.perf_counter() - t0
@@ -207,59 +199,3 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
                             "threshold": f"{result.changes.threshold:.4f}"})
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
-
-
-# ------------------------------------------------------------------ synthetic imagery
-
-def synthesize(site: SiteAOI | str | os.PathLike[str], out_dir: str | os.PathLike[str], *, gsd: float = 1.0,
-               seed: int = 0, overwrite: bool = False, progress: Progress | None = None) -> list[Path]:
-    """Write a site's synthetic images (``DIR/YYYY-MM-DD.tif``) and ``DIR/truth.geojson``.
-
-    Deterministic for a given site, ``gsd`` and ``seed``.
-
-    Returns
-    -------
-    list of Path
-        The files written, images first, truth last.
-    """
-    from .synth import build_scene, render
-
-    step = progress or (lambda msg: None)
-    site = _site(site)
-    scene = build_scene(site, gsd=gsd, seed=seed)
-    names = [f"{a.date}.tif" for a in scene.acquisitions] + ["truth.geojson"]
-    west, south, east, north = scene.bounds
-    grid = Grid(rasterio.crs.CRS.from_wkt(scene.crs_wkt), rasterio.transform.from_origin(west, north, gsd, gsd), scene.shape)
-    with staged_outputs(out_dir, names, overwrite=overwrite) as stage:
-        for i, acq in enumerate(scene.acquisitions):
-            step(f"rendering {acq.date}")
-            image = render(scene, i)
-            write_geotiff(stage / f"{acq.date}.tif", image, grid, descriptions=("red", "green", "blue"), tags={
-                "TIFFTAG_DATETIME": acq.date.replace("-", ":") + " 10:30:00",
-                "SITEWATCH_SYNTHETIC": "yes", "SITE_ID": site.site_id, "SEED": seed,
-                "SUN_AZIMUTH": acq.sun_azimuth_deg, "SUN_ELEVATION": acq.sun_elevation_deg,
-            })
-        records = []
-        for t in scene.truth:
-            rec = {k: v for k, v in t.items()}
-            rec["area_m2"] = round(t["geometry"].area, 2)
-            records.append(rec)
-        write_vectors(records, grid.crs, geojson_path=stage / "truth.geojson")
-        _annotate_truth(stage / "truth.geojson", site, scene, gsd, seed)
-    return [Path(out_dir) / n for n in names]
-
-
-def _annotate_truth(path: Path, site: SiteAOI, scene, gsd: float, seed: int) -> None:
-    """Add the scene's provenance (dates, sun, true misregistration) to the truth file."""
-    import json
-
-    doc = json.loads(path.read_text("utf-8"))
-    doc["properties"] = {
-        "site_id": site.site_id, "seed": seed, "gsd_m": gsd, "crs": rasterio.crs.CRS.from_wkt(scene.crs_wkt).to_string(),
-        "generator": f"sitewatch {__version__}",
-        "acquisitions": [{"date": a.date, "season": a.season, "sun_azimuth_deg": a.sun_azimuth_deg,
-                          "sun_elevation_deg": a.sun_elevation_deg, "shift_px": list(a.shift_px)}
-                         for a in scene.acquisitions],
-        "shift_convention": "shift_px = (dx, dy): a ground feature at true pixel (col, row) appears at (col + dx, row + dy)",
-    }
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,202 @@
+"""``count_railcars``: railcars on each track of one or more images, with polygons."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+from .. import railcars as core
+from ..aoi import SiteAOI
+from ..errors import TrackError
+from ..io import Grid, check_outputs_free, read_track_window, read_tracks_file, staged_outputs, write_json, write_vectors
+from ._common import Progress, site_of, versions
+
+log = logging.getLogger(__name__)
+
+RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.csv", "railcars.json"]
+RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty"]
+
+
+@dataclass
+class ImageRailcars:
+    """Railcars counted in one image."""
+
+    path: Path
+    date: str | None
+    grid: Grid
+    result: core.RailcarCount
+    tracks: dict[str, BaseGeometry] = field(repr=False)  # clipped lines in the image CRS
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.result.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "date": self.date, "total": self.total,
+                "uncertainty": round(self.result.uncertainty, 2), "method": self.result.method,
+                "pixel_size_m": round(self.grid.pixel_size, 3),
+                "line_shift_px": [round(v, 2) for v in self.result.line_shift_px],
+                "tracks": [t.to_dict() for t in self.result.tracks]}
+
+
+def load_tracks(*, aoi: SiteAOI | str | os.PathLike[str] | None = None,
+                tracks: str | os.PathLike[str] | None = None) -> dict[str, BaseGeometry]:
+    """Track centrelines (lon/lat) from an AOI's ``rail_track`` features or a tracks GeoJSON.
+
+    Raises
+    ------
+    TrackError
+        If neither or both sources are given, or the source holds no usable track.
+    """
+    if (aoi is None) == (tracks is None):
+        raise TrackError("give exactly one of an AOI (--aoi) or a tracks file (--tracks)")
+    if tracks is not None:
+        return read_tracks_file(tracks)
+    site = site_of(aoi)
+    lines = {}
+    for f in site.by_role("rail_track"):
+        if not f.track_id:
+            raise TrackError(f"{site.path}: rail_track {f.name!r} has no track_id")
+        if f.geometry.is_empty:
+            raise TrackError(f"{site.path}: track {f.track_id!r} has an empty geometry")
+        lines[f.track_id] = f.geometry
+    if not lines:
+        raise TrackError(f"{site.path or site.site_id}: the AOI has no rail_track features")
+    return lines
+
+
+def _to_pixels(line: BaseGeometry, grid: Grid) -> np.ndarray:
+    inverse = ~grid.transform
+    return np.array([inverse * xy for xy in np.asarray(line.coords)[:, :2]])
+
+
+def _to_crs(quad_px: np.ndarray, grid: Grid) -> Polygon:
+    return Polygon([grid.transform * (float(c), float(r)) for c, r in quad_px])
+
+
+def count_in_image(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGeometry], *,
+                   prior: core.SegmentationPrior = core.SegmentationPrior(),
+                   max_line_error_m: float | None = None, skip_outside: bool = False) -> ImageRailcars:
+    """Count railcars on each track in one image (read only around the tracks).
+
+    With ``skip_outside``, tracks that miss the image are left out (logged) instead of
+    being an error.
+    """
+    t0 = time.perf_counter()
+    window, lines = read_track_window(path, tracks_lonlat, margin_m=30.0, skip_outside=skip_outside)
+    for missing in sorted(set(tracks_lonlat) - set(lines)):
+        log.info("%s: track %s is outside the image; not counted", Path(path).name, missing)
+    grid = window.grid
+    data = np.where(window.valid, window.data, np.nan)
+    # fill nodata with each band's median so gaps in the image do not read as cars
+    med = np.nanmedian(data.reshape(data.shape[0], -1), axis=1)
+    data = np.where(np.isnan(data), med[:, None, None], data).astype(np.float32)
+    result = core.count_railcars(data, {t: _to_pixels(ln, grid) for t, ln in lines.items()},
+                                 pixel_size_m=grid.pixel_size, prior=prior, max_line_error_m=max_line_error_m)
+    seconds = time.perf_counter() - t0
+    log.info("%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, %.2f s", Path(path).name, result.total,
+             result.method, *result.line_shift_px, seconds)
+    return ImageRailcars(Path(path), window.date, grid, result, lines, seconds)
+
+
+def count_railcars(
+    images: list[str | os.PathLike[str]],
+    *,
+    aoi: SiteAOI | str | os.PathLike[str] | None = None,
+    tracks: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    prior: core.SegmentationPrior = core.SegmentationPrior(),
+    progress: Progress | None = None,
+) -> list[ImageRailcars]:
+    """Count railcars on every track of every image.
+
+    Parameters
+    ----------
+    images : list of path-like
+        GeoTIFFs in a projected CRS (metres).
+    aoi, tracks :
+        Exactly one: an AOI (site id or file) whose ``rail_track`` lines to use, or a
+        GeoJSON of LineStrings with a ``track_id`` property.
+    out_dir : path-like, optional
+        Where to write ``railcars.geojson`` (one polygon per car, or per train where the
+        pixels are too coarse to separate cars), ``railcars.csv`` and ``railcars.json``.
+    overwrite : bool
+        Replace existing outputs.
+    prior : SegmentationPrior
+        Car lengths; the nominal length sets the occupied-length count.
+    progress : callable, optional
+        Called with a message per image.
+
+    Returns
+    -------
+    list of ImageRailcars, in the order given.
+    """
+    lines = load_tracks(aoi=aoi, tracks=tracks)
+    if out_dir is not None:
+        check_outputs_free([Path(out_dir) / n for n in RAILCAR_OUTPUTS], overwrite)
+    results = []
+    for i, path in enumerate(images):
+        if progress:
+            progress(f"counting railcars in {Path(path).name} ({i + 1}/{len(images)})")
+        results.append(count_in_image(path, lines, prior=prior, skip_outside=tracks is None))
+    if out_dir is not None:
+        write_railcars(results, out_dir, overwrite=overwrite)
+    return results
+
+
+def railcar_records(results: list[ImageRailcars]) -> list[dict[str, Any]]:
+    """One record per car (or per train for the occupied-length method).
+
+    Geometries are in the first image's CRS; shapes from images in another CRS are
+    reprojected into it.
+    """
+    from pyproj import Transformer
+    from shapely.ops import transform as reproject_geom
+
+    target = results[0].grid.crs if results else None
+    records = []
+    for res in results:
+        to_target = None
+        if res.grid.crs != target:
+            to_target = Transformer.from_crs(res.grid.crs, target, always_xy=True).transform
+        for t in res.result.tracks:
+            individual = t.method == core.METHOD_INDIVIDUAL
+            for k, quad in enumerate(t.cars_px if individual else t.runs_px):
+                geom = _to_crs(quad, res.grid)
+                records.append({"image": res.path.name, "date": res.date, "track_id": t.track_id,
+                                "kind": "railcar" if individual else "train", "index": k + 1, "method": t.method,
+                                "geometry": reproject_geom(to_target, geom) if to_target else geom})
+    return records
+
+
+def track_rows(results: list[ImageRailcars]) -> list[dict[str, Any]]:
+    """Rows of ``railcars.csv``: one per image and track."""
+    return [{"image": r.path.name, "date": r.date or "", **t.to_dict()} for r in results for t in r.result.tracks]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_railcars(results: list[ImageRailcars], out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+    """Write ``railcars.geojson``, ``railcars.csv`` and ``railcars.json`` (all or nothing)."""
+    with staged_outputs(out_dir, RAILCAR_OUTPUTS, overwrite=overwrite) as stage:
+        write_vectors(railcar_records(results), results[0].grid.crs, geojson_path=stage / "railcars.geojson",
+                      layer="railcars")
+        write_csv(stage / "railcars.csv", track_rows(results), RAILCAR_CSV_FIELDS)
+        write_json(stage / "railcars.json", {"images": [r.to_dict() for r in results], "versions": versions()})
+    return [Path(out_dir) / n for n in RAILCAR_OUTPUTS]

@@ -1,0 +1,181 @@
+"""``timeline``: railcars per track and structure change, date by date, for one site."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import railcars as core
+from ..aoi import SiteAOI
+from ..errors import ImageryError
+from ..io import check_outputs_free, image_date, staged_outputs, write_json
+from ._common import Progress, site_of, versions
+from .detect import detect
+from .railcars import (RAILCAR_CSV_FIELDS, ImageRailcars, count_in_image, load_tracks, railcar_records, track_rows,
+                       write_csv)
+
+log = logging.getLogger(__name__)
+
+TIMELINE_OUTPUTS = ["timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "timeline.json"]
+
+
+@dataclass
+class Timeline:
+    """A site's railcars and structure change by date.
+
+    ``rows`` holds one dict per date (the rows of ``timeline.csv``); ``railcars`` the
+    per-image counts behind them; ``statement`` the change factor in words.
+    """
+
+    site: SiteAOI
+    rows: list[dict[str, Any]]
+    railcars: list[ImageRailcars]
+    track_ids: list[str]
+    statement: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site_id": self.site.site_id, "statement": self.statement, "dates": self.rows,
+                "images": [r.to_dict() for r in self.railcars]}
+
+
+def change_statement(rows: list[dict[str, Any]]) -> str:
+    """``"railcars ×3.6 from 2023-03-10 to 2023-10-18 (20 → 73)"``, or why there is no factor."""
+    if len(rows) < 2:
+        return f"railcars: {rows[0]['railcars_total']} on {rows[0]['date']} (one date, no change factor)" if rows else "no dates"
+    first, last = rows[0], rows[-1]
+    a, b = first["railcars_total"], last["railcars_total"]
+    if a == 0:
+        return f"railcars from 0 on {first['date']} to {b} on {last['date']} (no factor from zero)"
+    return f"railcars ×{b / a:.1f} from {first['date']} to {last['date']} ({a} → {b})"
+
+
+def timeline(
+    images: list[str | os.PathLike[str]],
+    *,
+    aoi: SiteAOI | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    structures: bool = True,
+    prior: core.SegmentationPrior = core.SegmentationPrior(),
+    progress: Progress | None = None,
+) -> Timeline:
+    """Railcar counts per track and structure change against the first date, for each date.
+
+    Parameters
+    ----------
+    images : list of path-like
+        Two or more GeoTIFFs of the site, in any order; each needs a date (STAC sidecar,
+        TIFF date tag or an ISO date in the file name).
+    aoi : SiteAOI, site id or path
+        The site; its ``rail_track`` lines are counted along and its footprint is searched
+        for structure change.
+    out_dir : path-like, optional
+        Where to write ``timeline.csv``, ``railcars.csv``, ``railcars.geojson``,
+        ``timeline.png`` and ``timeline.json``.
+    structures : bool
+        Also run :func:`detect` from the first date to each later one.
+    """
+    step = progress or (lambda msg: None)
+    site = site_of(aoi)
+    if len(images) < 1:
+        raise ImageryError("timeline needs at least one image")
+    dated = []
+    for p in images:
+        d = image_date(p)
+        if d is None:
+            raise ImageryError(f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
+                               "date such as 2023-10-18 in the file name)")
+        dated.append((d, Path(p)))
+    dated.sort()
+    dates = [d for d, _ in dated]
+    if len(set(dates)) != len(dates):
+        dup = sorted({d for d in dates if dates.count(d) > 1})
+        raise ImageryError(f"more than one image for date(s) {', '.join(dup)}; give one image per date")
+    if out_dir is not None:
+        check_outputs_free([Path(out_dir) / n for n in TIMELINE_OUTPUTS], overwrite)
+    lines = load_tracks(aoi=site)
+    counted = []
+    for i, (d, p) in enumerate(dated):
+        step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
+        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True))
+    track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
+    rows = []
+    for i, ((d, p), res) in enumerate(zip(dated, counted)):
+        per_track = {t.track_id: t.count for t in res.result.tracks}
+        row: dict[str, Any] = {"date": d, "image": p.name, "railcars_total": res.total,
+                               "railcars_uncertainty": round(res.result.uncertainty, 2), "method": res.result.method}
+        row.update({f"track:{t}": per_track.get(t, 0) for t in track_ids})
+        if structures and i > 0:
+            step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
+            det = detect(dated[0][1], p, site)
+            row.update({"new_structures": det.summary["counts"]["new"], "new_area_m2": det.summary["area_m2"]["new"],
+                        "removed_structures": det.summary["counts"]["removed"],
+                        "removed_area_m2": det.summary["area_m2"]["removed"]})
+        elif structures:
+            row.update({"new_structures": 0, "new_area_m2": 0.0, "removed_structures": 0, "removed_area_m2": 0.0})
+        rows.append(row)
+    result = Timeline(site, rows, counted, track_ids, change_statement(rows))
+    log.info("%s", result.statement)
+    if out_dir is not None:
+        step("writing")
+        write_timeline(result, out_dir, overwrite=overwrite)
+    return result
+
+
+def plot_timeline(result: Timeline, path: Path) -> None:
+    """A PNG chart: railcars per track (stacked) with the total's uncertainty, and structure area."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dates = [r["date"] for r in result.rows]
+    x = list(range(len(dates)))
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    bottom = [0] * len(dates)
+    cmap = plt.get_cmap("tab10")
+    for k, t in enumerate(result.track_ids):
+        vals = [r[f"track:{t}"] for r in result.rows]
+        if any(vals):
+            ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+    totals = [r["railcars_total"] for r in result.rows]
+    ax.errorbar(x, totals, yerr=[r["railcars_uncertainty"] for r in result.rows], fmt="o-", color="black",
+                label="total ± 1σ", capsize=4)
+    for xi, tot in zip(x, totals):
+        ax.annotate(str(tot), (xi, tot), textcoords="offset points", xytext=(8, 4), fontsize=9)
+    ax.set_xticks(x, dates)
+    ax.set_ylabel("railcars")
+    ax.set_title(f"{result.site.name}: {result.statement}", fontsize=10)
+    if "new_area_m2" in result.rows[0]:
+        ax2 = ax.twinx()
+        ax2.plot(x, [r["new_area_m2"] for r in result.rows], "s--", color="tab:red", label="new structures (m²)")
+        ax2.plot(x, [r["removed_area_m2"] for r in result.rows], "v--", color="tab:purple", label="removed structures (m²)")
+        ax2.set_ylabel(f"structure area vs {dates[0]} (m²)")
+        ax2.set_ylim(bottom=0)
+        handles, labels = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(handles + h2, labels + l2, fontsize=8, loc="upper left")
+    else:
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+    """Write the timeline's outputs (all or nothing)."""
+    from ..io import write_vectors
+
+    fields = list(result.rows[0].keys())
+    with staged_outputs(out_dir, TIMELINE_OUTPUTS, overwrite=overwrite) as stage:
+        write_csv(stage / "timeline.csv", result.rows, fields)
+        write_csv(stage / "railcars.csv", track_rows(result.railcars), RAILCAR_CSV_FIELDS)
+        write_vectors(railcar_records(result.railcars), result.railcars[0].grid.crs,
+                      geojson_path=stage / "railcars.geojson", layer="railcars")
+        plot_timeline(result, stage / "timeline.png")
+        write_json(stage / "timeline.json", {**result.to_dict(), "versions": versions()})
+    return [Path(out_dir) / n for n in TIMELINE_OUTPUTS]
