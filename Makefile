@@ -27,6 +27,9 @@ demo: $(STAMP)
 	  echo "== $$site: $$(basename $$1) -> $$(basename $$2)"; \
 	  $(BIN)/sitewatch detect "$$1" "$$2" --aoi aoi/$$site.geojson -o $(DEMO_OUT)/$$site --overwrite || exit 1; \
 	done
+	@echo "== tumangang-rail-crossing: railcars and structure change by date"
+	@$(BIN)/sitewatch timeline sample_imagery/tumangang-rail-crossing/*.tif --aoi aoi/tumangang-rail-crossing.geojson \
+	  -o $(DEMO_OUT)/tumangang-rail-crossing --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -38,6 +38,8 @@ METHOD_LENGTH = "occupied-length"
 STEP_M = 0.25  # strip sampling step along and across the track
 # a position is occupied when it is this many ballast-cluster spreads from empty track
 OCCUPIED_SPREADS = 8.0
+# pixels coarser than this cannot resolve a car's sides (3.1 m apart)
+COARSE_PIXEL_M = 1.5
 
 
 @dataclass
@@ -303,6 +305,9 @@ def occupancy_contrast(strip: TrackStrip, empty_colour: np.ndarray, *, pixel_siz
     """
     centre = _band_mean(strip, 0.0, 0.9)
     from_ballast = _distance(centre, empty_colour[:, None])
+    if pixel_size_m > COARSE_PIXEL_M:
+        # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
+        return from_ballast
     # a car's side: just inside differs from just outside, on at least one side
     inner = max(0.9, 1.55 - 0.5 * pixel_size_m)
     outer = min(2.6, 1.55 + 0.5 * pixel_size_m)

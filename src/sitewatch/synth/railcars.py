@@ -218,3 +218,28 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
         if not q.buffer(4).intersects(corridor.buffer(-9)):
             scene.trees.append((q.x, q.y, float(rng.uniform(2.0, 3.5))))
     return scene
+
+
+def drawn_track_lines(scene: Scene, seed: int, *, max_shift_px: float = 2.5, jitter_m: float = 0.3,
+                      simplify_m: float = 0.2) -> dict[str, np.ndarray]:
+    """Track lines as an analyst would draw them: a little off, in pixel coordinates (col, row).
+
+    Every line is moved by one common shift of up to ``max_shift_px`` pixels in a random
+    direction (an AOI drawn over a misregistered basemap), then each sideways by up to
+    ``jitter_m`` metres on its own, and simplified (hand-drawn curves have few vertices).
+    """
+    from shapely import affinity
+
+    rng = np.random.default_rng([seed, 99])
+    angle = rng.uniform(0, 2 * np.pi)
+    size = rng.uniform(0, max_shift_px) * scene.gsd
+    common = (size * np.cos(angle), size * np.sin(angle))
+    west, _, _, north = scene.bounds
+    lines = {}
+    for track_id, line in scene.tracks:
+        jitter = float(rng.uniform(-jitter_m, jitter_m))
+        moved = line.offset_curve(jitter) if abs(jitter) > 1e-6 else line
+        moved = affinity.translate(LineString(moved.coords), *common).simplify(simplify_m)
+        xy = np.asarray(moved.coords)
+        lines[track_id] = np.column_stack([(xy[:, 0] - west) / scene.gsd, (north - xy[:, 1]) / scene.gsd])
+    return lines
