@@ -133,6 +133,18 @@ def _valid_mask(src, data: np.ndarray, window_mask: np.ndarray | None = None) ->
     return valid & np.all(np.isfinite(data), axis=0)
 
 
+def _read_bounds(src, path: Path, bounds: tuple[float, float, float, float]) -> RasterWindow:
+    """Every band of ``src`` inside ``bounds`` (in its CRS), on its own grid, as a RasterWindow."""
+    win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    win = win.intersection(Window(0, 0, src.width, src.height))
+    try:
+        data = src.read(window=win, out_dtype="float32")
+    except rasterio.errors.RasterioIOError as exc:
+        raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
+    grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
+    return RasterWindow(path, data, _valid_mask(src, data), grid, image_date(path))
+
+
 def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, min_bands: int = 1) -> RasterWindow:
     """Read the part of an image that covers an AOI footprint, on the image's own grid.
 
@@ -150,15 +162,7 @@ def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry
         overlap = fp.intersection(image_box)
         if overlap.is_empty or overlap.area <= 0:
             raise ImageryError(f"{path}: does not overlap the AOI footprint (image bounds {tuple(round(v) for v in src.bounds)} in {src.crs})")
-        win = from_bounds(*overlap.bounds, transform=src.transform).round_offsets().round_lengths()
-        win = win.intersection(Window(0, 0, src.width, src.height))
-        try:
-            data = src.read(window=win, out_dtype="float32")
-        except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
-        grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
-        valid = _valid_mask(src, data)
-    return RasterWindow(path, data, valid, grid, image_date(path))
+        return _read_bounds(src, path, overlap.bounds)
 
 
 @dataclass(frozen=True)
@@ -305,15 +309,7 @@ def read_track_window(path: str | os.PathLike[str], tracks_lonlat: dict[str, Bas
             raise TrackError(f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
                              f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})")
         extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
-        win = from_bounds(*extent.bounds, transform=src.transform).round_offsets().round_lengths()
-        win = win.intersection(Window(0, 0, src.width, src.height))
-        try:
-            data = src.read(window=win, out_dtype="float32")
-        except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
-        grid = Grid(crs, src.window_transform(win), (int(win.height), int(win.width)))
-        valid = _valid_mask(src, data)
-    return RasterWindow(path, data, valid, grid, image_date(path)), projected
+        return _read_bounds(src, path, extent.bounds), projected
 
 
 # ---------------------------------------------------------------- writing
