@@ -333,10 +333,11 @@ class TrackEvidence:
 def track_evidence(strip: TrackStrip, empty_colour: np.ndarray, empty_spread: float, *, pixel_size_m: float) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
-    A position looks occupied when its centre band (±0.9 m) differs both from empty ballast
-    and from the band just outside a car's sides (1.9-2.4 m) on at least one side, which is
-    where the car's shadow or the open ballast shows.  Both distances are in units of the
-    ballast cluster's own spread, so the scale adapts to the image's noise and contrast.
+    Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
+    (so the scale adapts to the image's noise and contrast), 0 at ``OCCUPIED_SPREADS``
+    spreads and saturating towards ±1.  Boundary is the stronger of a colour step in the
+    centre band over about 2 m and a ~1 m dip or bump (a coupler gap), in units of four
+    spreads.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = _band_mean(strip, 0.0, 0.9)

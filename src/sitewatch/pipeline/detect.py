@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import shapely
 from rasterio import features
 from rasterio.enums import Resampling
 

@@ -18,6 +18,8 @@ from shapely.ops import substring
 
 from .scene import DIRT_ROAD, Acquisition, Scene, Structure, add_countryside
 
+# the generator keeps its own car dimensions rather than importing the counter's, so the
+# benchmark does not share the counter's assumptions by construction
 CAR_WIDTH_M = 3.1
 
 

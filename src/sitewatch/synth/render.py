@@ -18,7 +18,6 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from .scene import (
-    ASPHALT,
     BALLAST,
     CROP,
     FOREST,

@@ -19,7 +19,6 @@ from ..aoi import SiteAOI
 from .railcars import place_cars
 from .scene import (
     ASPHALT,
-    CONCRETE,
     DIRT_ROAD,
     ROOFS,
     Acquisition,
