@@ -86,7 +86,7 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["counts"]["new"] >= 3 and report["counts"]["removed"] >= 3
-    assert sorted(p.name for p in out.iterdir()) == ["change_score.tif", "changes.geojson", "changes.gpkg", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["change_score.tif", "changes.geojson", "changes.gpkg", "overlay.png", "summary.json"]
     gj = json.loads((out / "changes.geojson").read_text())
     props = gj["features"][0]["properties"]
     for key in ("change", "area_m2", "length_m", "width_m", "orientation_deg", "score", "relative_size"):

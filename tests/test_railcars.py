@@ -200,5 +200,5 @@ def test_timeline_on_sample_imagery_shows_the_rise(tmp_path):
     assert [d["date"] for d in doc["dates"]] == ["2023-03-10", "2023-07-14", "2023-10-18"]
     assert totals[0] < totals[1] < totals[2]
     assert doc["statement"].startswith("railcars ×")
-    for name in ("timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "timeline.json"):
+    for name in ("timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "overlay.png", "timeline.json"):
         assert (out / name).stat().st_size > 0

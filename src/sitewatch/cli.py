@@ -196,7 +196,7 @@ def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir:
                    f"score {o.score:4.1f}{rel}")
     if len(result.objects) > 10:
         click.echo(f"  … {len(result.objects) - 10} more in changes.geojson")
-    click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, summary.json)")
+    click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, overlay.png, summary.json)")
 
 
 # ------------------------------------------------------------------ railcars
@@ -274,7 +274,25 @@ def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out
         if has_structures:
             line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
         click.echo(line)
-    click.echo(f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, timeline.json)")
+    click.echo(f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)")
+
+
+# ------------------------------------------------------------------ report
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "-o", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write [default: RUN_DIR/report.html].")
+@overwrite_option
+@click.pass_context
+@handle_errors
+def report_cmd(ctx: click.Context, run_dir: Path, out_file: Path | None, overwrite: bool) -> None:
+    """Write one self-contained HTML report of a folder that detect, timeline or railcars wrote."""
+    from .report.html import write_report
+
+    path = write_report(run_dir, out_file, overwrite=overwrite)
+    if not ctx.obj["quiet"]:
+        click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
 
 
 if __name__ == "__main__":  # pragma: no cover

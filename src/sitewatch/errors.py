@@ -30,3 +30,7 @@ class OutputExistsError(SitewatchError, FileExistsError):
 
 class TrackError(SitewatchError, ValueError):
     """A rail track line is empty, not a line, lacks an id, or lies outside the image."""
+
+
+class RunError(SitewatchError, ValueError):
+    """A run folder holds no sitewatch outputs, or an output in it cannot be read."""

@@ -30,7 +30,7 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from .errors import ImageryError, OutputExistsError, TrackError
+from .errors import ImageryError, OutputExistsError, RunError, TrackError
 
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -393,3 +393,25 @@ def write_vectors(records: list[dict[str, Any]], crs: Any, geojson_path: Path | 
 
 def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CRS]:
+    """Features of a vector file as dicts (properties plus ``geometry``) and the file's CRS.
+
+    Raises
+    ------
+    RunError
+        If the file is missing or cannot be read as vectors.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such file")
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise RunError(f"{path}: cannot be read as vectors ({exc})") from exc
+    records = [{**{k: v for k, v in row.items() if k != "geometry"}, "geometry": row["geometry"]}
+               for row in gdf.to_dict("records")]
+    return records, CRS.from_user_input(gdf.crs)

@@ -24,12 +24,13 @@ from ..errors import ImageryError
 from ..io import (Grid, check_outputs_free, read_aoi_window, read_source, staged_outputs, warp_onto_grid, write_geotiff,
                  write_json, write_vectors)
 from ..radiometry import NORMALISATION_METHODS
+from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
 from ..structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
 from ._common import Progress, site_of, versions
 
 log = logging.getLogger(__name__)
 
-DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "summary.json"]
+DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "overlay.png", "summary.json"]
 
 
 @dataclass
@@ -52,10 +53,17 @@ class DetectResult:
         return self.changes.objects
 
 
+# Half a railcar's width plus room for a track line a few pixels off: whatever changes on a
+# track is rolling stock (counted by ``railcars``), not a structure.
+RAIL_TRACK_EXCLUSION_M = 4.0
+
+
 def _footprint_mask(site: SiteAOI, grid: Grid) -> np.ndarray:
+    """Pixels inside the footprint, outside exclusions and off the rail tracks."""
     feats = site.features_in(grid.crs)
     inside = [f.geometry for f in feats if f.role == "footprint"]
     excluded = [f.geometry for f in feats if f.role == "exclusion"]
+    excluded += [f.geometry.buffer(RAIL_TRACK_EXCLUSION_M) for f in feats if f.role == "rail_track"]
     mask = features.rasterize(((g, 1) for g in inside), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
     if excluded:
         mask &= ~features.rasterize(((g, 1) for g in excluded), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
@@ -157,6 +165,7 @@ def detect(
     summary = {
         "site_id": site.site_id,
         "site_name": site.name,
+        "sources": list(site.sources),
         "inputs": {"before": str(ref.path), "after": str(moved.path), "aoi": str(site.path) if site.path else None},
         "dates": {"before": ref.date, "after": moved.date},
         "crs": ref.grid.crs.to_string(),
@@ -196,5 +205,23 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
         write_geotiff(stage / "change_score.tif", score, result.grid, nodata=float("nan"), cog=True,
                       tags={"description": "change score in multiples of the unchanged median",
                             "threshold": f"{result.changes.threshold:.4f}"})
+        render_overlay(overlay_panels(result), stage / "overlay.png",
+                       caption=f"red: new, blue: removed; numbers are the ids in changes.geojson. "
+                               f"Change score from 0 to {3 * result.changes.threshold:.1f} (threshold {result.changes.threshold:.1f}).")
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
+
+
+def overlay_panels(result: DetectResult) -> list[Panel]:
+    """Before, after (normalised, on the same stretch) and change score, with the objects drawn."""
+    limits = stretch_limits(result.before, result.valid)
+    shapes = [Shape(o.geometry, COLOURS[o.change], label=str(i + 1)) for i, o in enumerate(result.objects)]
+    unlabelled = [Shape(s.geometry, s.colour) for s in shapes]
+    dates = result.summary["dates"]
+    transform = result.grid.transform
+    return [Panel(f"before {dates['before'] or result.before_path.name}", display_rgb(result.before, result.valid, limits=limits),
+                  transform, unlabelled),
+            Panel(f"after {dates['after'] or result.after_path.name}", display_rgb(result.after, result.valid, limits=limits),
+                  transform, unlabelled),
+            Panel("change score and objects", score_rgb(result.changes.score, result.changes.threshold, result.valid),
+                  transform, shapes)]

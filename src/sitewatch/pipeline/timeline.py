@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import railcars as core
 from ..aoi import SiteAOI
 from ..errors import ImageryError
-from ..io import check_outputs_free, image_date, staged_outputs, write_json
+from ..io import check_outputs_free, image_date, read_aoi_window, staged_outputs, write_json
+from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay
 from ._common import Progress, site_of, versions
-from .detect import detect
+from .detect import DetectResult, detect, overlay_panels
 from .railcars import (RAILCAR_CSV_FIELDS, ImageRailcars, count_in_image, load_tracks, railcar_records, track_rows,
                        write_csv)
 
 log = logging.getLogger(__name__)
 
-TIMELINE_OUTPUTS = ["timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "timeline.json"]
+TIMELINE_OUTPUTS = ["timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "overlay.png", "timeline.json"]
 
 
 @dataclass
@@ -35,10 +36,17 @@ class Timeline:
     railcars: list[ImageRailcars]
     track_ids: list[str]
     statement: str
+    last_detect: DetectResult | None = field(default=None, repr=False)  # first date -> last date
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site_id": self.site.site_id, "statement": self.statement, "dates": self.rows,
-                "images": [r.to_dict() for r in self.railcars]}
+        out = {"site_id": self.site.site_id, "site_name": self.site.name, "sources": list(self.site.sources),
+               "aoi": str(self.site.path) if self.site.path else None, "statement": self.statement,
+               "dates": self.rows, "images": [r.to_dict() for r in self.railcars]}
+        if self.last_detect is not None:
+            det = self.last_detect
+            out["structures"] = {"dates": det.summary["dates"], "shift": det.summary["shift"],
+                                 "changes": [{"id": i + 1, **o.properties()} for i, o in enumerate(det.objects)]}
+        return out
 
 
 def change_statement(rows: list[dict[str, Any]]) -> str:
@@ -103,6 +111,7 @@ def timeline(
         counted.append(count_in_image(p, lines, prior=prior, skip_outside=True))
     track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
     rows = []
+    det = None
     for i, ((d, p), res) in enumerate(zip(dated, counted)):
         per_track = {t.track_id: t.count for t in res.result.tracks}
         row: dict[str, Any] = {"date": d, "image": p.name, "railcars_total": res.total,
@@ -117,7 +126,7 @@ def timeline(
         elif structures:
             row.update({"new_structures": 0, "new_area_m2": 0.0, "removed_structures": 0, "removed_area_m2": 0.0})
         rows.append(row)
-    result = Timeline(site, rows, counted, track_ids, change_statement(rows))
+    result = Timeline(site, rows, counted, track_ids, change_statement(rows), last_detect=det)
     log.info("%s", result.statement)
     if out_dir is not None:
         step("writing")
@@ -177,5 +186,29 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
         write_vectors(railcar_records(result.railcars), result.railcars[0].grid.crs,
                       geojson_path=stage / "railcars.geojson", layer="railcars")
         plot_timeline(result, stage / "timeline.png")
+        render_overlay(overlay_panels_timeline(result), stage / "overlay.png",
+                       caption="yellow: railcars (orange: trains where cars are not separable), cyan: track lines; "
+                               "red: new and blue: removed structures, first date to last")
         write_json(stage / "timeline.json", {**result.to_dict(), "versions": versions()})
     return [Path(out_dir) / n for n in TIMELINE_OUTPUTS]
+
+
+def overlay_panels_timeline(result: Timeline) -> list[Panel]:
+    """First and last date with their railcars and tracks, then structure change between them."""
+    records = railcar_records(result.railcars)
+    ends = [result.railcars[0]] if len(result.railcars) == 1 else [result.railcars[0], result.railcars[-1]]
+    panels = []
+    for res in ends:
+        window = read_aoi_window(res.path, result.site.footprint)
+        shapes = [Shape(line, COLOURS["track"], width=0.4) for line in res.tracks.values()]
+        # railcar records are in the first image's CRS; all dates share it in practice, and
+        # a date in another CRS is drawn from its own pixels without its cars
+        if window.grid.crs == result.railcars[0].grid.crs:
+            shapes += [Shape(r["geometry"], COLOURS[r["kind"]], width=1.2) for r in records if r["image"] == res.path.name]
+        panels.append(Panel(f"{res.date}: {res.total} railcars", display_rgb(window.data, window.valid), window.grid.transform,
+                            shapes))
+    if result.last_detect is not None:
+        change = overlay_panels(result.last_detect)[-1]
+        change.title = f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}"
+        panels.append(change)
+    return panels

@@ -1,0 +1,201 @@
+"""Pictures of a run: display stretches, colour maps and ``overlay.png``.
+
+Arrays and geometries in, RGB arrays or PNG files out.  Bands follow the project's
+convention: the first three bands of an image are red, green and blue; a single band is
+shown in grey.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from affine import Affine
+from shapely.geometry.base import BaseGeometry
+
+# colours used for the same thing in every picture, the HTML report and the web map
+COLOURS = {"new": "#e8412c", "removed": "#2c7be8", "railcar": "#ffd400", "train": "#ffa000", "track": "#00e5ff"}
+
+
+def display_rgb(bands: np.ndarray, valid: np.ndarray | None = None, *, percentiles: tuple[float, float] = (2.0, 98.0),
+                limits: np.ndarray | None = None) -> np.ndarray:
+    """An 8-bit RGB picture of an image, each band stretched between two percentiles.
+
+    Parameters
+    ----------
+    bands : ndarray of shape (bands, rows, cols)
+        Any dtype; the first three bands are shown as red, green and blue.
+    valid : ndarray of bool, shape (rows, cols), optional
+        Pixels to draw and to take the percentiles from; the rest are black.
+    percentiles : (float, float)
+        Lower and upper stretch points, per band.
+    limits : ndarray of shape (3, 2), optional
+        Fixed (low, high) per band instead of percentiles, so two dates can share a stretch.
+
+    Returns
+    -------
+    ndarray of uint8, shape (rows, cols, 3)
+    """
+    rgb = np.asarray(bands[:3] if bands.shape[0] >= 3 else np.repeat(bands[:1], 3, axis=0), dtype=np.float32)
+    if valid is None:
+        valid = np.all(np.isfinite(rgb), axis=0)
+    if limits is None:
+        limits = stretch_limits(rgb, valid, percentiles)
+    lo, hi = limits[:, 0, None, None], limits[:, 1, None, None]
+    scaled = np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+    out = (np.nan_to_num(scaled) * 255).astype(np.uint8)
+    out[:, ~valid] = 0
+    return np.moveaxis(out, 0, -1)
+
+
+def stretch_limits(bands: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
+    """(low, high) display limits per band of the first three, from the valid pixels."""
+    rgb = bands[:3] if bands.shape[0] >= 3 else np.repeat(bands[:1], 3, axis=0)
+    if not valid.any():
+        return np.tile([0.0, 1.0], (3, 1))
+    # a strided sample keeps the percentiles cheap on large scenes
+    sample = rgb[:, valid][:, :: max(1, int(valid.sum()) // 200_000)].astype(np.float32)
+    return np.nanpercentile(sample, percentiles, axis=1).T
+
+
+def score_rgb(score: np.ndarray, threshold: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """Change score as an 8-bit RGB picture: dark below the threshold, hot above it.
+
+    The colour scale runs from 0 to three times the threshold (``magma``), so the
+    threshold itself sits a third of the way up; invalid pixels are black.
+    """
+    from matplotlib import colormaps
+
+    s = np.nan_to_num(np.asarray(score, dtype=np.float32), nan=0.0)
+    top = 3.0 * threshold if threshold > 0 else float(np.nanmax(s) or 1.0)
+    rgb = (colormaps["magma"](np.clip(s / top, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)
+    if valid is not None:
+        rgb[~valid] = 0
+    return rgb
+
+
+def to_pixels(geometry: BaseGeometry, transform: Affine) -> list[np.ndarray]:
+    """Exterior rings (polygons) or coordinates (lines) of a geometry as (col, row) arrays."""
+    inverse = ~transform
+    parts = getattr(geometry, "geoms", [geometry])
+    out = []
+    for part in parts:
+        coords = part.exterior.coords if part.geom_type == "Polygon" else part.coords
+        xy = np.asarray(coords)[:, :2]
+        cols, rows = inverse * (xy[:, 0], xy[:, 1])
+        out.append(np.column_stack([cols, rows]))
+    return out
+
+
+@dataclass
+class Shape:
+    """A geometry to draw on a panel: polygons outlined, lines stroked, with an optional label."""
+
+    geometry: BaseGeometry
+    colour: str
+    label: str | None = None
+    width: float = 1.5
+
+
+@dataclass
+class Panel:
+    """One picture of an overlay: an RGB array on a grid, a title and what to draw over it."""
+
+    title: str
+    rgb: np.ndarray
+    transform: Affine
+    shapes: list[Shape] = field(default_factory=list)
+
+
+def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_inches: float = 5.0,
+                   dpi: int = 110, caption: str | None = None) -> bytes:
+    """Draw panels side by side with their shapes and write a PNG.
+
+    Parameters
+    ----------
+    panels : iterable of Panel
+    path : Path, optional
+        Where to write the PNG; the bytes are returned either way.
+    panel_inches : float
+        Width of one panel in inches; heights follow the images' aspect ratio.
+    caption : str, optional
+        A line of text under the panels (a legend in words).
+
+    Returns
+    -------
+    bytes
+        The PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon as PolygonPatch
+
+    panels = list(panels)
+    rows, cols = panels[0].rgb.shape[:2]
+    aspect = rows / cols
+    if aspect < 0.6:  # wide sites (a rail yard) read better stacked, each panel full width
+        width = 2 * panel_inches
+        fig, axes = plt.subplots(len(panels), 1, figsize=(width, (width * aspect + 0.4) * len(panels) + 0.5),
+                                 dpi=dpi, squeeze=False)
+        axes = axes[:, 0]
+    else:
+        fig, axes = plt.subplots(1, len(panels), figsize=(panel_inches * len(panels), panel_inches * aspect + 0.9),
+                                 dpi=dpi, squeeze=False)
+        axes = axes[0]
+    for ax, panel in zip(axes, panels):
+        ax.imshow(panel.rgb, interpolation="nearest")
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_axis_off()
+        for shp in panel.shapes:
+            for ring in to_pixels(shp.geometry, panel.transform):
+                if shp.geometry.geom_type.endswith("Polygon"):
+                    ax.add_patch(PolygonPatch(ring - 0.5, closed=True, fill=False, edgecolor=shp.colour,
+                                              linewidth=shp.width))
+                else:
+                    ax.plot(ring[:, 0] - 0.5, ring[:, 1] - 0.5, color=shp.colour, linewidth=shp.width, alpha=0.8)
+            if shp.label:
+                c = shp.geometry.representative_point()
+                col, row = ~panel.transform * (c.x, c.y)
+                ax.annotate(shp.label, (col, row), color="white", fontsize=7, ha="center", va="center",
+                            bbox={"boxstyle": "round,pad=0.15", "fc": shp.colour, "ec": "none", "alpha": 0.85})
+        ax.set_xlim(-0.5, panel.rgb.shape[1] - 0.5)
+        ax.set_ylim(panel.rgb.shape[0] - 0.5, -0.5)
+    if caption:
+        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(png)
+    return png
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (rows, cols, 3 or 4) uint8 array as PNG, pixel for pixel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, rgb, format="png")
+    return buf.getvalue()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 85) -> bytes:
+    """Encode an (rows, cols, 3) uint8 array as JPEG (for noisy pictures PNG cannot shrink)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, rgb, format="jpeg", pil_kwargs={"quality": quality})
+    return buf.getvalue()
