@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 	@echo "== tumangang-rail-crossing: railcars and structure change by date"
 	@$(BIN)/sitewatch timeline sample_imagery/tumangang-rail-crossing/*.tif --aoi aoi/tumangang-rail-crossing.geojson \
 	  -o $(DEMO_OUT)/tumangang-rail-crossing --overwrite
+	@echo "== reports (self-contained HTML; open in any browser, no network needed)"
+	@for site in hamhung-feb11-plant sinuiju-instrument-factory tumangang-rail-crossing; do \
+	  $(BIN)/sitewatch report $(DEMO_OUT)/$$site --overwrite || exit 1; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

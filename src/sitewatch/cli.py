@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,11 +24,19 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
 def _progress(quiet: bool) -> Callable[[str], None] | None:
-    """Stage messages on stderr when it is a terminal and not ``-q``."""
-    if quiet or not sys.stderr.isatty():
+    """Stage messages with the time elapsed, on stderr when it is a terminal and not ``-q``.
+
+    Piped or redirected runs stay quiet; ``-v`` logs what each stage did instead.
+    """
+    if quiet or not _stderr_is_tty():
         return None
-    return lambda msg: click.echo(f"… {msg}", err=True)
+    start = time.monotonic()
+    return lambda msg: click.echo(f"[{time.monotonic() - start:6.1f} s] {msg}", err=True)
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -56,7 +65,8 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace exist
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Watch named facilities in satellite imagery."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # force: a second invocation in one process (tests, notebooks) logs to the current stderr
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     ctx.obj = {"quiet": quiet}
 
 

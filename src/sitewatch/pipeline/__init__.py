@@ -13,7 +13,7 @@ from ._common import Progress
 from .detect import DETECT_OUTPUTS, DetectResult, change_records, detect, write_detection
 from .railcars import ImageRailcars, count_railcars, load_tracks, write_railcars
 from .synthetic import synthesize
-from .timeline import Timeline, timeline
+from .timeline import Timeline, timeline, timeline_figure
 
 __all__ = ["DETECT_OUTPUTS", "DetectResult", "ImageRailcars", "Progress", "Timeline", "change_records",
-           "count_railcars", "detect", "load_tracks", "synthesize", "timeline", "write_detection", "write_railcars"]
+           "count_railcars", "detect", "load_tracks", "synthesize", "timeline", "timeline_figure", "write_detection", "write_railcars"]

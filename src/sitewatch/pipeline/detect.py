@@ -128,6 +128,8 @@ def detect(
         raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
                            "before and after must have the same bands")
     timings["read_s"] = time.perf_counter() - t0
+    log.info("read %s: %d x %d px AOI window, %.2f m pixels, %d bands; %s warped onto it", ref.path.name,
+             ref.grid.shape[1], ref.grid.shape[0], ref.grid.pixel_size, ref.data.shape[0], coarse.path.name)
 
     step("co-registering")
     t = time.perf_counter()
@@ -150,6 +152,9 @@ def detect(
     after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
                                                       candidates=~evidence.vegetation & ~evidence.shadow)
     timings["normalise_s"] = time.perf_counter() - t
+    log.info("normalised %s to %s (%s) over %d valid pixels; %d vegetation and %d shadow pixels set aside",
+             moved.path.name, ref.path.name, normalisation, int(valid.sum()), int(evidence.vegetation.sum()),
+             int(evidence.shadow.sum()))
 
     step("scoring change")
     t = time.perf_counter()
@@ -187,6 +192,7 @@ def detect(
     if out_dir is not None:
         step("writing")
         write_detection(result, out_dir, overwrite=overwrite)
+        log.info("wrote %s to %s", ", ".join(DETECT_OUTPUTS), out_dir)
     return result
 
 

@@ -134,18 +134,21 @@ def timeline(
     return result
 
 
-def plot_timeline(result: Timeline, path: Path) -> None:
-    """A PNG chart: railcars per track (stacked) with the total's uncertainty, and structure area."""
-    import matplotlib
+def timeline_figure(result: Timeline):
+    """The timeline chart: railcars per track (stacked) with the total's uncertainty, and structure area.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Returns a ``matplotlib.figure.Figure`` (not made through pyplot, so it changes no
+    backend); a notebook shows it inline, :func:`plot_timeline` writes it as PNG.
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     dates = [r["date"] for r in result.rows]
     x = list(range(len(dates)))
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    ax = fig.subplots()
     bottom = [0] * len(dates)
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     for k, t in enumerate(result.track_ids):
         vals = [r[f"track:{t}"] for r in result.rows]
         if any(vals):
@@ -171,8 +174,12 @@ def plot_timeline(result: Timeline, path: Path) -> None:
     else:
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
+
+
+def plot_timeline(result: Timeline, path: Path) -> None:
+    """Write the timeline chart as a PNG."""
+    timeline_figure(result).savefig(path)
 
 
 def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:

@@ -129,10 +129,8 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
     bytes
         The PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a bare Figure, not pyplot: no global backend switch, nothing left open in a notebook
+    from matplotlib.figure import Figure
     from matplotlib.patches import Polygon as PolygonPatch
 
     panels = list(panels)
@@ -140,12 +138,12 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
     aspect = rows / cols
     if aspect < 0.6:  # wide sites (a rail yard) read better stacked, each panel full width
         width = 2 * panel_inches
-        fig, axes = plt.subplots(len(panels), 1, figsize=(width, (width * aspect + 0.4) * len(panels) + 0.5),
-                                 dpi=dpi, squeeze=False)
+        fig = Figure(figsize=(width, (width * aspect + 0.4) * len(panels) + 0.5), dpi=dpi)
+        axes = fig.subplots(len(panels), 1, squeeze=False)
         axes = axes[:, 0]
     else:
-        fig, axes = plt.subplots(1, len(panels), figsize=(panel_inches * len(panels), panel_inches * aspect + 0.9),
-                                 dpi=dpi, squeeze=False)
+        fig = Figure(figsize=(panel_inches * len(panels), panel_inches * aspect + 0.9), dpi=dpi)
+        axes = fig.subplots(1, len(panels), squeeze=False)
         axes = axes[0]
     for ax, panel in zip(axes, panels):
         ax.imshow(panel.rgb, interpolation="nearest")
@@ -170,7 +168,6 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
     fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     png = buf.getvalue()
     if path is not None:
         Path(path).write_bytes(png)
@@ -179,9 +176,6 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     """Encode an (rows, cols, 3 or 4) uint8 array as PNG, pixel for pixel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image
 
     buf = io.BytesIO()
@@ -191,11 +185,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 85) -> bytes:
     """Encode an (rows, cols, 3) uint8 array as JPEG (for noisy pictures PNG cannot shrink)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image
 
     buf = io.BytesIO()
     matplotlib.image.imsave(buf, rgb, format="jpeg", pil_kwargs={"quality": quality})
+    return buf.getvalue()
+
+
+def webp_bytes(rgba: np.ndarray, quality: int = 85) -> bytes:
+    """Encode an (rows, cols, 3 or 4) uint8 array as lossy WebP, keeping transparency.
+
+    A web-map overlay of real imagery is a few MB as PNG and tens of kB as WebP.
+    """
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba)).save(buf, format="WEBP", quality=quality)
     return buf.getvalue()
