@@ -165,6 +165,39 @@ def synth(ctx: click.Context, site: str, out_dir: Path, gsd: float, seed: int, o
             click.echo(str(f))
 
 
+# ------------------------------------------------------------------ coreg
+
+@main.command("coreg")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("moving", type=click.Path(path_type=Path))
+@click.option("--out", "-o", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write MOVING with the correction in its geotransform (pixels unchanged).")
+@click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path | None, show_windows: bool,
+              overwrite: bool, as_json: bool) -> None:
+    """Measure the shift of MOVING's content relative to REFERENCE (a feature at (col, row) in
+    REFERENCE appears at (col + dx, row + dy) in MOVING)."""
+    from .pipeline import coregister
+
+    result = coregister(reference, moving, out=out_file, overwrite=overwrite)
+    if as_json:
+        _echo_json(result.to_dict(windows=show_windows))
+        return
+    if ctx.obj["quiet"]:
+        return
+    s = result.shift
+    click.echo(f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
+               f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}")
+    click.echo(f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
+               f"residual {s.residual_px:.2f} px; edge correlation {s.correlation_unaligned:.2f} -> {s.correlation:.2f}")
+    if out_file is not None:
+        click.echo(f"  corrected: {out_file}")
+
+
 # ------------------------------------------------------------------ detect
 
 @main.command()
@@ -285,6 +318,39 @@ def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out
             line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
         click.echo(line)
     click.echo(f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)")
+
+
+# ------------------------------------------------------------------ evaluate
+
+@main.command("evaluate")
+@click.argument("set_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--gsd", type=click.FloatRange(0.05, 100.0, min_open=False), required=True,
+              help="Pixel size of the set in metres (LEVIR-CD: 0.5).")
+@click.option("--masks-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each change mask (255 = change) as a PNG named like its input.")
+@click.option("--per-pair", is_flag=True, help="With --json, add each pair's counts.")
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+def evaluate_cmd(ctx: click.Context, set_dir: Path, gsd: float, masks_out: Path | None, per_pair: bool,
+                 overwrite: bool, as_json: bool) -> None:
+    """Score the default detector on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
+    from .pipeline import evaluate
+
+    result = evaluate(set_dir, gsd=gsd, masks_out=masks_out, overwrite=overwrite, progress=_progress(ctx.obj["quiet"]))
+    d = result.to_dict(per_pair=per_pair)
+    if as_json:
+        _echo_json(d)
+        return
+    if ctx.obj["quiet"]:
+        return
+    click.echo(f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {gsd} m pixels"
+               + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else ""))
+    click.echo(f"  precision {d['precision']:.3f}  recall {d['recall']:.3f}  F1 {d['f1']:.3f}  IoU {d['iou']:.3f}")
+    click.echo(f"  false-alarm rate {d['false_alarm_rate']:.4f}  object recall {d['object_recall']:.3f}")
+    if masks_out is not None:
+        click.echo(f"  masks: {masks_out}/")
 
 
 # ------------------------------------------------------------------ report

@@ -197,19 +197,35 @@ def read_source(path: str | os.PathLike[str], *, min_bands: int = 1) -> SourceRa
         return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))
 
 
+def corrected_transform(source_transform: Affine, grid_transform: Affine, shift_px: tuple[float, float] = (0.0, 0.0),
+                        gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+                        centre: tuple[float, float] = (0.0, 0.0)) -> Affine:
+    """A source image's geotransform with a co-registration correction folded in.
+
+    The correction is measured on the reference grid: content that belongs at reference
+    pixel ``p`` appears at ``p + d(p)``, with ``d(p) = shift + gradient · (p - centre)``
+    (see :class:`sitewatch.coreg.ShiftResult`).  Composing ``p -> p - d(p)`` (affine) into
+    the source's transform moves every source pixel to where it belongs, so the pixels are
+    resampled once, or not at all when the corrected image is written as it is.
+    """
+    dx, dy = shift_px
+    a, b, c, d = gradient
+    cx, cy = centre
+    undo = Affine(1 - a, -b, -dx + a * cx + b * cy, -c, 1 - d, -dy + c * cx + d * cy)
+    return grid_transform @ undo @ ~grid_transform @ source_transform
+
+
 def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
-                   resampling: Resampling = Resampling.cubic) -> RasterWindow:
+                   gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+                   centre: tuple[float, float] = (0.0, 0.0), resampling: Resampling = Resampling.cubic) -> RasterWindow:
     """Warp an in-memory image onto ``grid`` in a single resampling.
 
     ``shift_px = (dx, dy)`` is the displacement of this image's content relative to the
-    reference, in the reference grid's columns and rows.  It is corrected by editing the
-    source geotransform before the warp, so the pixels are resampled once.
+    reference, in the reference grid's columns and rows (with an optional affine
+    ``gradient`` about ``centre``).  It is corrected by editing the source geotransform
+    before the warp (:func:`corrected_transform`), so the pixels are resampled once.
     """
-    dx, dy = shift_px
-    # content seen at reference pixel (c+dx, r+dy) belongs at (c, r): move the source's
-    # georeference by the same ground offset, expressed in reference-grid pixels
-    ground = (grid.transform.a * dx + grid.transform.b * dy, grid.transform.d * dx + grid.transform.e * dy)
-    src_transform = Affine.translation(-ground[0], -ground[1]) @ source.transform
+    src_transform = corrected_transform(source.transform, grid.transform, shift_px, gradient, centre)
     rows, cols = grid.shape
     out = np.full((source.data.shape[0], rows, cols), np.nan, dtype=np.float32)
     reproject(source.data, out, src_transform=src_transform, src_crs=source.crs, dst_transform=grid.transform,
@@ -415,3 +431,48 @@ def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CR
     records = [{**{k: v for k, v in row.items() if k != "geometry"}, "geometry": row["geometry"]}
                for row in gdf.to_dict("records")]
     return records, CRS.from_user_input(gdf.crs)
+
+
+# ---------------------------------------------------------------- unreferenced pictures
+
+# Pictures without georeference (LEVIR-CD's PNGs) are placed on a local metric grid so the
+# GeoTIFF path can run on them unchanged: a projected CRS, origin on its central meridian.
+LOCAL_CRS = CRS.from_epsg(32631)
+
+
+def read_picture(path: str | os.PathLike[str], pixel_size: float, *, mode: str = "RGB") -> RasterWindow:
+    """An image file without georeference (PNG, JPEG) as a window on a local grid.
+
+    Parameters
+    ----------
+    path : path-like
+    pixel_size : float
+        Metres per pixel, which the file does not say.
+    mode : str
+        Pillow mode to convert to: ``"RGB"`` for images, ``"L"`` for label masks.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing or not a readable picture.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageryError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert(mode), dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageryError(f"{path}: not a readable picture ({exc})") from exc
+    data = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
+    grid = Grid(LOCAL_CRS, Affine(pixel_size, 0.0, 500000.0, 0.0, -pixel_size, 0.0), data.shape[1:])
+    return RasterWindow(path, data, np.ones(data.shape[1:], bool), grid, None)
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> None:
+    """A binary mask as an 8-bit PNG, 255 where True (the LEVIR-CD convention)."""
+    from PIL import Image
+
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, format="PNG")

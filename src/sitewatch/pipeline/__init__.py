@@ -1,8 +1,10 @@
 """The library API: what an analyst's notebook or the CLI calls.
 
+* :func:`coregister` - the shift between two images, and a corrected copy;
 * :func:`detect` - new and removed structures between two images of a site;
 * :func:`count_railcars` - railcars on each track of one or more images;
 * :func:`timeline` - railcars and structure change date by date;
+* :func:`evaluate` - the default detector scored on a labelled set of pairs;
 * :func:`synthesize` - a site's synthetic imagery with its truth.
 
 Each writes its outputs only when given an output folder, all at once, and never
@@ -10,10 +12,12 @@ overwrites without ``overwrite=True``.
 """
 
 from ._common import Progress
+from .coregister import Coregistration, coregister
 from .detect import DETECT_OUTPUTS, DetectResult, change_records, detect, write_detection
+from .evaluate import Evaluation, evaluate
 from .railcars import ImageRailcars, count_railcars, load_tracks, write_railcars
 from .synthetic import synthesize
 from .timeline import Timeline, timeline, timeline_figure
 
-__all__ = ["DETECT_OUTPUTS", "DetectResult", "ImageRailcars", "Progress", "Timeline", "change_records",
+__all__ = ["Coregistration", "coregister", "DETECT_OUTPUTS", "DetectResult", "Evaluation", "evaluate", "ImageRailcars", "Progress", "Timeline", "change_records",
            "count_railcars", "detect", "load_tracks", "synthesize", "timeline", "timeline_figure", "write_detection", "write_railcars"]

@@ -21,8 +21,8 @@ from rasterio.enums import Resampling
 from ..aoi import SiteAOI
 from ..coreg import ShiftResult, estimate_shift
 from ..errors import ImageryError
-from ..io import (Grid, check_outputs_free, read_aoi_window, read_source, staged_outputs, warp_onto_grid, write_geotiff,
-                 write_json, write_vectors)
+from ..io import (Grid, RasterWindow, SourceRaster, check_outputs_free, read_aoi_window, read_source, staged_outputs,
+                 warp_onto_grid, write_geotiff, write_json, write_vectors)
 from ..radiometry import NORMALISATION_METHODS
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
 from ..structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
@@ -68,6 +68,77 @@ def _footprint_mask(site: SiteAOI, grid: Grid) -> np.ndarray:
     if excluded:
         mask &= ~features.rasterize(((g, 1) for g in excluded), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
     return mask
+
+
+@dataclass
+class GridDetection:
+    """What :func:`detect_on_grid` found: the shift, the warped AFTER, and the change objects."""
+
+    shift: ShiftResult
+    moved: RasterWindow
+    valid: np.ndarray
+    after_norm: np.ndarray
+    changes: StructureChanges
+
+
+def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarray, *, method: str = "cva",
+                   normalisation: str = "regression", min_area_m2: float = 40.0, step: Progress | None = None,
+                   timings: dict[str, float] | None = None) -> GridDetection:
+    """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
+
+    ``detect`` (GeoTIFFs and an AOI) and ``evaluate`` (labelled PNG pairs) both run this, so
+    the two share every default.
+
+    Parameters
+    ----------
+    ref : RasterWindow
+        BEFORE on the grid everything is measured on.
+    source : SourceRaster
+        AFTER as read; it is warped onto ``ref.grid`` twice, the second time with the shift
+        found folded into its geotransform (one resampling of the pixels used).
+    footprint : ndarray of bool
+        Pixels of ``ref.grid`` to examine.
+    """
+    step = step or (lambda msg: None)
+    timings = timings if timings is not None else {}
+    coarse = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
+    if coarse.data.shape[0] != ref.data.shape[0]:
+        raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
+                           "before and after must have the same bands")
+    log.info("read %s: %d x %d px window, %.2f m pixels, %d bands; %s warped onto it", ref.path.name,
+             ref.grid.shape[1], ref.grid.shape[0], ref.grid.pixel_size, ref.data.shape[0], coarse.path.name)
+
+    step("co-registering")
+    t = time.perf_counter()
+    shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
+                           reference_valid=ref.valid, moving_valid=coarse.valid)
+    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
+             coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
+    del coarse
+    moved = warp_onto_grid(source, ref.grid, shift_px=(shift.dx, shift.dy), gradient=shift.gradient, centre=shift.centre)
+    timings["coreg_s"] = time.perf_counter() - t
+
+    step("normalising")
+    t = time.perf_counter()
+    valid = ref.valid & moved.valid & footprint
+    if not valid.any():
+        raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
+    after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
+    # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
+    evidence = gather_evidence(ref.data, after_data, valid=valid)
+    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
+                                                      candidates=~evidence.vegetation & ~evidence.shadow)
+    timings["normalise_s"] = time.perf_counter() - t
+    log.info("normalised %s to %s (%s) over %d valid pixels; %d vegetation and %d shadow pixels set aside",
+             moved.path.name, ref.path.name, normalisation, int(valid.sum()), int(evidence.vegetation.sum()),
+             int(evidence.shadow.sum()))
+
+    step("scoring change")
+    t = time.perf_counter()
+    changes = detect_structure_changes(ref.data, after_norm, pixel_size=ref.grid.pixel_size, transform=ref.grid.transform,
+                                       valid=valid, method=method, min_area_m2=min_area_m2, evidence=evidence)
+    timings["detect_s"] = time.perf_counter() - t
+    return GridDetection(shift, moved, valid, after_norm, changes)
 
 
 def detect(
@@ -122,48 +193,13 @@ def detect(
     if not ref.grid.crs.is_projected:
         raise ImageryError(f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
                            f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})")
-    source = read_source(after)  # read once; warped twice below, the second time with the shift folded in
-    coarse = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
-    if coarse.data.shape[0] != ref.data.shape[0]:
-        raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
-                           "before and after must have the same bands")
+    source = read_source(after)  # read once; warped twice, the second time with the shift folded in
     timings["read_s"] = time.perf_counter() - t0
-    log.info("read %s: %d x %d px AOI window, %.2f m pixels, %d bands; %s warped onto it", ref.path.name,
-             ref.grid.shape[1], ref.grid.shape[0], ref.grid.pixel_size, ref.data.shape[0], coarse.path.name)
-
-    step("co-registering")
-    t = time.perf_counter()
-    shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
-                           reference_valid=ref.valid, moving_valid=coarse.valid)
-    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
-             coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
-    moved = warp_onto_grid(source, ref.grid, shift_px=(shift.dx, shift.dy))
-    del source
-    timings["coreg_s"] = time.perf_counter() - t
-
-    step("normalising")
-    t = time.perf_counter()
-    valid = ref.valid & moved.valid & _footprint_mask(site, ref.grid)
-    if not valid.any():
-        raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
-    after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
-    # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
-    evidence = gather_evidence(ref.data, after_data, valid=valid)
-    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
-                                                      candidates=~evidence.vegetation & ~evidence.shadow)
-    timings["normalise_s"] = time.perf_counter() - t
-    log.info("normalised %s to %s (%s) over %d valid pixels; %d vegetation and %d shadow pixels set aside",
-             moved.path.name, ref.path.name, normalisation, int(valid.sum()), int(evidence.vegetation.sum()),
-             int(evidence.shadow.sum()))
-
-    step("scoring change")
-    t = time.perf_counter()
-    changes = detect_structure_changes(ref.data, after_norm, pixel_size=ref.grid.pixel_size, transform=ref.grid.transform,
-                                       valid=valid, method=method, min_area_m2=min_area_m2,
-                                       evidence=evidence)
+    found = detect_on_grid(ref, source, _footprint_mask(site, ref.grid), method=method, normalisation=normalisation,
+                           min_area_m2=min_area_m2, step=step, timings=timings)
+    shift, moved, valid, after_norm, changes = found.shift, found.moved, found.valid, found.after_norm, found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
-    timings["detect_s"] = time.perf_counter() - t
     log.info("%d change objects (%d new, %d removed); threshold %.2f", len(changes.objects),
              sum(o.change == "new" for o in changes.objects), sum(o.change == "removed" for o in changes.objects), changes.threshold)
 

@@ -1,0 +1,90 @@
+"""``coregister``: the shift between two GeoTIFFs of one place, and a corrected copy.
+
+The corrected copy keeps MOVING's pixels exactly as they are and carries a corrected
+geotransform: the correction is applied once, by editing the georeference, and nothing is
+resampled.  (``detect`` folds the same correction into its single warp.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+from ..coreg import ShiftResult, estimate_shift
+from ..errors import ImageryError
+from ..io import Grid, check_outputs_free, corrected_transform, read_source, staged_outputs, warp_onto_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Coregistration:
+    """The shift of MOVING relative to REFERENCE, on REFERENCE's grid."""
+
+    reference: Path
+    moving: Path
+    grid: Grid
+    shift: ShiftResult
+    seconds: float
+
+    def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
+        return {"reference": str(self.reference), "moving": str(self.moving), **self.shift.to_dict(windows=windows),
+                "seconds": round(self.seconds, 3)}
+
+
+def coregister(reference: str | os.PathLike[str], moving: str | os.PathLike[str], *,
+               out: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Coregistration:
+    """Measure how far MOVING's content is displaced from REFERENCE's; optionally write it corrected.
+
+    Parameters
+    ----------
+    reference, moving : path-like
+        GeoTIFFs of the same place.  MOVING is warped onto REFERENCE's grid to be measured.
+    out : path-like, optional
+        A GeoTIFF of MOVING with the correction folded into its geotransform (pixels unchanged).
+
+    Raises
+    ------
+    AlignmentError
+        When no reliable shift exists: the images do not show the same place.
+    """
+    t0 = time.perf_counter()
+    if out is not None:
+        check_outputs_free([Path(out)], overwrite)
+    ref = read_source(reference)
+    mov = read_source(moving)
+    grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
+    on_ref = warp_onto_grid(mov, grid, resampling=Resampling.bilinear)
+    ref_valid = np.all(np.isfinite(ref.data), axis=0)
+    shift = estimate_shift(np.nan_to_num(ref.data), np.nan_to_num(on_ref.data), pixel_size=grid.pixel_size,
+                           reference_valid=ref_valid, moving_valid=on_ref.valid)
+    log.info("%s relative to %s: %+.3f, %+.3f px (%s, %d windows agree, %d rejected)", mov.path.name, ref.path.name,
+             shift.dx, shift.dy, shift.model, shift.windows_valid, shift.windows_rejected)
+    if out is not None:
+        _write_corrected(Path(moving), Path(out), grid, shift, overwrite=overwrite)
+    return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0)
+
+
+def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *, overwrite: bool) -> None:
+    with rasterio.open(moving) as src:
+        if src.crs != grid.crs:
+            raise ImageryError(f"{moving}: its CRS differs from the reference's; a corrected copy by geotransform "
+                               "edit needs both in one CRS (reproject first)")
+        profile = src.profile.copy()
+        data = src.read()
+        transform = corrected_transform(src.transform, grid.transform, (shift.dx, shift.dy), shift.gradient, shift.centre)
+        tags = src.tags()
+    profile.update(transform=transform)
+    with staged_outputs(out.parent if str(out.parent) else ".", [out.name], overwrite=overwrite) as stage:
+        with rasterio.open(stage / out.name, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(**tags, SITEWATCH_COREG=f"dx={shift.dx:.4f} dy={shift.dy:.4f} model={shift.model} "
+                                                   f"reference={grid.transform}")

@@ -1,0 +1,210 @@
+"""``evaluate``: the default detector on a labelled set of image pairs, scored pixel by pixel.
+
+A set follows the LEVIR-CD layout: ``A/`` (before), ``B/`` (after) and ``label/`` (255 =
+changed), plain pictures of the same name without georeference.  Each pair runs through
+exactly the path ``detect`` uses (:func:`~sitewatch.pipeline.detect.detect_on_grid`) with
+its defaults; nothing is tuned per set or per image.  Scores are pooled over every pixel of
+the set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio import features
+from scipy import ndimage
+
+from ..errors import AlignmentError, ImageryError
+from ..io import RasterWindow, SourceRaster, check_outputs_free, read_picture, staged_outputs, write_mask_png
+from ._common import Progress
+from .detect import detect_on_grid
+
+log = logging.getLogger(__name__)
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# a labelled building counts as found when at least this share of its pixels is flagged
+OBJECT_FOUND_FRACTION = 0.5
+
+
+@dataclass
+class PairScore:
+    """Pixel counts of one pair against its label."""
+
+    name: str
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    objects: int
+    objects_found: int
+    shift_px: tuple[float, float] | None  # None when co-registration refused the pair
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn, "objects": self.objects,
+                "objects_found": self.objects_found,
+                "shift_px": None if self.shift_px is None else [round(v, 2) for v in self.shift_px],
+                "seconds": round(self.seconds, 2)}
+
+
+def score_pair(name: str, flagged: np.ndarray, label: np.ndarray, shift_px: tuple[float, float] | None = None) -> PairScore:
+    """Compare a flagged mask with a label mask (both bool, same shape)."""
+    tp = int(np.count_nonzero(flagged & label))
+    fp = int(np.count_nonzero(flagged & ~label))
+    fn = int(np.count_nonzero(~flagged & label))
+    tn = int(flagged.size - tp - fp - fn)
+    components, n = ndimage.label(label)
+    found = 0
+    if n:
+        share = ndimage.mean(flagged, components, np.arange(1, n + 1))
+        found = int(np.count_nonzero(np.asarray(share) >= OBJECT_FOUND_FRACTION))
+    return PairScore(name, tp, fp, fn, tn, n, found, shift_px)
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+@dataclass
+class Evaluation:
+    """Pooled scores of a set, and the counts of each pair behind them."""
+
+    set_dir: Path
+    pixel_size_m: float
+    pairs: list[PairScore] = field(default_factory=list)
+
+    def _sum(self, key: str) -> int:
+        return sum(getattr(p, key) for p in self.pairs)
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fp"))
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fn"))
+
+    @property
+    def f1(self) -> float:
+        return _ratio(2 * self._sum("tp"), 2 * self._sum("tp") + self._sum("fp") + self._sum("fn"))
+
+    @property
+    def iou(self) -> float:
+        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fp") + self._sum("fn"))
+
+    @property
+    def false_alarm_rate(self) -> float:
+        """Flagged unchanged pixels ÷ unchanged pixels."""
+        return _ratio(self._sum("fp"), self._sum("fp") + self._sum("tn"))
+
+    @property
+    def object_recall(self) -> float:
+        """Labelled connected components with at least half their pixels flagged ÷ all of them."""
+        return _ratio(self._sum("objects_found"), self._sum("objects"))
+
+    def to_dict(self, *, per_pair: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"set": str(self.set_dir), "pixel_size_m": self.pixel_size_m,
+                               "precision": round(self.precision, 4), "recall": round(self.recall, 4),
+                               "f1": round(self.f1, 4), "iou": round(self.iou, 4),
+                               "false_alarm_rate": round(self.false_alarm_rate, 5),
+                               "object_recall": round(self.object_recall, 4), "pairs": len(self.pairs),
+                               "objects": self._sum("objects"),
+                               "refused": sum(p.shift_px is None for p in self.pairs)}
+        if per_pair:
+            out["per_pair"] = [p.to_dict() for p in self.pairs]
+        return out
+
+
+def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]:
+    """``(before, after, label)`` paths of every picture in ``A/`` with a namesake in ``B/`` and ``label/``.
+
+    Raises
+    ------
+    ImageryError
+        If a folder is missing, a picture lacks its partner or label, or there is none.
+    """
+    root = Path(set_dir)
+    for sub in ("A", "B", "label"):
+        if not (root / sub).is_dir():
+            raise ImageryError(f"{root}: no {sub}/ folder; a set needs A/ (before), B/ (after) and label/ (255 = change)")
+    names = sorted(p.name for p in (root / "A").iterdir() if p.suffix.lower() in PICTURE_SUFFIXES)
+    if not names:
+        raise ImageryError(f"{root / 'A'}: holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
+    pairs = []
+    for n in names:
+        for sub in ("B", "label"):
+            if not (root / sub / n).is_file():
+                raise ImageryError(f"{root / 'A' / n}: has no partner {root / sub / n}")
+        pairs.append((root / "A" / n, root / "B" / n, root / "label" / n))
+    return pairs
+
+
+def flagged_mask(before: RasterWindow, after: RasterWindow) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The default detector's change mask for a pair on one grid, and the shift it found.
+
+    A pair that co-registration refuses gets an empty mask (and ``None``): ``detect`` would
+    stop there, reporting nothing.
+    """
+    source = SourceRaster(after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None)
+    try:
+        found = detect_on_grid(before, source, np.ones(before.grid.shape, bool))
+    except AlignmentError as exc:
+        log.warning("%s: co-registration refused the pair (%s); counted as nothing flagged", before.path.name, exc)
+        return np.zeros(before.grid.shape, bool), None
+    objects = found.changes.objects
+    mask = np.zeros(before.grid.shape, bool)
+    if objects:
+        mask = features.rasterize(((o.geometry, 1) for o in objects), out_shape=before.grid.shape,
+                                  transform=before.grid.transform, fill=0, dtype="uint8").astype(bool)
+    return mask, (found.shift.dx, found.shift.dy)
+
+
+def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os.PathLike[str] | None = None,
+             overwrite: bool = False, progress: Progress | None = None) -> Evaluation:
+    """Run the default detector on every pair of a labelled set and pool its scores.
+
+    Parameters
+    ----------
+    set_dir : path-like
+        A folder with ``A/``, ``B/`` and ``label/`` (LEVIR-CD layout).
+    gsd : float
+        Metres per pixel of the set (LEVIR-CD: about 0.5), for areas in m².
+    masks_out : path-like, optional
+        Where to write each binary change mask (255 = change) as a PNG named like its input;
+        all are written at the end, or none.
+    progress : callable, optional
+        Called with a message per pair.
+    """
+    pairs = list_pairs(set_dir)
+    if masks_out is not None:
+        check_outputs_free([Path(masks_out) / (a.stem + ".png") for a, _, _ in pairs], overwrite)
+    result = Evaluation(Path(set_dir), gsd)
+    masks: dict[str, np.ndarray] = {}
+    for i, (a, b, lab) in enumerate(pairs):
+        if progress:
+            progress(f"{a.name} ({i + 1}/{len(pairs)})")
+        t = time.perf_counter()
+        before, after = read_picture(a, gsd), read_picture(b, gsd)
+        label = read_picture(lab, gsd, mode="L").data[0] > 127
+        if before.data.shape != after.data.shape or label.shape != before.data.shape[1:]:
+            raise ImageryError(f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
+                               f"{label.shape} differ in size")
+        flagged, shift = flagged_mask(before, after)
+        score = score_pair(a.name, flagged, label, shift)
+        score.seconds = time.perf_counter() - t
+        result.pairs.append(score)
+        if masks_out is not None:
+            masks[Path(a.name).stem + ".png"] = flagged
+        log.info("%s: %d flagged, %d labelled, %d of %d buildings found, %.1f s", a.name, score.tp + score.fp,
+                 score.tp + score.fn, score.objects_found, score.objects, score.seconds)
+    if masks_out is not None:
+        with staged_outputs(masks_out, list(masks), overwrite=overwrite) as stage:
+            for name, mask in masks.items():
+                write_mask_png(stage / name, mask)
+    return result
