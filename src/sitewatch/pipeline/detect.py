@@ -20,7 +20,7 @@ from rasterio.enums import Resampling
 
 from ..aoi import SiteAOI
 from ..coreg import ShiftResult, estimate_shift
-from ..errors import ImageryError
+from ..errors import AlignmentError, ImageryError
 from ..io import (Grid, RasterWindow, SourceRaster, check_outputs_free, read_aoi_window, read_source, staged_outputs,
                  warp_onto_grid, write_geotiff, write_json, write_vectors)
 from ..radiometry import NORMALISATION_METHODS
@@ -83,7 +83,7 @@ class GridDetection:
 
 def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarray, *, method: str = "cva",
                    normalisation: str = "regression", min_area_m2: float = 40.0, step: Progress | None = None,
-                   timings: dict[str, float] | None = None) -> GridDetection:
+                   timings: dict[str, float] | None = None, assume_registered: bool = False) -> GridDetection:
     """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
 
     ``detect`` (GeoTIFFs and an AOI) and ``evaluate`` (labelled PNG pairs) both run this, so
@@ -98,6 +98,9 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
         found folded into its geotransform (one resampling of the pixels used).
     footprint : ndarray of bool
         Pixels of ``ref.grid`` to examine.
+    assume_registered : bool
+        Where co-registration refuses, go on without a shift instead of raising (for
+        labelled sets whose pairs are known to show the same place).
     """
     step = step or (lambda msg: None)
     timings = timings if timings is not None else {}
@@ -110,8 +113,14 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
 
     step("co-registering")
     t = time.perf_counter()
-    shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
-                           reference_valid=ref.valid, moving_valid=coarse.valid)
+    try:
+        shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
+                               reference_valid=ref.valid, moving_valid=coarse.valid)
+    except AlignmentError as exc:
+        if not assume_registered:
+            raise
+        log.warning("%s: %s; going on unshifted, as asked", coarse.path.name, exc)
+        shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size, 0.0, 0.0, model="none")
     log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
              coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
     del coarse

@@ -20,7 +20,7 @@ import numpy as np
 from rasterio import features
 from scipy import ndimage
 
-from ..errors import AlignmentError, ImageryError
+from ..errors import ImageryError
 from ..io import RasterWindow, SourceRaster, check_outputs_free, read_picture, staged_outputs, write_mask_png
 from ._common import Progress
 from .detect import detect_on_grid
@@ -148,21 +148,19 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
 def flagged_mask(before: RasterWindow, after: RasterWindow) -> tuple[np.ndarray, tuple[float, float] | None]:
     """The default detector's change mask for a pair on one grid, and the shift it found.
 
-    A pair that co-registration refuses gets an empty mask (and ``None``): ``detect`` would
-    stop there, reporting nothing.
+    A pair that co-registration refuses is scored unshifted, and its shift is ``None``
+    (``detect`` would stop there with an error).
     """
     source = SourceRaster(after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None)
-    try:
-        found = detect_on_grid(before, source, np.ones(before.grid.shape, bool))
-    except AlignmentError as exc:
-        log.warning("%s: co-registration refused the pair (%s); counted as nothing flagged", before.path.name, exc)
-        return np.zeros(before.grid.shape, bool), None
+    # a labelled pair shows one place: where co-registration refuses (big change, floods),
+    # score the pair unshifted rather than drop it, and count it as refused
+    found = detect_on_grid(before, source, np.ones(before.grid.shape, bool), assume_registered=True)
     objects = found.changes.objects
     mask = np.zeros(before.grid.shape, bool)
     if objects:
         mask = features.rasterize(((o.geometry, 1) for o in objects), out_shape=before.grid.shape,
                                   transform=before.grid.transform, fill=0, dtype="uint8").astype(bool)
-    return mask, (found.shift.dx, found.shift.dy)
+    return mask, None if found.shift.model == "none" else (found.shift.dx, found.shift.dy)
 
 
 def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os.PathLike[str] | None = None,
