@@ -216,24 +216,42 @@ def _robust_model(centres: np.ndarray, shifts: np.ndarray, centre: tuple[float, 
 
 def _shift_image(image: np.ndarray, dx: np.ndarray | float, dy: np.ndarray | float, order: int = 3) -> np.ndarray:
     """Sample ``image`` at (col + dx, row + dy): undoes a displacement (scalar or per-pixel)."""
+    if np.ndim(dx) == 0 and np.ndim(dy) == 0:
+        return ndimage.shift(image, (-float(dy), -float(dx)), order=order, mode="nearest").astype(np.float32)
     rows, cols = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float32)
     return ndimage.map_coordinates(image, [rows + dy, cols + dx], order=order, mode="nearest").astype(np.float32)
 
 
 def _measure_windows(ref_e: np.ndarray, mov_e: np.ndarray, valid: np.ndarray, size: int, upsample: int,
-                     base: tuple[int, int], min_peak_drop: float = 0.25) -> list[tuple[float, float, float, float, float]]:
-    """Per window: (centre col, centre row, dx, dy, correlation), the integer ``base`` shift included."""
-    bx, by = base
+                     base: tuple[float, float] | None = None, model=None,
+                     min_peak_drop: float = 0.25) -> list[tuple[float, float, float, float, float]]:
+    """Per window: (centre col, centre row, dx, dy, correlation), the prior displacement included.
+
+    The moving window is cut where the content should be: ``base`` pixels over (integers), or
+    where ``model(col, row)`` puts it, resampling just that window for the fractional part.
+    """
     rows, cols = ref_e.shape
+    # lay the grid out where the displaced windows (plus resampling room) stay inside the image
+    cx, cy = base if model is None else model((cols - 1) / 2, (rows - 1) / 2)
+    top, left = max(0, -int(np.floor(cy))) + 4, max(0, -int(np.floor(cx))) + 4
+    bottom, right = max(0, int(np.ceil(cy))) + 4, max(0, int(np.ceil(cx))) + 4
+    inner_shape = (rows - top - bottom, cols - left - right)
+    if min(inner_shape) < size:
+        return []
     out = []
-    for r0, c0 in _window_grid(ref_e.shape, size):
-        # the moving window is cut ``base`` pixels over, where the same content should be
-        mr0, mc0 = r0 + by, c0 + bx
-        if mr0 < 0 or mc0 < 0 or mr0 + size > rows or mc0 + size > cols:
+    for r0, c0 in ((r + top, c + left) for r, c in _window_grid(inner_shape, size)):
+        bx, by = base if model is None else model(c0 + size / 2, r0 + size / 2)
+        ix, iy = int(np.floor(bx)), int(np.floor(by))
+        pad = 0 if (bx == ix and by == iy) else 3  # room for the cubic resampling of a fractional shift
+        mr0, mc0 = r0 + iy - pad, c0 + ix - pad
+        if mr0 < 0 or mc0 < 0 or mr0 + size + 2 * pad > rows or mc0 + size + 2 * pad > cols:
             continue
         ref_w = ref_e[r0 : r0 + size, c0 : c0 + size]
-        mov_w = mov_e[mr0 : mr0 + size, mc0 : mc0 + size]
-        mask = valid[r0 : r0 + size, c0 : c0 + size] & valid[mr0 : mr0 + size, mc0 : mc0 + size]
+        patch = mov_e[mr0 : mr0 + size + 2 * pad, mc0 : mc0 + size + 2 * pad]
+        if bx != ix or by != iy:
+            patch = _shift_image(patch, bx - ix, by - iy)
+        mov_w = patch[pad : pad + size, pad : pad + size]
+        mask = valid[r0 : r0 + size, c0 : c0 + size] & valid[mr0 + pad : mr0 + pad + size, mc0 + pad : mc0 + pad + size]
         if mask.mean() < 0.8 or ref_w[mask].std() < 1e-3 or mov_w[mask].std() < 1e-3:
             continue  # a window half outside the data, or featureless
         dx, dy = _xcorr_shift(ref_w, mov_w, mask, upsample)
@@ -318,9 +336,9 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     base = (int(round(coarse[0] * step)), int(round(coarse[1] * step)))
 
     # 2-4. windows, consensus
-    measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base)
+    measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base=base)
     if len(measured) < min_windows and base != (0, 0):
-        measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, (0, 0))
+        measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base=(0, 0))
     centre = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)
     table = np.array(measured).reshape(-1, 5)
     kept = table[table[:, 4] >= min_window_correlation]
@@ -341,37 +359,42 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
         inlier, offset, grad, affine = np.array([True]), np.array([gdx, gdy]), np.zeros((2, 2)), False
         n_in = 0  # no window agreed: confidence 0, the shift rests on the whole image
 
-    # 5. refine on the residual: resample moving by the estimate and measure again near zero
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    disp_x = offset[0] + grad[0, 0] * (cols - centre[0]) + grad[0, 1] * (rows - centre[1])
-    disp_y = offset[1] + grad[1, 0] * (cols - centre[0]) + grad[1, 1] * (rows - centre[1])
-    mov_aligned = _shift_image(mov_e, disp_x, disp_y)
-    residual = [w for w in _measure_windows(ref_e, mov_aligned, both, size, upsample_factor, (0, 0))
+    # 5. refine on the residual: each window resampled by the estimate and measured again near zero
+    def model_at(off: np.ndarray):
+        return lambda c, r: (off[0] + grad[0, 0] * (c - centre[0]) + grad[0, 1] * (r - centre[1]),
+                             off[1] + grad[1, 0] * (c - centre[0]) + grad[1, 1] * (r - centre[1]))
+
+    residual = [w for w in _measure_windows(ref_e, mov_e, both, size, upsample_factor, model=model_at(offset))
                 if w[4] >= min_window_correlation]
-    table, inlier = kept, inlier
+    table = kept
     if len(residual) >= min_windows:
         res = np.array(residual)
-        res_in, r_off, _, _ = _robust_model(res[:, :2], res[:, 2:4], centre, radius=min(radius_px, 0.5),
+        prior = np.array([model_at(offset)(c, r) for c, r in res[:, :2]])
+        res_in, r_off, _, _ = _robust_model(res[:, :2], res[:, 2:4] - prior, centre, radius=min(radius_px, 0.5),
                                             min_affine_inliers=np.inf, min_gradient_effect=np.inf)
         if res_in.sum() >= min_windows:
-            prev = offset[None, :] + (res[:, :2] - np.asarray(centre)) @ grad.T  # the model at each window
             offset = offset + r_off
-            table, inlier, n_in = res.copy(), res_in, int(res_in.sum())
-            table[:, 2:4] += prev
-            mov_aligned = _shift_image(mov_e, disp_x + r_off[0], disp_y + r_off[1])
+            table, inlier, n_in = res, res_in, int(res_in.sum())
     # fit quality of the final model
-    model_x = offset[0] + grad[0, 0] * (table[:, 0] - centre[0]) + grad[0, 1] * (table[:, 1] - centre[1])
-    model_y = offset[1] + grad[1, 0] * (table[:, 0] - centre[0]) + grad[1, 1] * (table[:, 1] - centre[1])
-    rms = float(np.sqrt(((table[inlier, 2] - model_x[inlier]) ** 2 + (table[inlier, 3] - model_y[inlier]) ** 2).mean()))
-    margin = int(np.ceil(np.abs(np.concatenate([table[:, 2], table[:, 3]])).max())) + 2
-    inner = both.copy()
+    model = model_at(offset)
+    predicted = np.array([model(c, r) for c, r in table[:, :2]])
+    rms = float(np.sqrt(((table[inlier, 2:4] - predicted[inlier]) ** 2).sum(axis=1).mean()))
+    # edge correlation before and after, on a central crop (a large scene needs no more)
+    crop = min(1024, shape[0], shape[1])
+    r0, c0 = (shape[0] - crop) // 2, (shape[1] - crop) // 2
+    rr, cc = np.mgrid[r0 : r0 + crop, c0 : c0 + crop].astype(np.float32)
+    mx, my = model(cc, rr)
+    aligned = ndimage.map_coordinates(mov_e, [rr + my, cc + mx], order=1, mode="nearest")
+    margin = int(np.ceil(np.abs(np.concatenate([mx.ravel(), my.ravel()])).max())) + 2
+    inner = both[r0 : r0 + crop, c0 : c0 + crop].copy()
     inner[:margin] = inner[-margin:] = False
     inner[:, :margin] = inner[:, -margin:] = False
+    ref_c, mov_c = ref_e[r0 : r0 + crop, c0 : c0 + crop], mov_e[r0 : r0 + crop, c0 : c0 + crop]
     windows = tuple(WindowShift(float(c), float(r), float(x), float(y), float(k), bool(i))
                     for (c, r, x, y, k), i in zip(table, inlier))
     return ShiftResult(
         float(offset[0]), float(offset[1]), float(pixel_size),
-        correlation=_corr(ref_e[inner], mov_aligned[inner]), correlation_unaligned=_corr(ref_e[inner], mov_e[inner]),
+        correlation=_corr(ref_c[inner], aligned[inner]), correlation_unaligned=_corr(ref_c[inner], mov_c[inner]),
         windows_valid=n_in, windows_rejected=len(table) - n_in, confidence=n_in / len(table), residual_px=rms,
         model="affine" if affine else "translation",
         gradient=tuple(float(v) for v in grad.ravel()) if affine else (0.0, 0.0, 0.0, 0.0),

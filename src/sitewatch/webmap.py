@@ -22,7 +22,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as transform_geometry
+import shapely
 
 from .io import Grid, read_aoi_window
 from .report.figures import COLOURS, display_rgb, score_rgb, stretch_limits, webp_bytes
@@ -89,7 +89,8 @@ def image_overlay(rgb: np.ndarray, grid: Grid, name: str, *, valid: np.ndarray |
 
 
 def _lonlat(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
-    return transform_geometry(Transformer.from_crs(CRS.from_user_input(crs), LONLAT, always_xy=True).transform, geometry)
+    to_lonlat = Transformer.from_crs(CRS.from_user_input(crs), LONLAT, always_xy=True)
+    return shapely.transform(geometry, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
 
 
 def geojson_layer(records: list[dict[str, Any]], crs: Any, name: str, *, colour: str | dict[str, str],

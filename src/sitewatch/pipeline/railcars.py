@@ -161,22 +161,23 @@ def railcar_records(results: list[ImageRailcars]) -> list[dict[str, Any]]:
     Geometries are in the first image's CRS; shapes from images in another CRS are
     reprojected into it.
     """
+    import shapely
     from pyproj import Transformer
-    from shapely.ops import transform as reproject_geom
 
     target = results[0].grid.crs if results else None
     records = []
     for res in results:
         to_target = None
         if res.grid.crs != target:
-            to_target = Transformer.from_crs(res.grid.crs, target, always_xy=True).transform
+            to_target = Transformer.from_crs(res.grid.crs, target, always_xy=True)
         for t in res.result.tracks:
             individual = t.method == core.METHOD_INDIVIDUAL
             for k, quad in enumerate(t.cars_px if individual else t.runs_px):
                 geom = _to_crs(quad, res.grid)
                 records.append({"image": res.path.name, "date": res.date, "track_id": t.track_id,
                                 "kind": "railcar" if individual else "train", "index": k + 1, "method": t.method,
-                                "geometry": reproject_geom(to_target, geom) if to_target else geom})
+                                "geometry": shapely.transform(geom, lambda xy, t=to_target: np.column_stack(
+                                    t.transform(xy[:, 0], xy[:, 1]))) if to_target else geom})
     return records
 
 
