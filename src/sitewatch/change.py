@@ -59,6 +59,27 @@ def excess_green(image: np.ndarray) -> np.ndarray:
     return np.where(g > b, 2 * g - r - b, 0).astype(np.float32)
 
 
+def ndvi(image: np.ndarray) -> np.ndarray:
+    """Normalised difference vegetation index ``(nir - red) / (nir + red)`` (bands R, G, B, NIR)."""
+    red = np.clip(image[0].astype(np.float32), 0, None)
+    nir = np.clip(image[3].astype(np.float32), 0, None)
+    return ((nir - red) / (nir + red + np.float32(1e-6))).astype(np.float32)
+
+
+def vegetation_mask(image: np.ndarray, *, greenness_threshold: float = 0.05, ndvi_threshold: float = 0.3) -> np.ndarray:
+    """Vegetated pixels: NDVI above ``ndvi_threshold`` where a fourth (near-infrared) band
+    exists, else excess green above ``greenness_threshold``; none with fewer than 3 bands.
+
+    NDVI sees leaves whatever their visible colour (autumn, dry grass stays lower) and is
+    not fooled by green paint, which reflects little near-infrared.
+    """
+    if image.shape[0] >= 4:
+        return ndvi(image) > ndvi_threshold
+    if image.shape[0] >= 3:
+        return excess_green(image) > greenness_threshold
+    return np.zeros(image.shape[1:], bool)
+
+
 def brightness(image: np.ndarray) -> np.ndarray:
     """Band mean, shape (M, N), float32."""
     return image.astype(np.float32).mean(axis=0)

@@ -206,8 +206,9 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--method", type=click.Choice(["cva", "log_ratio"]), default="cva", show_default=True, help="Change score.")
-@click.option("--normalisation", type=click.Choice(["regression", "histogram"]), default="regression", show_default=True,
-              help="Radiometric normalisation of AFTER to BEFORE.")
+@click.option("--normalisation", type=click.Choice(["regression", "irmad", "histogram"]), default="regression",
+              show_default=True, help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on "
+                                      "IR-MAD no-change pixels).")
 @click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
               help="Smallest structure reported, m².")
 @overwrite_option

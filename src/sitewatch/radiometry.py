@@ -1,6 +1,6 @@
 """Radiometric normalisation: make MOVING's band values comparable with REFERENCE's.
 
-Both functions return a new float32 array of MOVING's shape and never modify inputs.
+The normalisations return a new float32 array of MOVING's shape and never modify inputs.
 """
 
 from __future__ import annotations
@@ -92,7 +92,98 @@ def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np
     return out
 
 
+def irmad_no_change(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
+                    max_iterations: int = 30, tolerance: float = 1e-4, max_samples: int = 200_000,
+                    seed: int = 0) -> np.ndarray:
+    """Probability of no change per pixel by iteratively reweighted MAD (Nielsen 2007).
+
+    Canonical correlation analysis between the two images' bands gives MAD variates (the
+    differences of paired canonical variates), which are mutually uncorrelated with known
+    variances; the sum of their squared standardised values is chi-square with B degrees of
+    freedom where nothing changed.  Each iteration weights pixels by their probability of
+    no change and recomputes the CCA, until the canonical correlations settle.  It is
+    invariant to any linear (affine) transformation of either image's bands, so gains,
+    offsets and haze do not count as change.
+
+    Parameters
+    ----------
+    reference, moving : ndarray of shape (B, M, N)
+    valid : ndarray of bool, shape (M, N), optional
+
+    Returns
+    -------
+    ndarray of float32, shape (M, N)
+        P(no change) in 0-1; 0 outside ``valid``.
+    """
+    from scipy.linalg import eigh
+    from scipy.stats import chi2
+
+    bands = reference.shape[0]
+    mask = np.ones(reference.shape[1:], bool) if valid is None else valid
+    idx = np.flatnonzero(mask)
+    if idx.size > max_samples:  # the statistics settle on a sample; every pixel is scored at the end
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_samples, replace=False))
+    x = reference.reshape(bands, -1)[:, idx].astype(np.float64)
+    y = moving.reshape(bands, -1)[:, idx].astype(np.float64)
+    weights = np.ones(idx.size)
+    rho_old = np.zeros(bands)
+    for _ in range(max_iterations):
+        w = weights / weights.sum()
+        mx, my = x @ w, y @ w
+        xc, yc = x - mx[:, None], y - my[:, None]
+        sxx = (xc * w) @ xc.T + 1e-9 * np.eye(bands)
+        syy = (yc * w) @ yc.T + 1e-9 * np.eye(bands)
+        sxy = (xc * w) @ yc.T
+        # generalised eigenproblems for the canonical vectors a (reference) and b (moving)
+        rho2, a = eigh(sxy @ np.linalg.solve(syy, sxy.T), sxx)
+        rho = np.sqrt(np.clip(rho2, 0, 1))
+        b = np.linalg.solve(syy, sxy.T @ a) / np.maximum(rho, 1e-9)
+        b /= np.sqrt(np.einsum("ij,ij->j", b, syy @ b))[None, :]  # unit variance
+        # pair each a with a positively correlated b
+        sign = np.sign(np.einsum("ij,ij->j", a, sxy @ b))
+        b *= np.where(sign == 0, 1, sign)[None, :]
+        mad = a.T @ xc - b.T @ yc
+        var = np.maximum(2 * (1 - rho), 1e-9)
+        z = ((mad**2) / var[:, None]).sum(axis=0)
+        weights = 1 - chi2.cdf(z, bands)
+        if np.max(np.abs(rho - rho_old)) < tolerance:
+            break
+        rho_old = rho
+    # score every pixel with the final transformation
+    xa = reference.reshape(bands, -1).astype(np.float64) - mx[:, None]
+    ya = moving.reshape(bands, -1).astype(np.float64) - my[:, None]
+    z_all = (((a.T @ xa - b.T @ ya) ** 2) / var[:, None]).sum(axis=0)
+    p = (1 - chi2.cdf(z_all, bands)).reshape(reference.shape[1:]).astype(np.float32)
+    return np.where(mask, p, 0.0).astype(np.float32)
+
+
+def irmad_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
+                     candidates: np.ndarray | None = None, no_change_probability: float = 0.95,
+                     min_pixels: int = 200) -> np.ndarray:
+    """Per-band orthogonal regression of ``moving`` on ``reference`` over IR-MAD no-change pixels.
+
+    Canty's radcal: pixels IR-MAD finds unchanged with probability above
+    ``no_change_probability`` (and among ``candidates``, when enough are) define a
+    total-least-squares line per band.  Seasonal and illumination change that is linear in
+    the bands is corrected; change that is not (new roofs, floods) is left standing.  Falls
+    back to :func:`invariant_regression` when too few pixels qualify.
+    """
+    mask = np.ones(moving.shape[1:], bool) if valid is None else valid
+    p = irmad_no_change(reference, moving, valid=mask)
+    invariant = mask & (p > no_change_probability)
+    if candidates is not None and (invariant & candidates).sum() >= min_pixels:
+        invariant &= candidates
+    if invariant.sum() < min_pixels:
+        return invariant_regression(reference, moving, valid=valid, candidates=candidates)
+    out = np.empty(moving.shape, np.float32)
+    for band in range(moving.shape[0]):
+        a, c = _orthogonal_fit(moving[band][invariant].astype(np.float64), reference[band][invariant].astype(np.float64))
+        out[band] = (a * moving[band] + c).astype(np.float32)
+    return out
+
+
 NORMALISATION_METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "irmad": irmad_regression,
     "regression": invariant_regression,
     "histogram": histogram_match,
 }

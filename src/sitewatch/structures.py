@@ -31,7 +31,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from skimage import morphology
 
-from .change import CHANGE_METHODS, excess_green, otsu_threshold, shadow_mask
+from .change import CHANGE_METHODS, otsu_threshold, shadow_mask, vegetation_mask
 
 
 @dataclass
@@ -170,14 +170,12 @@ def gather_evidence(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray 
 
     Pass ``after`` as it came from the sensor, not radiometrically normalised: a fit made
     across seasons can shift colours and brightness enough to mislabel roofs.  Vegetation
-    uses excess green on bands 0-2 (red, green, blue); with fewer than three bands nothing
-    counts as vegetation.
+    is NDVI with a near-infrared fourth band, else excess green on bands 0-2 (red, green,
+    blue); with fewer than three bands nothing counts as vegetation
+    (:func:`sitewatch.change.vegetation_mask`).
     """
-    if before.shape[0] >= 3:
-        green_before = excess_green(before) > vegetation_threshold
-        green_after = excess_green(after) > vegetation_threshold
-    else:
-        green_before = green_after = np.zeros(before.shape[1:], bool)
+    green_before = vegetation_mask(before, greenness_threshold=vegetation_threshold)
+    green_after = vegetation_mask(after, greenness_threshold=vegetation_threshold)
     shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(after, valid=valid, fraction=shadow_fraction)
     return Evidence(green_before, green_after, shadow)
 
