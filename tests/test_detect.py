@@ -162,3 +162,18 @@ def test_image_date_sources(tmp_path):
     assert image_date(named) == "2023-10-18"
     (tmp_path / "scene_2023-10-18.json").write_text(json.dumps({"properties": {"datetime": "2023-10-17T02:11:00Z"}}))
     assert image_date(named) == "2023-10-17"  # a STAC item wins over the file name
+
+
+def test_assume_registered_goes_on_where_coregistration_refuses(tmp_path):
+    before, _, _ = _pair("sinuiju-instrument-factory")
+    other = sorted((SAMPLES / "hamhung-feb8-vinalon").glob("*.tif"))[0]
+    with rasterio.open(before) as a, rasterio.open(other) as b:
+        data = b.read()[:, : a.height, : a.width]
+        unrelated = write_tif(tmp_path / "2024-01-01.tif", data, crs=a.crs, origin=(a.bounds.left, a.bounds.top))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["detect", str(before), str(unrelated), "--aoi", "sinuiju-instrument-factory",
+                                    "-o", str(out), "--assume-registered", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shift"]["model"] == "none" and summary["shift"]["shift_px"] == [0.0, 0.0]
+    assert "no reliable shift" in res.stderr  # said, not hidden

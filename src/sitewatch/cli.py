@@ -211,17 +211,20 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
                                       "IR-MAD no-change pixels).")
 @click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
               help="Smallest structure reported, m².")
+@click.option("--assume-registered", is_flag=True,
+              help="If co-registration finds no reliable shift, go on unshifted instead of stopping.")
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
 def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir: Path, method: str, normalisation: str,
-           min_area_m2: float, overwrite: bool, as_json: bool) -> None:
+           min_area_m2: float, assume_registered: bool, overwrite: bool, as_json: bool) -> None:
     """Find new and removed structures between BEFORE and AFTER inside an AOI."""
     from .pipeline import detect as run_detect
 
     result = run_detect(before, after, aoi_ref, out_dir=out_dir, overwrite=overwrite, method=method,
-                        normalisation=normalisation, min_area_m2=min_area_m2, progress=_progress(ctx.obj["quiet"]))
+                        normalisation=normalisation, min_area_m2=min_area_m2, assume_registered=assume_registered,
+                        progress=_progress(ctx.obj["quiet"]))
     s = result.summary
     if as_json:
         _echo_json({**s, "out_dir": str(out_dir),

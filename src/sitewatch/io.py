@@ -215,6 +215,22 @@ def corrected_transform(source_transform: Affine, grid_transform: Affine, shift_
     return grid_transform @ undo @ ~grid_transform @ source_transform
 
 
+# GDAL warps in parallel chunks; a warp is the one step of detect that GDAL, not NumPy, does
+WARP_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _whole_pixel_offset(src_transform: Affine, src_crs: CRS, grid: Grid) -> tuple[int, int] | None:
+    """(row, col) of ``grid``'s first pixel in the source, when both share one pixel lattice."""
+    g = grid.transform
+    if src_crs != grid.crs or not np.allclose([src_transform.a, src_transform.b, src_transform.d, src_transform.e],
+                                              [g.a, g.b, g.d, g.e], rtol=0, atol=1e-9 * abs(g.a)):
+        return None
+    col, row = ~src_transform * (g.c, g.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return int(round(row)), int(round(col))
+
+
 def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
                    gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
                    centre: tuple[float, float] = (0.0, 0.0), resampling: Resampling = Resampling.cubic) -> RasterWindow:
@@ -228,8 +244,20 @@ def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, f
     src_transform = corrected_transform(source.transform, grid.transform, shift_px, gradient, centre)
     rows, cols = grid.shape
     out = np.full((source.data.shape[0], rows, cols), np.nan, dtype=np.float32)
+    offset = _whole_pixel_offset(src_transform, source.crs, grid)
+    if offset is not None:  # same lattice: a slice, no resampling (and much faster)
+        r0, c0 = offset
+        sr, sc = source.data.shape[1:]
+        dr0, dc0, dr1, dc1 = max(0, -r0), max(0, -c0), min(rows, sr - r0), min(cols, sc - c0)
+        if dr1 > dr0 and dc1 > dc0:
+            out[:, dr0:dr1, dc0:dc1] = source.data[:, r0 + dr0 : r0 + dr1, c0 + dc0 : c0 + dc1]
+        valid = np.all(np.isfinite(out), axis=0)
+        if not valid.any():
+            raise ImageryError(f"{source.path}: does not overlap the reference image's AOI window")
+        return RasterWindow(source.path, out, valid, grid, source.date)
     reproject(source.data, out, src_transform=src_transform, src_crs=source.crs, dst_transform=grid.transform,
-              dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan)
+              dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan,
+              num_threads=WARP_THREADS)
     valid = np.all(np.isfinite(out), axis=0)
     if not valid.any():
         raise ImageryError(f"{source.path}: does not overlap the reference image's AOI window")

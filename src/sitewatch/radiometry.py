@@ -25,6 +25,18 @@ def histogram_match(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndar
     return out
 
 
+# Candidates (say, pixels neither vegetated nor in shadow) restrict a fit only where they are
+# a fair share of the scene; where nearly all is vegetated they are mostly the change itself.
+MIN_CANDIDATE_SHARE = 0.2
+
+
+def _enough(candidates: np.ndarray | None, mask: np.ndarray) -> bool:
+    if candidates is None:
+        return False
+    n = int((mask & candidates).sum())
+    return n >= 1000 and n >= MIN_CANDIDATE_SHARE * int(mask.sum())
+
+
 def _orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Slope and intercept of the total-least-squares line y = a x + b."""
     mx, my = x.mean(), y.mean()
@@ -58,7 +70,7 @@ def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np
     candidates : ndarray of bool, shape (M, N), optional
         Pixels allowed to serve as invariant (e.g. not vegetated on either date, not in
         shadow): seasonal ground otherwise dominates the fit and bends greys.  Ignored
-        when fewer than 1000 of them are valid.
+        when fewer than 1000 of them, or under a fifth of the valid pixels, are valid.
 
     Returns
     -------
@@ -66,7 +78,7 @@ def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np
         ``moving`` mapped to ``reference``'s radiometry.
     """
     mask = np.ones(moving.shape[1:], bool) if valid is None else valid
-    if candidates is not None and (mask & candidates).sum() >= 1000:
+    if _enough(candidates, mask):
         mask = mask & candidates
     idx = np.flatnonzero(mask)
     if idx.size > max_samples:
@@ -171,7 +183,7 @@ def irmad_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.nda
     mask = np.ones(moving.shape[1:], bool) if valid is None else valid
     p = irmad_no_change(reference, moving, valid=mask)
     invariant = mask & (p > no_change_probability)
-    if candidates is not None and (invariant & candidates).sum() >= min_pixels:
+    if _enough(candidates, mask) and (invariant & candidates).sum() >= min_pixels:
         invariant &= candidates
     if invariant.sum() < min_pixels:
         return invariant_regression(reference, moving, valid=valid, candidates=candidates)

@@ -32,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 from skimage import morphology
 
 from .change import CHANGE_METHODS, otsu_threshold, shadow_mask, vegetation_mask
+from .radiometry import MIN_CANDIDATE_SHARE
 
 
 @dataclass
@@ -245,8 +246,11 @@ def detect_structure_changes(
                                    shadow_fraction=shadow_fraction)
     vegetation, shadow = evidence.vegetation, evidence.shadow
     candidates = valid & ~vegetation & ~shadow
-    # scale the score by its median over possible roofs, not over seasonal ground
-    score = CHANGE_METHODS[method](before, after, valid=candidates if candidates.any() else valid)
+    # scale the score by its median over possible roofs, not over seasonal ground; but where
+    # nearly everything is vegetated, the few possible roofs are mostly the change itself,
+    # and their median would hide it: then scale over every valid pixel
+    enough = candidates.sum() >= MIN_CANDIDATE_SHARE * valid.sum()  # the rule the radiometric fit follows
+    score = CHANGE_METHODS[method](before, after, valid=candidates if enough else valid)
     if threshold_method == "noise":
         threshold = float(min_score)
     elif threshold_method == "otsu":

@@ -160,6 +160,7 @@ def detect(
     method: str = "cva",
     normalisation: str = "regression",
     min_area_m2: float = 40.0,
+    assume_registered: bool = False,
     progress: Progress | None = None,
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
@@ -181,6 +182,9 @@ def detect(
         :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
     min_area_m2 : float
         Smallest structure reported.
+    assume_registered : bool
+        Where co-registration finds no reliable shift, go on unshifted (logged, and
+        ``model: "none"`` in the summary) instead of stopping with an error.
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -205,7 +209,7 @@ def detect(
     source = read_source(after)  # read once; warped twice, the second time with the shift folded in
     timings["read_s"] = time.perf_counter() - t0
     found = detect_on_grid(ref, source, _footprint_mask(site, ref.grid), method=method, normalisation=normalisation,
-                           min_area_m2=min_area_m2, step=step, timings=timings)
+                           min_area_m2=min_area_m2, step=step, timings=timings, assume_registered=assume_registered)
     shift, moved, valid, after_norm, changes = found.shift, found.moved, found.valid, found.after_norm, found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
