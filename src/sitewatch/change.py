@@ -12,11 +12,21 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 
+# For the magnitude of three bands of Gaussian noise (a chi distribution, 3 degrees of
+# freedom) the lower quartile is 0.717 of the median.
+QUARTILE_TO_MEDIAN = 0.717
+
+
 def _robust_scale(score: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """Divide by the median over valid pixels: most pixels are unchanged, so it tracks noise."""
+    """Divide by the unchanged pixels' median, estimated from the lower quartile.
+
+    The lower quartile stays within unchanged ground until half the scene has changed (a
+    neighbourhood built up between two dates), where the median itself would already sit
+    on the change.  Scaled so that it equals the median when little has changed.
+    """
     sample = score[valid] if valid is not None else score.ravel()
-    med = float(np.median(sample)) if sample.size else 1.0
-    return (score / (med if med > 0 else 1.0)).astype(np.float32)
+    scale = float(np.percentile(sample, 25)) / QUARTILE_TO_MEDIAN if sample.size else 1.0
+    return (score / (scale if scale > 0 else 1.0)).astype(np.float32)
 
 
 def cva_magnitude(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:

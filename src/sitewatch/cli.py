@@ -200,15 +200,19 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
 
 # ------------------------------------------------------------------ detect
 
+normalisation_option = click.option(
+    "--normalisation", type=click.Choice(["regression", "irmad", "histogram", "none"]), default="regression",
+    show_default=True, help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on IR-MAD "
+                            "no-change pixels; none: as they are).")
+
+
 @main.command()
 @click.argument("before", type=click.Path(path_type=Path))
 @click.argument("after", type=click.Path(path_type=Path))
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--method", type=click.Choice(["cva", "log_ratio"]), default="cva", show_default=True, help="Change score.")
-@click.option("--normalisation", type=click.Choice(["regression", "irmad", "histogram"]), default="regression",
-              show_default=True, help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on "
-                                      "IR-MAD no-change pixels).")
+@normalisation_option
 @click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
               help="Smallest structure reported, m².")
 @click.option("--assume-registered", is_flag=True,
@@ -333,16 +337,18 @@ def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out
 @click.option("--masks-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write each change mask (255 = change) as a PNG named like its input.")
 @click.option("--per-pair", is_flag=True, help="With --json, add each pair's counts.")
+@normalisation_option
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
 def evaluate_cmd(ctx: click.Context, set_dir: Path, gsd: float, masks_out: Path | None, per_pair: bool,
-                 overwrite: bool, as_json: bool) -> None:
+                 normalisation: str, overwrite: bool, as_json: bool) -> None:
     """Score the default detector on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
     from .pipeline import evaluate
 
-    result = evaluate(set_dir, gsd=gsd, masks_out=masks_out, overwrite=overwrite, progress=_progress(ctx.obj["quiet"]))
+    result = evaluate(set_dir, gsd=gsd, masks_out=masks_out, overwrite=overwrite, normalisation=normalisation,
+                      progress=_progress(ctx.obj["quiet"]))
     d = result.to_dict(per_pair=per_pair)
     if as_json:
         _echo_json(d)

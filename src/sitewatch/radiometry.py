@@ -194,7 +194,15 @@ def irmad_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.nda
     return out
 
 
+def no_normalisation(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
+                     candidates: np.ndarray | None = None) -> np.ndarray:
+    """``moving`` as it is (float32): for imagery already calibrated alike (surface
+    reflectance), or scenes so changed that any fit would be bent by the change."""
+    return np.array(moving, dtype=np.float32, copy=True)
+
+
 NORMALISATION_METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "none": no_normalisation,
     "irmad": irmad_regression,
     "regression": invariant_regression,
     "histogram": histogram_match,

@@ -145,7 +145,8 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
     return pairs
 
 
-def flagged_mask(before: RasterWindow, after: RasterWindow) -> tuple[np.ndarray, tuple[float, float] | None]:
+def flagged_mask(before: RasterWindow, after: RasterWindow, *,
+                 normalisation: str = "regression") -> tuple[np.ndarray, tuple[float, float] | None]:
     """The default detector's change mask for a pair on one grid, and the shift it found.
 
     A pair that co-registration refuses is scored unshifted, and its shift is ``None``
@@ -154,7 +155,8 @@ def flagged_mask(before: RasterWindow, after: RasterWindow) -> tuple[np.ndarray,
     source = SourceRaster(after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None)
     # a labelled pair shows one place: where co-registration refuses (big change, floods),
     # score the pair unshifted rather than drop it, and count it as refused
-    found = detect_on_grid(before, source, np.ones(before.grid.shape, bool), assume_registered=True)
+    found = detect_on_grid(before, source, np.ones(before.grid.shape, bool), assume_registered=True,
+                           normalisation=normalisation)
     objects = found.changes.objects
     mask = np.zeros(before.grid.shape, bool)
     if objects:
@@ -164,7 +166,7 @@ def flagged_mask(before: RasterWindow, after: RasterWindow) -> tuple[np.ndarray,
 
 
 def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os.PathLike[str] | None = None,
-             overwrite: bool = False, progress: Progress | None = None) -> Evaluation:
+             overwrite: bool = False, normalisation: str = "regression", progress: Progress | None = None) -> Evaluation:
     """Run the default detector on every pair of a labelled set and pool its scores.
 
     Parameters
@@ -176,6 +178,8 @@ def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os
     masks_out : path-like, optional
         Where to write each binary change mask (255 = change) as a PNG named like its input;
         all are written at the end, or none.
+    normalisation : str
+        As for ``detect`` (its default unless asked otherwise).
     progress : callable, optional
         Called with a message per pair.
     """
@@ -193,7 +197,7 @@ def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os
         if before.data.shape != after.data.shape or label.shape != before.data.shape[1:]:
             raise ImageryError(f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
                                f"{label.shape} differ in size")
-        flagged, shift = flagged_mask(before, after)
+        flagged, shift = flagged_mask(before, after, normalisation=normalisation)
         score = score_pair(a.name, flagged, label, shift)
         score.seconds = time.perf_counter() - t
         result.pairs.append(score)
