@@ -77,12 +77,6 @@ class ShiftResult:
     def shift_m(self) -> tuple[float, float]:
         return (self.dx * self.pixel_size, self.dy * self.pixel_size)
 
-    def displacement(self, col: np.ndarray | float, row: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Displacement (dx, dy) at reference pixel positions under the fitted model."""
-        gx, gy = np.asarray(col, float) - self.centre[0], np.asarray(row, float) - self.centre[1]
-        a, b, c, d = self.gradient
-        return self.dx + a * gx + b * gy, self.dy + c * gx + d * gy
-
     def to_dict(self, *, windows: bool = False) -> dict:
         d = {"dx": round(self.dx, 4), "dy": round(self.dy, 4), "pixel_size": self.pixel_size,
              "shift_px": [round(self.dx, 3), round(self.dy, 3)], "shift_m": [round(v, 3) for v in self.shift_m],
@@ -341,6 +335,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
         measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base=(0, 0))
     centre = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)
     table = np.array(measured).reshape(-1, 5)
+    measured_all = table
     kept = table[table[:, 4] >= min_window_correlation]
     inlier = np.zeros(len(kept), bool)
     if len(kept) >= min_windows:
@@ -375,10 +370,12 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
         if res_in.sum() >= min_windows:
             offset = offset + r_off
             table, inlier, n_in = res, res_in, int(res_in.sum())
+    if n_in == 0:  # the whole-image peak carries the shift: report every window measured, none agreeing
+        table, inlier = measured_all, np.zeros(len(measured_all), bool)
     # fit quality of the final model
     model = model_at(offset)
     predicted = np.array([model(c, r) for c, r in table[:, :2]])
-    rms = float(np.sqrt(((table[inlier, 2:4] - predicted[inlier]) ** 2).sum(axis=1).mean()))
+    rms = float(np.sqrt(((table[inlier, 2:4] - predicted[inlier]) ** 2).sum(axis=1).mean())) if n_in else 0.0
     # edge correlation before and after, on a central crop (a large scene needs no more)
     crop = min(1024, shape[0], shape[1])
     r0, c0 = (shape[0] - crop) // 2, (shape[1] - crop) // 2
@@ -395,7 +392,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     return ShiftResult(
         float(offset[0]), float(offset[1]), float(pixel_size),
         correlation=_corr(ref_c[inner], aligned[inner]), correlation_unaligned=_corr(ref_c[inner], mov_c[inner]),
-        windows_valid=n_in, windows_rejected=len(table) - n_in, confidence=n_in / len(table), residual_px=rms,
+        windows_valid=n_in, windows_rejected=len(table) - n_in, confidence=n_in / max(len(table), 1), residual_px=rms,
         model="affine" if affine else "translation",
         gradient=tuple(float(v) for v in grad.ravel()) if affine else (0.0, 0.0, 0.0, 0.0),
         centre=centre, windows=windows)

@@ -74,6 +74,8 @@ def coregister(reference: str | os.PathLike[str], moving: str | os.PathLike[str]
 
 
 def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *, overwrite: bool) -> None:
+    # read again rather than reuse the float32 copy: the output keeps the file's own dtype,
+    # nodata, tags and pixels exactly
     with rasterio.open(moving) as src:
         if src.crs != grid.crs:
             raise ImageryError(f"{moving}: its CRS differs from the reference's; a corrected copy by geotransform "

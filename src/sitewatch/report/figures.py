@@ -174,15 +174,6 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
     return png
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (rows, cols, 3 or 4) uint8 array as PNG, pixel for pixel."""
-    import matplotlib.image
-
-    buf = io.BytesIO()
-    matplotlib.image.imsave(buf, rgb, format="png")
-    return buf.getvalue()
-
-
 def jpeg_bytes(rgb: np.ndarray, quality: int = 85) -> bytes:
     """Encode an (rows, cols, 3) uint8 array as JPEG (for noisy pictures PNG cannot shrink)."""
     import matplotlib.image

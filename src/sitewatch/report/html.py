@@ -184,16 +184,16 @@ def _shift_section(shift: dict[str, Any], before: str, after: str) -> str:
     return _section("Co-registration", body + "</p>", "shift")
 
 
-def _change_svg(run: RunFolder, changes: list[dict[str, Any]]) -> str:
-    """The change score with every change polygon drawn over it, each linked to its table row."""
-    score_path, vectors_path = run.file("change_score.tif"), run.file("changes.gpkg")
-    if score_path is None or vectors_path is None:
+def _change_svg(run: RunFolder, records: list[dict[str, Any]]) -> str:
+    """The change score with every change polygon (records from changes.gpkg, native CRS) drawn
+    over it, each linked to its table row."""
+    score_path = run.file("change_score.tif")
+    if score_path is None or run.file("changes.gpkg") is None:
         return "<p>(change_score.tif or changes.gpkg is missing from the folder; no interactive panel.)</p>"
     try:
         raster = read_source(score_path)
     except ImageryError as exc:
         raise RunError(str(exc)) from exc
-    records, _ = read_vectors(vectors_path)
     score = raster.data[0]
     rows, cols = score.shape
     step = max(1, math.ceil(max(rows, cols) / PANEL_MAX_PX))
@@ -236,13 +236,13 @@ def _changes_table(changes: list[dict[str, Any]]) -> str:
 
 def _detect_sections(run: RunFolder) -> list[str]:
     s = run.summary
-    changes, _ = read_vectors(run.file("changes.gpkg")) if run.file("changes.gpkg") else ([], None)
-    changes = [{k: v for k, v in c.items() if k != "geometry"} for c in changes]
+    records, _ = read_vectors(run.file("changes.gpkg")) if run.file("changes.gpkg") else ([], None)
+    changes = [{k: v for k, v in c.items() if k != "geometry"} for c in records]
     out = [_shift_section(s["shift"], s["dates"]["before"] or "before", s["dates"]["after"] or "after")]
     panels = []
     if run.file("overlay.png"):
         panels.append(_photo(run.file("overlay.png"), "before, after and change score with the change polygons"))
-    panels.append(_change_svg(run, changes))
+    panels.append(_change_svg(run, records))
     out.append(_section("Before, after and change", "".join(panels), "panels"))
     counts, area = s["counts"], s["area_m2"]
     summary_line = (f"<p>{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
