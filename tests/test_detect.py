@@ -146,12 +146,18 @@ def test_bad_inputs_fail_cleanly(tmp_path):
     assert res.exit_code == 2 and "nope.geojson" in res.output
 
 
-def test_unrelated_images_are_refused(tmp_path):
+def _unrelated_pair(tmp_path):
+    """Sinuiju's first date, and Vinalon's pixels written on the same grid."""
     before, _, _ = _pair("sinuiju-instrument-factory")
     other = sorted((SAMPLES / "hamhung-feb8-vinalon").glob("*.tif"))[0]
     with rasterio.open(before) as a, rasterio.open(other) as b:
         data = b.read()[:, : a.height, : a.width]
         unrelated = write_tif(tmp_path / "2024-01-01.tif", data, crs=a.crs, origin=(a.bounds.left, a.bounds.top))
+    return before, unrelated
+
+
+def test_unrelated_images_are_refused(tmp_path):
+    before, unrelated = _unrelated_pair(tmp_path)
     res, leftovers = _run_bad(tmp_path, before, unrelated)
     assert res.exit_code == 2 and "no reliable shift" in res.output and leftovers == []
 
@@ -165,11 +171,7 @@ def test_image_date_sources(tmp_path):
 
 
 def test_assume_registered_goes_on_where_coregistration_refuses(tmp_path):
-    before, _, _ = _pair("sinuiju-instrument-factory")
-    other = sorted((SAMPLES / "hamhung-feb8-vinalon").glob("*.tif"))[0]
-    with rasterio.open(before) as a, rasterio.open(other) as b:
-        data = b.read()[:, : a.height, : a.width]
-        unrelated = write_tif(tmp_path / "2024-01-01.tif", data, crs=a.crs, origin=(a.bounds.left, a.bounds.top))
+    before, unrelated = _unrelated_pair(tmp_path)
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["detect", str(before), str(unrelated), "--aoi", "sinuiju-instrument-factory",
                                     "-o", str(out), "--assume-registered", "--json"])
