@@ -53,7 +53,8 @@ def test_planted_buildings_are_found(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert KEYS <= set(out) and out["pairs"] == 3
-    # the third building is only 40 % flagged today (not yet understood), so 2 of 3 are "found"
+    # the third building partly stands on ground as bright as its roof: only ~40 % of it is
+    # flagged (a limit of a colour-change score), so 2 of 3 count as found
     assert out["f1"] >= 0.8 and out["object_recall"] >= 0.66 and out["false_alarm_rate"] <= 0.01
     masks = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert masks == ["pair_0.png", "pair_1.png", "pair_2.png"]
