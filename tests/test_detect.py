@@ -4,7 +4,6 @@ import json
 import shutil
 
 import geopandas as gpd
-import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner

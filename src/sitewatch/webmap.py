@@ -17,14 +17,16 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-import shapely
 
 from .io import Grid, read_aoi_window
+from .pipeline.detect import change_records
+from .pipeline.railcars import railcar_records
 from .report.figures import COLOURS, display_rgb, score_rgb, stretch_limits, webp_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,7 +146,7 @@ def change_map(result: "DetectResult", *, basemap: str | None = None):
     image_overlay(score_rgb(result.changes.score, result.changes.threshold, valid), grid, "change score", valid=valid,
                   opacity=0.85, show=False).add_to(fmap)
     _site_layers(fmap, result.site, grid.crs)
-    records = [{"id": i + 1, **o.properties(), "geometry": o.geometry} for i, o in enumerate(result.objects)]
+    records = change_records(result)
     geojson_layer(records, grid.crs, f"changes ({len(records)})", colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
                   colour_by="change", popup_fields=["id", "change", "area_m2", "relative_size", "relative_to", "score",
                                                     "length_m", "width_m"]).add_to(fmap)
@@ -163,7 +165,6 @@ def railcar_map(result: "Timeline", *, basemap: str | None = None):
         A tile layer name (needs a network); none by default.
     """
     folium = _folium()
-    from .pipeline.railcars import railcar_records
 
     first = result.railcars[0]
     window = read_aoi_window(first.path, result.site.footprint)
@@ -182,7 +183,7 @@ def railcar_map(result: "Timeline", *, basemap: str | None = None):
                       show=k == last).add_to(fmap)
     if result.last_detect is not None:
         det = result.last_detect
-        changes = [{"id": i + 1, **o.properties(), "geometry": o.geometry} for i, o in enumerate(det.objects)]
+        changes = change_records(det)
         geojson_layer(changes, det.grid.crs, f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}",
                       colour={"new": COLOURS["new"], "removed": COLOURS["removed"]}, colour_by="change",
                       popup_fields=["id", "change", "area_m2", "relative_size", "score"]).add_to(fmap)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio import features
 from rasterio.enums import Resampling
 
@@ -173,8 +172,8 @@ def detect(
     aoi : SiteAOI, path or site id
         The site; only its footprint (minus exclusions) is examined.
     out_dir : path-like, optional
-        Where to write ``changes.geojson``, ``changes.gpkg``, ``change_score.tif`` and
-        ``summary.json``.  Nothing is written when omitted.
+        Where to write ``changes.geojson``, ``changes.gpkg``, ``change_score.tif``,
+        ``overlay.png`` and ``summary.json``.  Nothing is written when omitted.
     overwrite : bool
         Replace existing outputs in ``out_dir``.
     method, normalisation : str

@@ -14,7 +14,7 @@ from ..errors import ImageryError
 from ..io import check_outputs_free, image_date, read_aoi_window, staged_outputs, write_json
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay
 from ._common import Progress, site_of, versions
-from .detect import DetectResult, detect, overlay_panels
+from .detect import DetectResult, change_records, detect, overlay_panels
 from .railcars import (RAILCAR_CSV_FIELDS, ImageRailcars, count_in_image, load_tracks, railcar_records, track_rows,
                        write_csv)
 
@@ -45,7 +45,7 @@ class Timeline:
         if self.last_detect is not None:
             det = self.last_detect
             out["structures"] = {"dates": det.summary["dates"], "shift": det.summary["shift"],
-                                 "changes": [{"id": i + 1, **o.properties()} for i, o in enumerate(det.objects)]}
+                                 "changes": [{k: v for k, v in r.items() if k != "geometry"} for r in change_records(det)]}
         return out
 
 
