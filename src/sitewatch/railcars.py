@@ -40,6 +40,9 @@ STEP_M = 0.25  # strip sampling step along and across the track
 OCCUPIED_SPREADS = 8.0
 # pixels coarser than this cannot resolve a car's sides (3.1 m apart)
 COARSE_PIXEL_M = 1.5
+import os
+USE_SHADE = os.environ.get('SW_SHADE', '1') == '1'
+USE_RAILS = os.environ.get('SW_RAILS', '1') == '1'
 
 
 @dataclass
@@ -286,25 +289,114 @@ def empty_track_colour(centres: list[np.ndarray], *, max_samples: int = 1500) ->
         "looks like empty track".
     """
     pooled = np.concatenate([c.T for c in centres])
-    sample = pooled[:: max(1, len(pooled) // max_samples)]
+    colour, spread, _ = _densest_cluster(pooled, max_samples)
+    return colour, spread
+
+
+@dataclass(frozen=True)
+class Ground:
+    """What empty track looks like in one image: lit ballast and, where found, shaded ballast.
+
+    Attributes
+    ----------
+    lit : ndarray of shape (B,)
+        Colour of sunlit ballast.
+    lit_spread : float
+        Spread of sunlit ballast colours about ``lit`` (the unit of "unlike empty track").
+    shade : ndarray of shape (B,) or None
+        Colour of ballast in a shadow, or None when the image shows too little of it.
+    shade_spread : float
+        Spread of shaded ballast colours about ``shade``.
+    """
+
+    lit: np.ndarray
+    lit_spread: float
+    shade: np.ndarray | None = None
+    shade_spread: float = 0.0
+
+    def contrast(self, colours: np.ndarray) -> np.ndarray:
+        """Distance of colours of shape (B, L) from empty track, in spreads, shape (L,).
+
+        Without a shadow colour this is the distance from lit ballast.  With one, it is the
+        distance from the segment between lit and shaded ballast (a shadow's edge crossing
+        the band mixes the two), in the spread interpolated along that segment: shadow is
+        darker and so less noisy in absolute terms.
+        """
+        if self.shade is None:
+            return _distance(colours, self.lit[:, None]) / self.lit_spread
+        return np.minimum(_distance(colours, self.lit[:, None]) / self.lit_spread,
+                          _distance(colours, self.shade[:, None]) / self.shade_spread)
+
+
+def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float, float]:
+    """Centre, spread and radius of the densest tenth of colours of shape (N, B)."""
+    sample = colours[:: max(1, len(colours) // max_samples)]
     d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(axis=-1))
     k = max(5, len(sample) // 10)
     radius = np.partition(d, k, axis=1)[:, k]
     members = np.argsort(d[int(np.argmin(radius))])[:k]
-    colour = np.median(sample[members], axis=0)
-    spread = float(np.median(np.sqrt(((sample[members] - colour) ** 2).sum(axis=1))))
-    return colour, max(spread, 1e-6)
+    centre = np.median(sample[members], axis=0)
+    spread = float(np.median(np.sqrt(((sample[members] - centre) ** 2).sum(axis=1))))
+    return centre, max(spread, 1e-6), float(radius.min())
 
 
-def occupancy_contrast(strip: TrackStrip, empty_colour: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
-    """How car-like each position is, in image units, shape (L,).
+# a shadow colour is looked for only this many lit-ballast spreads darker than lit ballast,
+# and accepted only from this many samples of the side bands
+SHADE_MIN_DARKER_SPREADS = 8.0
+SHADE_MAX_BRIGHTNESS = float(os.environ.get('SW_SMB', '0.5'))
+SHADE_MIN_SAMPLES = 60
+SHADE_MIN_RAIL_SAMPLES = 12
+SHADE_SPREAD_FACTOR = float(os.environ.get('SW_SSF', '0.5'))
 
-    The smaller of (a) the centre band's distance from empty ballast and (b) the contrast
-    across a car's side (just inside against just outside, stronger side).  (a) alone fires
-    on a neighbour's shadow lying across empty track; (b) alone on the ballast shoulder.
+
+def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: float, *,
+                        pixel_size_m: float, rails: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, float] | None:
+    """The colour of ballast in shadow, from the bands just outside where a car's sides would be.
+
+    Wherever a car stands, its shadow falls on the ballast beside it on the side away from
+    the sun; the ballast shoulder there is the one place in a yard where shaded ballast is
+    common and nothing else dark is (a car's body ends at 1.55 m, the next track's cars
+    start beyond 2.4 m).  The densest cluster of clearly darker-than-ballast colours in those
+    bands is taken as shaded ballast.  Shadows are the ground times a per-band factor that
+    is the same for every material, so a neighbour's or a tree's shadow lying across empty
+    track has this colour too.
+
+    Returns
+    -------
+    (colour, spread) or None
+        None where too few dark samples exist (the sun stands along the tracks, or the
+        tracks are empty).
+    """
+    # shadow is lit only by the sky: far darker than sunlit ballast, not a shade of it
+    darkest = SHADE_MAX_BRIGHTNESS * float(lit.mean())
+    if rails is not None and all(r is not None for r in rails) and os.environ.get('SW_RS', '1') == '1':
+        centre = np.concatenate([_band_mean(s, 0.0, 0.9).T for s in strips])
+        empty = np.concatenate(rails) >= RAIL_EMPTY[1]
+        dark = centre.mean(axis=1) < darkest
+        if (empty & dark).sum() >= SHADE_MIN_RAIL_SAMPLES:
+            colour, spread, _ = _densest_cluster(centre[empty & dark])
+            return colour, spread * SHADE_SPREAD_FACTOR
+        if os.environ.get('SW_SIDEFB', '1') != '1':
+            return None
+    lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
+    samples = np.concatenate([_band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
+    darker = samples.mean(axis=1) < darkest
+    if darker.sum() < SHADE_MIN_SAMPLES:
+        return None
+    colour, spread, _ = _densest_cluster(samples[darker])
+    return colour, min(spread, lit_spread) * SHADE_SPREAD_FACTOR
+
+
+def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float) -> np.ndarray:
+    """How car-like each position is, in lit-ballast spreads, shape (L,).
+
+    The smaller of (a) the centre band's distance from empty track (lit or shaded ballast)
+    and (b) the contrast across a car's side (just inside against just outside, stronger
+    side).  (a) alone fires on dark ground that is not shaded ballast; (b) alone on the
+    ballast shoulder.
     """
     centre = _band_mean(strip, 0.0, 0.9)
-    from_ballast = _distance(centre, empty_colour[:, None])
+    from_ballast = ground.contrast(centre)
     if pixel_size_m > COARSE_PIXEL_M:
         # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
         return from_ballast
@@ -315,7 +407,174 @@ def occupancy_contrast(strip: TrackStrip, empty_colour: np.ndarray, *, pixel_siz
         _distance(_band_mean(strip, inner - 0.4, inner, side=-1), _band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1)),
         _distance(_band_mean(strip, inner - 0.4, inner, side=1), _band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1)),
     )
-    return np.minimum(from_ballast, side_edge)
+    return np.minimum(from_ballast, side_edge / ground.lit_spread)
+
+
+# Rails: two dark lines about 1.5 m apart (rail centres of standard and 1520 mm gauge).  Seen
+# wherever the track is empty, in sun or in shade, and never on a car's roof, they tell a
+# neighbour's shadow lying across empty track from a dark car.  Pixels coarser than
+# RAIL_MAX_PIXEL_M blur them away.
+RAIL_OFFSET_M = 0.74
+RAIL_WINDOW_M = float(os.environ.get('SW_RW', '1.15'))
+RAIL_SIDE_WINDOW_M = float(os.environ.get('SW_RSW', '0.45'))
+RAIL_SYM = os.environ.get('SW_SYM', '1') == '1'
+RAIL_DETREND = os.environ.get('SW_DT', '0') == '1'
+RAIL_HIDDEN_SINGLE = os.environ.get('SW_HS', '0') == '1'
+RAIL_MAX_PIXEL_M = 0.6
+RAIL_SEARCH_M = 0.7        # how far the rails may lie from the centre found by symmetry
+RAIL_LOCAL_M = 0.2         # and how far they may wander from the track's best fit
+RAIL_TRACK_MIN_CORR = 0.3  # mean correlation a track needs before its rails move its centre
+RAIL_EMPTY = tuple(float(v) for v in os.environ.get('SW_RE', '0.3,0.55').split(','))
+RAIL_HIDDEN = tuple(float(v) for v in os.environ.get('SW_RH', '-0.05,-0.25').split(','))
+RAIL_HIDDEN_GAIN = float(os.environ.get('SW_RHG', '0.8'))
+RAIL_HIDDEN_FLOOR = float(os.environ.get('SW_RHF', '0.3'))
+RAIL_MODE = os.environ.get('SW_RM', 'min')
+RAIL_WEIGHT = float(os.environ.get('SW_RWT', '0.5'))
+RAIL_MIN_SEEN = float(os.environ.get('SW_MINSEEN', '0.1'))  # rail correlation from "maybe" to "certainly" empty track
+
+
+def cross_profiles(data: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *, pixel_size_m: float,
+                   half_width_m: float = 1.4, step_m: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Brightness profiles across the track, finely sampled about the centre found.
+
+    Returns the profiles, shape (L, U), mean of all bands, and their offsets from the
+    centre, shape (U,).
+    """
+    across = np.arange(-half_width_m, half_width_m + 1e-9, step_m)
+    off = (offsets_m[:, None] + across[None, :]) / pixel_size_m
+    cols = strip.centre_px[:, 0, None] + strip.normal_px[:, 0, None] * off - 0.5
+    rows = strip.centre_px[:, 1, None] + strip.normal_px[:, 1, None] * off - 0.5
+    grey = data.mean(axis=0)
+    return ndimage.map_coordinates(grey, [rows, cols], order=1, mode="nearest"), across
+
+
+def rail_correlation(profiles: np.ndarray, across_m: np.ndarray, shifts_m: np.ndarray, *,
+                     pixel_size_m: float, smooth_m: float = 1.5, step_m: float = STEP_M) -> np.ndarray:
+    """How much each profile looks like rails centred at each shift, shape (2, S, L).
+
+    Profiles are averaged over ``smooth_m`` along the track first.  A rail is a Gaussian dip
+    as wide as a rail head blurred by the pixel.  ``[0]`` is the smallest of three
+    correlations, near 1 only where both rails show: the pair over the bed between and just
+    beyond the rails (a car's sides, 1.55 m out, stay outside), and each rail on its own (so
+    one rail and the bed's edge do not pass for a pair).  ``[1]`` is the larger of the two
+    single-rail correlations, low only where neither rail shows.  Single rails are matched
+    after removing a linear trend, so a shadow's edge across the bed does not hide them.
+    """
+    prof = ndimage.uniform_filter1d(profiles, max(1, int(round(smooth_m / step_m))), axis=0, mode="nearest")
+    sigma = float(np.hypot(0.12, 0.6 * pixel_size_m))
+
+    def corr(centre: float, half: float, dips: tuple[float, ...], detrend: bool) -> np.ndarray:
+        window = np.abs(across_m - centre) <= half
+        u = across_m[window]
+        t = -sum(np.exp(-0.5 * ((u - x) / sigma) ** 2) for x in dips)
+        basis = np.vstack([np.ones_like(u), u - centre] if detrend else [np.ones_like(u)]).T
+        q, _ = np.linalg.qr(basis)
+        t -= q @ (q.T @ t)
+        p = prof[:, window]
+        p = p - (p @ q) @ q.T
+        return (p @ (t / np.linalg.norm(t))) / np.maximum(np.linalg.norm(p, axis=1), 1e-9)
+
+    out = np.empty((2, len(shifts_m), len(prof)), np.float32)
+    for k, d in enumerate(shifts_m):
+        pair = corr(d, RAIL_WINDOW_M, (d - RAIL_OFFSET_M, d + RAIL_OFFSET_M), False)
+        left = corr(d - RAIL_OFFSET_M, RAIL_SIDE_WINDOW_M, (d - RAIL_OFFSET_M,), RAIL_DETREND)
+        right = corr(d + RAIL_OFFSET_M, RAIL_SIDE_WINDOW_M, (d + RAIL_OFFSET_M,), RAIL_DETREND)
+        out[0, k] = np.minimum(pair, np.minimum(left, right))
+        out[1, k] = np.maximum(left, right)
+    return out
+
+
+def rail_visibility(correlation: np.ndarray) -> np.ndarray:
+    """0 where a rail correlation says nothing, rising to 1 where rails are certainly visible."""
+    lo, hi = RAIL_EMPTY
+    return np.clip((correlation - lo) / (hi - lo), 0.0, 1.0)
+
+
+@dataclass
+class RailFit:
+    """Tracks placed on their rails.
+
+    Attributes
+    ----------
+    offsets : list of ndarray of shape (L,)
+        For each track, the offset (metres across) of the rails' centre at each position.
+    rails : list of ndarray of shape (L,)
+        For each track, the rail correlation at each position (near 1: rails visible).
+    single : list of ndarray of shape (L,)
+        For each track, the better single-rail correlation (low: neither rail shows).
+    shift_px : (float, float)
+        The common shift of the lines found, in pixels (columns, rows).
+    seen : float
+        Share of the tracks' length on which rails are clearly visible at the fit.
+    """
+
+    offsets: list[np.ndarray]
+    rails: list[np.ndarray]
+    single: list[np.ndarray]
+    shift_px: tuple[float, float]
+    score: float
+
+
+def align_to_rails(data: np.ndarray, strips: list[TrackStrip], *, pixel_size_m: float, max_shift_m: float,
+                   max_track_residual_m: float = 0.3) -> RailFit:
+    """Find where the tracks are from their rails: one common shift, then a little per track.
+
+    Like :func:`align_tracks`, but scoring a candidate position by how well the profile
+    across it matches a pair of rails.  Rails show on empty track in sun and shade alike,
+    so neighbours' shadows, which can make a yard look symmetric about a line between
+    two tracks, do not mislead it.  Needs pixels fine enough to see rails.
+    """
+    step = 0.05
+    reach = max_shift_m + max_track_residual_m + RAIL_LOCAL_M
+    grid = np.arange(-reach, reach + 1e-9, step)
+    tables = []
+    for s in strips:
+        profiles, across = cross_profiles(data, s, np.zeros(len(s.along_m)), pixel_size_m=pixel_size_m,
+                                          half_width_m=reach + RAIL_WINDOW_M + step, step_m=step)
+        inside = (s.along_m >= 0) & (s.along_m <= s.line_length_m)
+        # finer pixels resolve rails more sharply and give everything narrow a higher correlation
+        sharper = float(os.environ.get('SW_K', '0.5')) * max(0.0, 0.5 - pixel_size_m)
+        tables.append((rail_correlation(profiles, across, grid, pixel_size_m=pixel_size_m) - sharper, inside))
+
+    def lookup(i: int, off: np.ndarray) -> np.ndarray:
+        """Correlation of track ``i`` at offsets of shape (..., L)."""
+        idx = np.clip(np.rint((off + reach) / step).astype(int), 0, len(grid) - 1)
+        return tables[i][0][:, idx, np.arange(idx.shape[-1])]
+
+    def score(shift: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(shift))
+        count = 0
+        for i, s in enumerate(strips):
+            inside = tables[i][1]
+            # count positions where rails show rather than sum correlations, so a track full
+            # of cars (all noise) cannot outvote one showing rails
+            total += rail_visibility(lookup(i, shift @ s.normal_px.T)[0][:, inside]).sum(axis=1)
+            count += int(inside.sum())
+        return total / max(count, 1)
+
+    best = np.zeros(2)
+    for radius, grid_step in ((max_shift_m, max(0.1, max_shift_m / 15)), (0.3, step), (0.06, step / 2)):
+        g = np.arange(-radius, radius + 1e-9, grid_step)
+        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
+        cand = cand[np.hypot(*cand.T) <= max_shift_m + 1e-9]
+        if len(cand):
+            best = cand[int(np.argmax(score(cand)))]
+    offsets, rails, singles = [], [], []
+    residual = np.arange(-max_track_residual_m, max_track_residual_m + 1e-9, step)
+    local = np.arange(-RAIL_LOCAL_M, RAIL_LOCAL_M + 1e-9, step)
+    for i, s in enumerate(strips):
+        base = s.normal_px @ best
+        inside = tables[i][1]
+        fit = rail_visibility(lookup(i, base[None, :] + residual[:, None])[0][:, inside]).mean(axis=1)
+        # a track full of cars shows no rails: its own residual would be noise
+        off = base + (residual[int(np.argmax(fit))] if fit.max() >= RAIL_MIN_SEEN else 0.0)
+        offsets.append(off)
+        near = lookup(i, off[None, :] + local[:, None]).max(axis=1)
+        rails.append(near[0])
+        singles.append(near[1])
+    inside = np.concatenate([tables[i][1] for i in range(len(strips))])
+    seen = float(np.mean(np.concatenate(rails)[inside] >= RAIL_EMPTY[1]))
+    return RailFit(offsets, rails, singles, (float(best[0] / pixel_size_m), float(best[1] / pixel_size_m)), seen)
 
 
 @dataclass
@@ -330,7 +589,8 @@ class TrackEvidence:
     boundary: np.ndarray
 
 
-def track_evidence(strip: TrackStrip, empty_colour: np.ndarray, empty_spread: float, *, pixel_size_m: float) -> TrackEvidence:
+def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
+                   rails: np.ndarray | None = None, single_rail: np.ndarray | None = None) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
@@ -341,10 +601,26 @@ def track_evidence(strip: TrackStrip, empty_colour: np.ndarray, empty_spread: fl
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = _band_mean(strip, 0.0, 0.9)
-    ratio = np.maximum(occupancy_contrast(strip, empty_colour, pixel_size_m=pixel_size_m) / (OCCUPIED_SPREADS * empty_spread), 1e-3)
+    ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m) / OCCUPIED_SPREADS, 1e-3)
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
     occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), 1e-3)))
+    if rails is not None and os.environ.get('SW_RAILVETO', '1') == '1':
+        # visible rails: empty track, however dark (a shadow lying across it)
+        if RAIL_MODE == "min":
+            occupancy = np.minimum(occupancy, 1.0 - 2.0 * rail_visibility(rails))
+            ref = single_rail if (single_rail is not None and RAIL_HIDDEN_SINGLE) else rails
+            hidden = np.clip((RAIL_HIDDEN[0] - ref) / (RAIL_HIDDEN[0] - RAIL_HIDDEN[1]), 0.0, 1.0)
+            if RAIL_SYM:
+                # a car covers both rails alike; a shadow's edge crossing the bed hides the
+                # rails too, but leaves one side like ballast and the other not
+                left, right = _band_mean(strip, 0.4, 1.3, side=-1), _band_mean(strip, 0.4, 1.3, side=1)
+                apart = _distance(left, right) / np.maximum(np.maximum(_distance(left, ground.lit[:, None]),
+                                                                       _distance(right, ground.lit[:, None])), 1e-9)
+                hidden = hidden * (1.0 - np.clip((apart - 0.3) / 0.4, 0.0, 1.0))
+            occupancy = np.where(occupancy > -RAIL_HIDDEN_FLOOR, np.maximum(occupancy, RAIL_HIDDEN_GAIN * hidden), occupancy)
+        else:
+            occupancy = np.clip(occupancy + RAIL_WEIGHT * (1.0 - 2.0 * rail_visibility(rails)), -1.0, 1.0)
 
     # boundary: a step in centre colour over ~2 m, or a narrow (~1 m) dip or bump
     def window_mean(lo: float, hi: float) -> np.ndarray:
@@ -363,7 +639,7 @@ def track_evidence(strip: TrackStrip, empty_colour: np.ndarray, empty_spread: fl
     middle = window_mean(-0.4, 0.4)
     step_strength = _distance(before, after)
     dip = np.minimum(_distance(middle, before), _distance(middle, after))
-    boundary = np.maximum(step_strength, dip) / (4.0 * empty_spread)
+    boundary = np.maximum(step_strength, dip) / (4.0 * ground.lit_spread)
     return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
 
 
@@ -586,15 +862,36 @@ def count_railcars(
     wide = [sample_strip(data, np.asarray(tracks_px[t], float), pixel_size_m=pixel_size_m,
                          half_width_m=max_line_error_m + 0.5 + 5.0, extend_m=max_line_error_m + 5.0) for t in ids]
     offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+    rails: list[np.ndarray | None] = [None] * len(ids)
+    singles: list[np.ndarray | None] = [None] * len(ids)
+    if pixel_size_m <= RAIL_MAX_PIXEL_M and USE_RAILS:
+        fit = align_to_rails(data, wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+        rails = fit.rails
+        singles = fit.single
+        if os.environ.get("SW_DBG"): print("SCORE", round(fit.score, 3), fit.shift_px, shift_px)
+        if fit.score >= RAIL_MIN_SEEN or os.environ.get("SW_RAILFORCE") == "1":
+            offsets, shift_px = fit.offsets, fit.shift_px
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
-    empty, spread = empty_track_colour([_band_mean(s, 0.0, 0.9) for s in strips])
+    centres = [_band_mean(s, 0.0, 0.9) for s in strips]
+    empty, spread = empty_track_colour(centres)
+    if all(r is not None for r in rails) and os.environ.get('SW_LITRAIL', '1') == '1':
+        # the densest colour on the tracks should be ballast, and ballast shows its rails;
+        # where it does not, a long train of one colour won: take the densest colour among
+        # the places that do show rails
+        pooled = np.concatenate(centres, axis=1)
+        visible = np.concatenate(rails) >= RAIL_EMPTY[1]
+        near = _distance(pooled, empty[:, None]) <= 3 * spread
+        if near.any() and visible[near].mean() < 0.3 and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
+            empty, spread = empty_track_colour([pooled[:, visible]])
+    shaded = shaded_track_colour(strips, empty, spread, pixel_size_m=pixel_size_m, rails=rails) if USE_SHADE and rails[0] is not None else None
+    ground = Ground(empty, spread, *(shaded or (None, 0.0)))
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
     results = []
-    for track_id, strip, off in zip(ids, strips, offsets):
+    for track_id, strip, off, rail, single in zip(ids, strips, offsets, rails, singles):
         step = float(strip.along_m[1] - strip.along_m[0])
-        evidence = track_evidence(strip, empty, spread, pixel_size_m=pixel_size_m)
+        evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=rail, single_rail=single)
         cars = segment_cars(evidence, step_m=step, prior=prior)
         # a car belongs to this track when its middle is on the line
         cars = [(a, b) for a, b in cars if 0.0 <= strip.along_m[(a + b - 1) // 2] <= strip.line_length_m]
