@@ -1,0 +1,260 @@
+"""What empty track looks like in one image, and how car-like each position along a track is.
+
+Each along-track position of a centred strip gets two kinds of evidence:
+
+* occupancy: how unlike empty track it is there (sunlit ballast, ballast in shadow, or, where
+  rails show, a mix of the two), whether it has car-like edges 1.5 m either side of the
+  centre, and whether its rails show (empty) or are covered (a car);
+* boundary: how much the track changes over about a metre (the coupler gap between two cars,
+  or the step from one car's colour to the next).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .rails import RAIL_VISIBLE, rail_visibility, rails_hidden
+from .strip import TrackStrip, band_mean, colour_distance
+
+# a position is occupied when it is this many ballast-cluster spreads from empty track
+OCCUPIED_SPREADS = 8.0
+# pixels coarser than this cannot resolve a car's sides (3.1 m apart)
+COARSE_PIXEL_M = 1.5
+# Shadow is lit by the sky alone: at most this fraction of sunlit ballast's brightness.
+SHADE_MAX_BRIGHTNESS = 0.5
+# samples needed before a shadow colour is believed: of rail-verified track, of side bands
+SHADE_MIN_RAIL_SAMPLES = 12
+SHADE_MIN_SIDE_SAMPLES = 60
+# The densest-cluster spread of shaded samples is inflated by samples only partly in shadow
+# (a shadow's edge crossing the band); halving it matched shade's real scatter on dev scenes.
+SHADE_SPREAD_FACTOR = 0.5
+# Where rails are covered, the occupancy is raised to this much of the evidence, unless the
+# colour says firmly (below minus HIDDEN_FLOOR) that this is empty track.
+HIDDEN_GAIN = 0.8
+HIDDEN_FLOOR = 0.3
+
+
+def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float, float]:
+    """Centre, spread and radius of the densest tenth of colours of shape (N, B)."""
+    sample = colours[:: max(1, len(colours) // max_samples)]
+    d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(axis=-1))
+    k = max(5, len(sample) // 10)
+    radius = np.partition(d, k, axis=1)[:, k]
+    members = np.argsort(d[int(np.argmin(radius))])[:k]
+    centre = np.median(sample[members], axis=0)
+    spread = float(np.median(np.sqrt(((sample[members] - centre) ** 2).sum(axis=1))))
+    return centre, max(spread, 1e-6), float(radius.min())
+
+
+def empty_track_colour(centres: list[np.ndarray], *, max_samples: int = 1500) -> tuple[np.ndarray, float]:
+    """The colour of empty track (ballast), as the densest cluster of centre-band colours.
+
+    Pooled over all tracks of a scene: ballast is one material, while cars come in many
+    colours, so unless nearly every metre of every track is covered by cars of one colour
+    the densest cluster is the ballast.
+
+    Parameters
+    ----------
+    centres : list of ndarray of shape (B, L_i)
+        Centre-band colours of each track.
+
+    Returns
+    -------
+    colour : ndarray of shape (B,)
+    spread : float
+        Median distance of the cluster's members from ``colour``: the scale of
+        "looks like empty track".
+    """
+    pooled = np.concatenate([c.T for c in centres])
+    colour, spread, _ = _densest_cluster(pooled, max_samples)
+    return colour, spread
+
+
+@dataclass(frozen=True)
+class Ground:
+    """What empty track looks like in one image: lit ballast and, where found, shaded ballast.
+
+    Attributes
+    ----------
+    lit : ndarray of shape (B,)
+        Colour of sunlit ballast.
+    lit_spread : float
+        Spread of sunlit ballast colours about ``lit`` (the unit of "unlike empty track").
+    shade : ndarray of shape (B,) or None
+        Colour of ballast in a shadow, or None when the image shows too little of it.
+    shade_spread : float
+        Spread of shaded ballast colours about ``shade``.
+    """
+
+    lit: np.ndarray
+    lit_spread: float
+    shade: np.ndarray | None = None
+    shade_spread: float = 0.0
+
+    def contrast(self, colours: np.ndarray, partly_shaded: np.ndarray | None = None) -> np.ndarray:
+        """Distance of colours of shape (B, L) from empty track, in spreads, shape (L,).
+
+        The distance from lit ballast or, nearer, from shaded ballast, each in its own
+        spread (shadow is darker, so less noisy).  Where ``partly_shaded`` (L,) is true,
+        also from any mix of the two, as where a shadow's edge crosses the band.  Mixes are
+        allowed only where something else (visible rails) says the track may be empty: a
+        grey car is a mix of lit and shaded ballast in colour.
+        """
+        dist = colour_distance(colours, self.lit[:, None]) / self.lit_spread
+        if self.shade is None:
+            return dist
+        dist = np.minimum(dist, colour_distance(colours, self.shade[:, None]) / self.shade_spread)
+        if partly_shaded is not None and partly_shaded.any():
+            axis = self.shade - self.lit
+            t = np.clip(((colours - self.lit[:, None]) * axis[:, None]).sum(axis=0) / float(axis @ axis), 0.0, 1.0)
+            nearest = self.lit[:, None] + t[None, :] * axis[:, None]
+            mixed = colour_distance(colours, nearest) / ((1 - t) * self.lit_spread + t * self.shade_spread)
+            dist = np.where(partly_shaded, np.minimum(dist, mixed), dist)
+        return dist
+
+
+def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: float, *,
+                        pixel_size_m: float, rails: list[np.ndarray]) -> tuple[np.ndarray, float] | None:
+    """The colour of ballast in shadow, and its spread.
+
+    Shadows are the ground times a per-band factor that is the same for every material, so
+    a neighbour's or a tree's shadow lying across empty track is one colour.  Where rails
+    show on clearly dark track, that is it: the densest cluster of those colours.  Failing
+    that, the bands just outside where a car's sides would be: wherever a car stands, its
+    shadow falls on the ballast beside it on the side away from the sun, and nothing else
+    there is dark (a car's body ends at 1.55 m, the next track's cars start beyond 2.4 m).
+
+    Returns
+    -------
+    (colour, spread) or None
+        None where too few dark samples exist (the sun stands along the tracks, or the
+        tracks are empty).
+    """
+    darkest = SHADE_MAX_BRIGHTNESS * float(lit.mean())
+    centre = np.concatenate([band_mean(s, 0.0, 0.9).T for s in strips])
+    verified = (np.concatenate(rails) >= RAIL_VISIBLE[1]) & (centre.mean(axis=1) < darkest)
+    if verified.sum() >= SHADE_MIN_RAIL_SAMPLES:
+        colour, spread, _ = _densest_cluster(centre[verified])
+        return colour, spread * SHADE_SPREAD_FACTOR
+    lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
+    samples = np.concatenate([band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
+    darker = samples.mean(axis=1) < darkest
+    if darker.sum() < SHADE_MIN_SIDE_SAMPLES:
+        return None
+    colour, spread, _ = _densest_cluster(samples[darker])
+    return colour, min(spread, lit_spread) * SHADE_SPREAD_FACTOR
+
+
+def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None, *, pixel_size_m: float) -> Ground:
+    """Lit and, where rails can be seen, shaded ballast for one image's centred strips.
+
+    Without rails (coarse pixels) this is the densest centre-band colour alone.  With them,
+    that colour is checked: ballast shows its rails, so if few positions near it do, a long
+    train of one colour won, and the densest colour among positions showing rails is taken
+    instead; then the shadow colour is looked for.
+    """
+    centres = [band_mean(s, 0.0, 0.9) for s in strips]
+    lit, spread = empty_track_colour(centres)
+    if rails is None:
+        return Ground(lit, spread)
+    pooled = np.concatenate(centres, axis=1)
+    visible = np.concatenate(rails) >= RAIL_VISIBLE[1]
+    near = colour_distance(pooled, lit[:, None]) <= 3 * spread
+    if near.any() and visible[near].mean() < 0.3 and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
+        lit, spread = empty_track_colour([pooled[:, visible]])
+    shade = shaded_track_colour(strips, lit, spread, pixel_size_m=pixel_size_m, rails=rails)
+    return Ground(lit, spread, *(shade or (None, 0.0)))
+
+
+def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
+                       partly_shaded: np.ndarray | None = None) -> np.ndarray:
+    """How car-like each position is, in lit-ballast spreads, shape (L,).
+
+    The smaller of (a) the centre band's distance from empty track (:meth:`Ground.contrast`)
+    and (b) the contrast across a car's side (just inside against just outside, stronger
+    side).  (a) alone fires on dark ground that is not shaded ballast; (b) alone on the
+    ballast shoulder.
+    """
+    centre = band_mean(strip, 0.0, 0.9)
+    from_ballast = ground.contrast(centre, partly_shaded)
+    if pixel_size_m > COARSE_PIXEL_M:
+        # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
+        return from_ballast
+    # a car's side: just inside differs from just outside, on at least one side
+    inner = max(0.9, 1.55 - 0.5 * pixel_size_m)
+    outer = min(2.6, 1.55 + 0.5 * pixel_size_m)
+    side_edge = np.maximum(
+        colour_distance(band_mean(strip, inner - 0.4, inner, side=-1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1)),
+        colour_distance(band_mean(strip, inner - 0.4, inner, side=1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1)),
+    )
+    return np.minimum(from_ballast, side_edge / ground.lit_spread)
+
+
+@dataclass
+class TrackEvidence:
+    """Per-position evidence along one track (all arrays of shape (L,)).
+
+    ``occupancy`` is positive where a car is likely, negative where the track looks empty;
+    ``boundary`` is large where one car ends and another begins (or the track empties).
+    """
+
+    occupancy: np.ndarray
+    boundary: np.ndarray
+
+
+def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
+                   rails: np.ndarray | None = None) -> TrackEvidence:
+    """Occupancy and boundary evidence along a centred strip.
+
+    Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
+    (so the scale adapts to the image's noise and contrast), 0 at ``OCCUPIED_SPREADS``
+    spreads and saturating towards ±1.  Where ``rails`` (the rail correlation along the
+    track, :func:`.rails.rail_correlation`) is given:
+
+    * visible rails cap it: empty track, however dark (a shadow lying across it);
+    * covered rails raise it, unless the colour is firmly that of empty track, or the two
+      halves of the bed differ (a shadow's edge crossing the bed hides rails too, but a car
+      covers both halves alike).
+
+    Boundary is the stronger of a colour step in the centre band over about 2 m and a ~1 m
+    dip or bump (a coupler gap), in units of four spreads.
+    """
+    step = float(strip.along_m[1] - strip.along_m[0])
+    centre = band_mean(strip, 0.0, 0.9)
+    mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
+    ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable)
+                       / OCCUPIED_SPREADS, 1e-3)
+    # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
+    smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
+    occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), 1e-3)))
+    if rails is not None:
+        occupancy = np.minimum(occupancy, 1.0 - 2.0 * rail_visibility(rails))
+        left, right = band_mean(strip, 0.4, 1.3, side=-1), band_mean(strip, 0.4, 1.3, side=1)
+        lit = ground.lit[:, None]
+        apart = colour_distance(left, right) / np.maximum(
+            np.maximum(colour_distance(left, lit), colour_distance(right, lit)), 1e-9)
+        covered = rails_hidden(rails) * (1.0 - np.clip((apart - 0.3) / 0.4, 0.0, 1.0))
+        occupancy = np.where(occupancy > -HIDDEN_FLOOR, np.maximum(occupancy, HIDDEN_GAIN * covered), occupancy)
+
+    # boundary: a step in centre colour over ~2 m, or a narrow (~1 m) dip or bump
+    def window_mean(lo: float, hi: float) -> np.ndarray:
+        """Mean of ``centre`` over [x + lo, x + hi] metres, for every x (edges repeated)."""
+        a, b = int(round(lo / step)), int(round(hi / step))
+        pad = max(abs(a), abs(b)) + 1
+        padded = np.pad(centre, ((0, 0), (pad, pad)), mode="edge")
+        csum = np.concatenate([np.zeros((centre.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+        idx = np.arange(centre.shape[1]) + pad
+        return (csum[:, idx + b + 1] - csum[:, idx + a]) / (b - a + 1)
+
+    reach = max(2.5, 2 * pixel_size_m)
+    near = max(0.6, pixel_size_m)
+    before = window_mean(-reach, -near)
+    after = window_mean(near, reach)
+    middle = window_mean(-0.4, 0.4)
+    step_strength = colour_distance(before, after)
+    dip = np.minimum(colour_distance(middle, before), colour_distance(middle, after))
+    boundary = np.maximum(step_strength, dip) / (4.0 * ground.lit_spread)
+    return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
