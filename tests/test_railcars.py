@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from pyproj import CRS
-from shapely.geometry import LineString
+from shapely.geometry import LineString, Point
 
 from conftest import write_tif
 from sitewatch.cli import main
@@ -57,7 +57,7 @@ def test_counts_planted_cars_on_a_straight_track(n):
     assert counts(scene) == {"t1": n}
 
 
-# The counter over-counts by about 4 % at 0.5 m (a long car cut in two); these scenes show it,
+# The counter over-counts by about 3 % at 0.5 m (a long car cut in two); these scenes show it,
 # so they hold it to the measured tolerance of one car rather than the exact count.
 def test_long_train_within_one_car():
     scene = planted_scene([11], gsd=0.5)
@@ -79,6 +79,55 @@ def test_line_a_few_pixels_off_still_finds_the_cars():
     # the drawn line is 1.0 m (2 px) north-east of the real track; unaligned, the centre band
     # would straddle a car's side
     assert abs(counts(scene, shift_m=(0.6, 0.8))["t1"] - 8) <= 1
+
+
+@pytest.mark.parametrize("sun", [(150.0, 30.0), (330.0, 30.0)])
+def test_a_neighbours_shadow_across_empty_track_is_not_a_car(sun):
+    # a low sun throws the middle train's shadow right across one of the empty tracks beside
+    # it; that track's rails still show through the shadow
+    scene = planted_scene([0, 8, 0], gsd=0.5, sun=sun)
+    assert counts(scene) == {"t1": 0, "t2": 8, "t3": 0}
+
+
+@pytest.mark.xfail(strict=True, reason="known miss: a higher sun's shadow covering most of the empty bed, "
+                                       "darker than the shadow colour learnt elsewhere, reads as cars")
+def test_a_shorter_shadow_across_empty_track_is_not_a_car():
+    scene = planted_scene([3, 8, 0], gsd=0.5, sun=(150.0, 45.0))
+    assert counts(scene)["t3"] == 0
+
+
+@pytest.mark.parametrize("shift_m", [(0.0, 2.0), (0.0, -1.9), (1.2, 1.2)])
+def test_rails_put_lines_drawn_two_metres_off_back_on_their_tracks(shift_m):
+    # three tracks 4.5 m apart: a line 2 m off sits nearly halfway to the next track, where
+    # the yard also looks symmetric; the rails say where each track really is
+    scene = planted_scene([8, 3, 0], gsd=0.5, sun=(150.0, 30.0))
+    result = count_railcars(render(scene, 0), pixel_lines(scene, shift_m=shift_m), pixel_size_m=0.5)
+    # the lines run east, so offsets are positive to the south: a line moved d metres north
+    # finds its track d metres to its right (moves along the track do not count)
+    for track in result.tracks:
+        assert abs(track.offset_m - shift_m[1]) <= 0.15, track
+    assert [abs(t.count - n) <= 1 for t, n in zip(result.tracks, (8, 3, 0))] == [True] * 3
+
+
+def test_rail_correlation_sees_rails_on_empty_track_in_sun_and_shade_but_not_on_cars():
+    from sitewatch.railcars.rails import RAIL_VISIBLE, align_to_rails
+    from sitewatch.railcars.strip import sample_strip
+    scene = planted_scene([0, 8, 0], gsd=0.5, sun=(150.0, 30.0))
+    image = render(scene, 0).astype(np.float32) / 255.0
+    lines = pixel_lines(scene)
+    strips = [sample_strip(image, lines[t], pixel_size_m=0.5, half_width_m=8.0) for t in lines]
+    fit = align_to_rails(image, strips, pixel_size_m=0.5, max_shift_m=1.0)
+    middle = dict(scene.tracks)["t2"]
+    under_car = np.zeros(len(strips[1].along_m), bool)
+    for car in scene.truth:
+        ends = [middle.project(Point(xy)) for xy in car["geometry"].exterior.coords]
+        under_car |= (strips[1].along_m >= min(ends) + 1.0) & (strips[1].along_m <= max(ends) - 1.0)
+    assert under_car.sum() > 300
+    # under a car rails never show; the empty tracks, much of their length in the train's
+    # shadow, show them almost everywhere
+    assert np.mean(fit.rails[1][under_car] >= RAIL_VISIBLE[0]) < 0.02
+    for empty in (fit.rails[0], fit.rails[2]):
+        assert np.mean(empty >= RAIL_VISIBLE[1]) > 0.7
 
 
 def test_coarse_pixels_count_by_occupied_length():
@@ -116,7 +165,8 @@ def test_random_yards_stay_above_the_measured_floor():
             true_total += true
             abs_error += abs(t.count - true)
     assert true_total > 100
-    assert abs_error / true_total <= 0.15
+    # measured 5.6 % on these yards (it was 11 % before rails were used)
+    assert abs_error / true_total <= 0.08
 
 
 def test_count_rejects_an_image_without_bands():
