@@ -27,7 +27,7 @@ from sitewatch.synth import render
 from sitewatch.synth.railcars import drawn_track_lines, railyard_scene
 
 CRS_WKT = CRS.from_epsg(32652).to_wkt()
-FIRST_SEED = 1000  # the seeds tuned on during development were 0-39; the benchmark uses others
+FIRST_SEED = 1000  # the seeds tuned on during development were 0-99 and 2000-2011; the benchmark uses others
 
 
 def one_scene(args: tuple[int, float]) -> tuple[list[tuple[str, int, int]], float]:
