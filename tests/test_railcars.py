@@ -57,16 +57,16 @@ def test_counts_planted_cars_on_a_straight_track(n):
     assert counts(scene) == {"t1": n}
 
 
-# The counter over-counts by about 3 % at 0.5 m (a long car cut in two); these scenes show it,
-# so they hold it to the measured tolerance of one car rather than the exact count.
-def test_long_train_within_one_car():
+def test_long_train_with_a_loaded_flat_car():
+    # among the 11 is a flat car whose container ends mid-deck: a colour step inside a car,
+    # which used to cut it in two
     scene = planted_scene([11], gsd=0.5)
-    assert abs(counts(scene)["t1"] - 11) <= 1
+    assert counts(scene) == {"t1": 11}
 
 
-def test_counts_cars_on_a_curved_track_within_one_car():
+def test_counts_cars_on_a_curved_track():
     scene = planted_scene([7], gsd=0.5, curved=True)
-    assert abs(counts(scene)["t1"] - 7) <= 1
+    assert counts(scene) == {"t1": 7}
 
 
 def test_an_empty_track_has_no_cars():
@@ -74,6 +74,8 @@ def test_an_empty_track_has_no_cars():
     assert counts(scene)["t1"] == 0
 
 
+# The counter still over-counts by a few per cent at 0.5 m (a long car cut in two); this scene
+# shows it, so it is held to the measured tolerance of one car rather than the exact count.
 def test_line_a_few_pixels_off_still_finds_the_cars():
     scene = planted_scene([8], gsd=0.5)
     # the drawn line is 1.0 m (2 px) north-east of the real track; unaligned, the centre band
@@ -165,8 +167,8 @@ def test_random_yards_stay_above_the_measured_floor():
             true_total += true
             abs_error += abs(t.count - true)
     assert true_total > 100
-    # measured 5.6 % on these yards (it was 11 % before rails were used)
-    assert abs_error / true_total <= 0.08
+    # measured 4.6 % on these yards (it was 11 % before rails were used)
+    assert abs_error / true_total <= 0.07
 
 
 def test_count_rejects_an_image_without_bands():

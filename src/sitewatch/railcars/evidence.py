@@ -35,6 +35,8 @@ SHADE_SPREAD_FACTOR = 0.5
 # colour says firmly (below minus HIDDEN_FLOOR) that this is empty track.
 HIDDEN_GAIN = 0.8
 HIDDEN_FLOOR = 0.3
+# weight kept by a boundary whose middle looks no more like empty track than either side of it
+INSIDE_CAR_BOUNDARY = 0.2
 
 
 def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float, float]:
@@ -220,7 +222,9 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
       covers both halves alike).
 
     Boundary is the stronger of a colour step in the centre band over about 2 m and a ~1 m
-    dip or bump (a coupler gap), in units of four spreads.
+    dip or bump (a coupler gap), in units of four spreads.  With rails (fine pixels), it is
+    weakened to ``INSIDE_CAR_BOUNDARY`` where its middle is no closer to empty track than
+    either side: a step inside a car, not the gap between two.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = band_mean(strip, 0.0, 0.9)
@@ -240,13 +244,13 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
         occupancy = np.where(occupancy > -HIDDEN_FLOOR, np.maximum(occupancy, HIDDEN_GAIN * covered), occupancy)
 
     # boundary: a step in centre colour over ~2 m, or a narrow (~1 m) dip or bump
-    def window_mean(lo: float, hi: float) -> np.ndarray:
-        """Mean of ``centre`` over [x + lo, x + hi] metres, for every x (edges repeated)."""
+    def window_mean(lo: float, hi: float, values: np.ndarray = centre) -> np.ndarray:
+        """Mean of ``values`` (B, L) over [x + lo, x + hi] metres, for every x (edges repeated)."""
         a, b = int(round(lo / step)), int(round(hi / step))
         pad = max(abs(a), abs(b)) + 1
-        padded = np.pad(centre, ((0, 0), (pad, pad)), mode="edge")
-        csum = np.concatenate([np.zeros((centre.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
-        idx = np.arange(centre.shape[1]) + pad
+        padded = np.pad(values, ((0, 0), (pad, pad)), mode="edge")
+        csum = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+        idx = np.arange(values.shape[1]) + pad
         return (csum[:, idx + b + 1] - csum[:, idx + a]) / (b - a + 1)
 
     reach = max(2.5, 2 * pixel_size_m)
@@ -257,4 +261,11 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     step_strength = colour_distance(before, after)
     dip = np.minimum(colour_distance(middle, before), colour_distance(middle, after))
     boundary = np.maximum(step_strength, dip) / (4.0 * ground.lit_spread)
+    if rails is not None:
+        # between two coupled cars the ~1 m gap shows the track (lit or shaded); inside a car
+        # (a container's end on a flat car's deck) the colour steps but stays unlike track
+        far = ground.contrast(centre)[None, :]
+        beside = np.minimum(window_mean(-reach, -near, far), window_mean(near, reach, far))[0]
+        gap = np.clip(1.0 - window_mean(-0.4, 0.4, far)[0] / np.maximum(beside, 1e-9), 0.0, 1.0)
+        boundary = boundary * (INSIDE_CAR_BOUNDARY + (1.0 - INSIDE_CAR_BOUNDARY) * gap)
     return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
