@@ -168,6 +168,8 @@ def count_railcars(
     rails: list[np.ndarray] | None = None
     if pixel_size_m <= RAIL_MAX_PIXEL_M:
         fit = align_to_rails(data, wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+        # where too little track shows rails to place the lines, symmetry places them; the
+        # rails that do show still mark empty track
         rails = fit.rails
         if fit.seen >= RAIL_MIN_SEEN:
             offsets, shift_px = fit.offsets, fit.shift_px
