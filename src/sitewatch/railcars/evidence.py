@@ -39,8 +39,8 @@ HIDDEN_FLOOR = 0.3
 INSIDE_CAR_BOUNDARY = 0.2
 
 
-def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float, float]:
-    """Centre, spread and radius of the densest tenth of colours of shape (N, B)."""
+def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float]:
+    """Centre and spread of the densest tenth of colours of shape (N, B)."""
     sample = colours[:: max(1, len(colours) // max_samples)]
     d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(axis=-1))
     k = max(5, len(sample) // 10)
@@ -48,7 +48,7 @@ def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.n
     members = np.argsort(d[int(np.argmin(radius))])[:k]
     centre = np.median(sample[members], axis=0)
     spread = float(np.median(np.sqrt(((sample[members] - centre) ** 2).sum(axis=1))))
-    return centre, max(spread, 1e-6), float(radius.min())
+    return centre, max(spread, 1e-6)
 
 
 def empty_track_colour(centres: list[np.ndarray], *, max_samples: int = 1500) -> tuple[np.ndarray, float]:
@@ -71,7 +71,7 @@ def empty_track_colour(centres: list[np.ndarray], *, max_samples: int = 1500) ->
         "looks like empty track".
     """
     pooled = np.concatenate([c.T for c in centres])
-    colour, spread, _ = _densest_cluster(pooled, max_samples)
+    colour, spread = _densest_cluster(pooled, max_samples)
     return colour, spread
 
 
@@ -139,14 +139,14 @@ def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: f
     centre = np.concatenate([band_mean(s, 0.0, 0.9).T for s in strips])
     verified = (np.concatenate(rails) >= RAIL_VISIBLE[1]) & (centre.mean(axis=1) < darkest)
     if verified.sum() >= SHADE_MIN_RAIL_SAMPLES:
-        colour, spread, _ = _densest_cluster(centre[verified])
+        colour, spread = _densest_cluster(centre[verified])
         return colour, spread * SHADE_SPREAD_FACTOR
     lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
     samples = np.concatenate([band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
     darker = samples.mean(axis=1) < darkest
     if darker.sum() < SHADE_MIN_SIDE_SAMPLES:
         return None
-    colour, spread, _ = _densest_cluster(samples[darker])
+    colour, spread = _densest_cluster(samples[darker])
     return colour, min(spread, lit_spread) * SHADE_SPREAD_FACTOR
 
 
