@@ -118,8 +118,8 @@ class Ground:
         return dist
 
 
-def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: float, *,
-                        pixel_size_m: float, rails: list[np.ndarray]) -> tuple[np.ndarray, float] | None:
+def shaded_track_colour(strips: list[TrackStrip], centre: np.ndarray, rails: np.ndarray, lit: np.ndarray,
+                        lit_spread: float, *, pixel_size_m: float) -> tuple[np.ndarray, float] | None:
     """The colour of ballast in shadow, and its spread.
 
     Shadows are the ground times a per-band factor that is the same for every material, so
@@ -129,6 +129,17 @@ def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: f
     shadow falls on the ballast beside it on the side away from the sun, and nothing else
     there is dark (a car's body ends at 1.55 m, the next track's cars start beyond 2.4 m).
 
+    Parameters
+    ----------
+    strips : list of TrackStrip
+        Centred strips of all tracks.
+    centre : ndarray of shape (B, N)
+        Their centre-band colours, all tracks end to end.
+    rails : ndarray of shape (N,)
+        The rail correlation at the same positions.
+    lit, lit_spread
+        Sunlit ballast's colour and spread.
+
     Returns
     -------
     (colour, spread) or None
@@ -136,10 +147,9 @@ def shaded_track_colour(strips: list[TrackStrip], lit: np.ndarray, lit_spread: f
         tracks are empty).
     """
     darkest = SHADE_MAX_BRIGHTNESS * float(lit.mean())
-    centre = np.concatenate([band_mean(s, 0.0, 0.9).T for s in strips])
-    verified = (np.concatenate(rails) >= RAIL_VISIBLE[1]) & (centre.mean(axis=1) < darkest)
+    verified = (rails >= RAIL_VISIBLE[1]) & (centre.mean(axis=0) < darkest)
     if verified.sum() >= SHADE_MIN_RAIL_SAMPLES:
-        colour, spread = _densest_cluster(centre[verified])
+        colour, spread = _densest_cluster(centre[:, verified].T)
         return colour, spread * SHADE_SPREAD_FACTOR
     lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
     samples = np.concatenate([band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
@@ -163,11 +173,12 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     if rails is None:
         return Ground(lit, spread)
     pooled = np.concatenate(centres, axis=1)
-    visible = np.concatenate(rails) >= RAIL_VISIBLE[1]
+    correlation = np.concatenate(rails)
+    visible = correlation >= RAIL_VISIBLE[1]
     near = colour_distance(pooled, lit[:, None]) <= 3 * spread
     if near.any() and visible[near].mean() < 0.3 and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
         lit, spread = empty_track_colour([pooled[:, visible]])
-    shade = shaded_track_colour(strips, lit, spread, pixel_size_m=pixel_size_m, rails=rails)
+    shade = shaded_track_colour(strips, pooled, correlation, lit, spread, pixel_size_m=pixel_size_m)
     return Ground(lit, spread, *(shade or (None, 0.0)))
 
 
