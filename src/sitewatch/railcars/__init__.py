@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import COARSE_PIXEL_M, Ground, TrackEvidence, empty_track_ground, track_evidence
+from .bed import BED_MAX_PIXEL_M, align_to_bed
+from .evidence import (COARSE_PIXEL_M, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
+                       with_side_shade)
+from .shadows import neighbour_shadow, shadow_direction, sun_first_order
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
                       segment_cars)
-from .strip import TrackStrip, align_tracks, centred_strip, sample_strip
+from .strip import TrackStrip, align_tracks, band_mean, centred_strip, sample_strip
 
 __all__ = [
     "CAR_LENGTH_RANGE_M", "CAR_WIDTH_M", "COARSE_PIXEL_M", "COUPLER_GAP_M", "METHOD_INDIVIDUAL", "METHOD_LENGTH",
@@ -164,25 +167,50 @@ def count_railcars(
     ids = list(tracks_px)
     wide = [sample_strip(data, np.asarray(tracks_px[t], float), pixel_size_m=pixel_size_m,
                          half_width_m=max_line_error_m + 0.5 + 5.0, extend_m=max_line_error_m + 5.0) for t in ids]
-    offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
     rails: list[np.ndarray] | None = None
+    fit = None
     if pixel_size_m <= RAIL_MAX_PIXEL_M:
         fit = align_to_rails(data, wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
-        # where too little track shows rails to place the lines, symmetry places them; the
-        # rails that do show still mark empty track
+        # the rails that show mark empty track even where too few show to place the lines
         rails = fit.rails
-        if fit.seen >= RAIL_MIN_SEEN:
-            offsets, shift_px = fit.offsets, fit.shift_px
+    if fit is not None and fit.seen >= RAIL_MIN_SEEN:
+        offsets, shift_px = fit.offsets, fit.shift_px
+    else:
+        # the bed's outline places the group (symmetry alone can slide it one track over);
+        # symmetry then moves each track a little on its own
+        bed_shift = None
+        if pixel_size_m <= BED_MAX_PIXEL_M:
+            bed_shift = align_to_bed(data, [np.asarray(tracks_px[t], float) for t in ids], pixel_size_m=pixel_size_m,
+                                     max_shift_m=max_line_error_m)
+        offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                         common_shift_px=bed_shift)
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
+    direction = None
+    if rails is None:
+        # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
+        ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
+        if ground.shade is not None:
+            confident = [ground.contrast(band_mean(s, 0.0, 0.9)) > 2 * OCCUPIED_SPREADS for s in strips]
+            direction = shadow_direction(strips, confident)
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
-    results = []
-    for k, (track_id, strip, off) in enumerate(zip(ids, strips, offsets)):
+    by_track: dict[int, TrackCount] = {}
+    covered: dict[int, np.ndarray] = {}
+    for k in sun_first_order(strips, direction):
+        track_id, strip, off = ids[k], strips[k], offsets[k]
         step = float(strip.along_m[1] - strip.along_m[0])
-        evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k])
+        shadowed = None
+        if rails is None:
+            shadowed = (np.zeros(len(strip.along_m), bool) if direction is None
+                        else neighbour_shadow(k, strips, covered, direction, pixel_size_m=pixel_size_m))
+        evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
+                                  shadowed=shadowed)
         cars = segment_cars(evidence, step_m=step, prior=prior)
+        covered[k] = np.zeros(len(strip.along_m), bool)
+        for a, b in cars:
+            covered[k][a:b] = True
         # a car belongs to this track when its middle is on the line
         cars = [(a, b) for a, b in cars if 0.0 <= strip.along_m[(a + b - 1) // 2] <= strip.line_length_m]
         runs = _runs(cars, max_gap=int(round(2.0 / step)))
@@ -196,10 +224,10 @@ def count_railcars(
             count = int(sum(per_run))
             rel = prior.length_sigma_m / prior.pitch_m
             uncertainty = float(np.sqrt(sum(rel**2 * n + (2 * pixel_size_m / prior.pitch_m) ** 2 for n in per_run)))
-        results.append(TrackCount(
+        by_track[k] = (TrackCount(
             track_id, count, occupied, method, uncertainty,
             cars_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b in cars] if individual else [],
             runs_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b, _ in runs],
             offset_m=float(np.median(off)),
         ))
-    return RailcarCount(results, shift_px, method)
+    return RailcarCount([by_track[k] for k in range(len(ids))], shift_px, method)

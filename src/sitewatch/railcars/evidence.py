@@ -183,16 +183,22 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
 
 
 def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                       partly_shaded: np.ndarray | None = None) -> np.ndarray:
+                       partly_shaded: np.ndarray | None = None, shadowed: np.ndarray | None = None) -> np.ndarray:
     """How car-like each position is, in lit-ballast spreads, shape (L,).
 
     The smaller of (a) the centre band's distance from empty track (:meth:`Ground.contrast`)
     and (b) the contrast across a car's side (just inside against just outside, stronger
     side).  (a) alone fires on dark ground that is not shaded ballast; (b) alone on the
-    ballast shoulder.
+    ballast shoulder.  Where ``shadowed`` (L,) is given, shaded ballast and mixes of lit and
+    shaded ballast count as empty track only where it is true, and lit ballast alone
+    elsewhere (see :mod:`.shadows`).
     """
     centre = band_mean(strip, 0.0, 0.9)
-    from_ballast = ground.contrast(centre, partly_shaded)
+    if shadowed is None:
+        from_ballast = ground.contrast(centre, partly_shaded)
+    else:
+        lit_only = colour_distance(centre, ground.lit[:, None]) / ground.lit_spread
+        from_ballast = np.where(shadowed, ground.contrast(centre), lit_only)
     if pixel_size_m > COARSE_PIXEL_M:
         # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
         return from_ballast
@@ -219,7 +225,7 @@ class TrackEvidence:
 
 
 def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                   rails: np.ndarray | None = None) -> TrackEvidence:
+                   rails: np.ndarray | None = None, shadowed: np.ndarray | None = None) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
@@ -235,12 +241,14 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     Boundary is the stronger of a colour step in the centre band over about 2 m and a ~1 m
     dip or bump (a coupler gap), in units of four spreads.  With rails (fine pixels), it is
     weakened to ``INSIDE_CAR_BOUNDARY`` where its middle is no closer to empty track than
-    either side: a step inside a car, not the gap between two.
+    either side: a step inside a car, not the gap between two.  ``shadowed`` marks where a
+    neighbour's shadow may lie (:func:`occupancy_contrast`), for pixels without rails.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = band_mean(strip, 0.0, 0.9)
     mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
-    ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable)
+    ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable,
+                                          shadowed=shadowed)
                        / OCCUPIED_SPREADS, 1e-3)
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
@@ -280,3 +288,16 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
         gap = np.clip(1.0 - window_mean(-0.4, 0.4, far)[0] / np.maximum(beside, 1e-9), 0.0, 1.0)
         boundary = boundary * (INSIDE_CAR_BOUNDARY + (1.0 - INSIDE_CAR_BOUNDARY) * gap)
     return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
+
+
+def with_side_shade(ground: Ground, strips: list[TrackStrip], *, pixel_size_m: float) -> Ground:
+    """``ground`` with a shadow colour taken from beside the tracks, for pixels without rails.
+
+    Beside a car, on the side away from the sun, lies its shadow on ballast
+    (:func:`shaded_track_colour`); where the image shows too little, ``ground`` is returned
+    as it is.
+    """
+    centre = np.concatenate([band_mean(s, 0.0, 0.9) for s in strips], axis=1)
+    shade = shaded_track_colour(strips, centre, np.zeros(centre.shape[1]), ground.lit, ground.lit_spread,
+                                pixel_size_m=pixel_size_m)
+    return ground if shade is None else Ground(ground.lit, ground.lit_spread, *shade)

@@ -154,6 +154,7 @@ def align_tracks(
     pixel_size_m: float,
     max_shift_m: float,
     max_track_residual_m: float = 0.3,
+    common_shift_px: tuple[float, float] | None = None,
 ) -> tuple[list[np.ndarray], tuple[float, float]]:
     """Find where the real tracks are, relative to their lines.
 
@@ -171,6 +172,9 @@ def align_tracks(
         Largest common shift considered, metres.
     max_track_residual_m : float
         Largest further sideways move of one track, metres.
+    common_shift_px : (float, float), optional
+        The common shift, when something else has found it (:func:`.bed.align_to_bed`);
+        then only each track's own move is searched.
 
     Returns
     -------
@@ -201,7 +205,11 @@ def align_tracks(
         return asym_total / np.maximum(struct_total, 1e-9)
 
     best = np.zeros(2)
-    for radius, grid_step in ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2)):
+    searches = ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2))
+    if common_shift_px is not None:
+        best = np.asarray(common_shift_px, float) * pixel_size_m
+        searches = ()
+    for radius, grid_step in searches:
         g = np.arange(-radius, radius + 1e-9, grid_step)
         cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
         cand = cand[np.hypot(*cand.T) <= max_shift_m + 1e-9]

@@ -1,0 +1,120 @@
+"""The ballast bed's outline: where a yard's tracks are, seen from pixels too coarse for rails.
+
+Every track lies on a bed of ballast a little over four metres wide, and beds of parallel
+tracks merge.  The outer edges of a group's bed are long, straight, continuous boundaries
+against the countryside, and unlike the tracks inside, a group has only two of them: a
+common shift that slides every line onto its neighbour's track (which symmetry alone
+cannot tell from the right one) moves those edges onto nothing.  The outline is matched to
+the image's gradient across it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from shapely.geometry import LineString, Point
+
+BED_HALF_WIDTH_M = 2.2     # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
+OUTLINE_STEP_M = 0.5       # spacing of the outline samples
+OUTLINE_END_MARGIN_M = 4.0  # a drawn line's ends need not be the bed's: skip the outline there
+# Coarser pixels blur a single track's two bed edges (4.4 m apart) into one: the outline
+# then matches anything bed-sized, and symmetry does better.
+BED_MAX_PIXEL_M = 1.5
+
+
+def bed_outline(lines_px: list[np.ndarray], *, pixel_size_m: float,
+                half_width_m: float = BED_HALF_WIDTH_M) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the outer edges of the beds of the given track lines, with outward normals.
+
+    An edge point of one track that lies within the bed of another (between parallel
+    tracks) is left out: beds merge there.
+
+    Parameters
+    ----------
+    lines_px : list of ndarray of shape (K, 2)
+        Track lines in pixel coordinates (col, row).
+    pixel_size_m : float
+    half_width_m : float
+        Track centre to bed edge.
+
+    Returns
+    -------
+    points : ndarray of shape (P, 2)
+        Pixel coordinates (col, row).
+    normals : ndarray of shape (P, 2)
+        Unit normals, pointing away from the track, in pixel coordinates.
+    """
+    half = half_width_m / pixel_size_m
+    step = OUTLINE_STEP_M / pixel_size_m
+    margin = OUTLINE_END_MARGIN_M / pixel_size_m
+    shapes = [LineString(np.asarray(ln, float)) for ln in lines_px]
+    points, normals = [], []
+    for i, line in enumerate(shapes):
+        dist = np.arange(margin, line.length - margin, step)
+        if len(dist) == 0:
+            continue
+        at = np.array([line.interpolate(d).coords[0] for d in dist])
+        ahead = np.array([line.interpolate(min(d + step, line.length)).coords[0] for d in dist])
+        behind = np.array([line.interpolate(max(d - step, 0.0)).coords[0] for d in dist])
+        tangent = ahead - behind
+        tangent /= np.maximum(np.hypot(*tangent.T), 1e-12)[:, None]
+        normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
+        for side in (-1.0, 1.0):
+            edge = at + side * half * normal
+            others = [s for j, s in enumerate(shapes) if j != i]
+            outer = np.array([all(o.distance(Point(*p)) > half for o in others) for p in edge], bool)
+            points.append(edge[outer])
+            normals.append(side * normal[outer])
+    if not points:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    return np.concatenate(points), np.concatenate(normals)
+
+
+def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
+                 max_shift_m: float) -> tuple[float, float] | None:
+    """The common shift that puts the track lines' bed outline on the image's edges.
+
+    Parameters
+    ----------
+    data : ndarray of shape (B, M, N)
+        The image, bands on a common scale.
+    lines_px : list of ndarray of shape (K, 2)
+        Track lines in pixel coordinates (col, row).
+    pixel_size_m : float
+    max_shift_m : float
+        Largest shift considered, metres.
+
+    Returns
+    -------
+    (float, float) or None
+        The shift in pixels (columns, rows) from the lines to the tracks; None when the
+        lines leave no outline to match (every line shorter than its end margins).
+    """
+    points, normals = bed_outline(lines_px, pixel_size_m=pixel_size_m)
+    if len(points) == 0:
+        return None
+    # gradient at the scale of a pixel: a bed edge spans one or two pixels at any resolution
+    sigma = max(0.7, 0.5 / pixel_size_m)
+    grads = []
+    for band in data:
+        grads.append((ndimage.gaussian_filter(band, sigma, order=(0, 1)), ndimage.gaussian_filter(band, sigma, order=(1, 0))))
+
+    def score(shifts: np.ndarray) -> np.ndarray:
+        at = points[None, :, :] + shifts[:, None, :]  # (S, P, 2)
+        coords = [at[..., 1].ravel() - 0.5, at[..., 0].ravel() - 0.5]
+        total = np.zeros(at.shape[:2])
+        for gx, gy in grads:
+            across = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 0]
+                      + ndimage.map_coordinates(gy, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 1])
+            total += across**2
+        return np.sqrt(total).mean(axis=1)
+
+    radius_px = max_shift_m / pixel_size_m
+    best = np.zeros(2)
+    for radius, grid_step in ((radius_px, max(0.25, radius_px / 12)), (0.6, 0.1), (0.12, 0.03)):
+        g = np.arange(-radius, radius + 1e-9, grid_step)
+        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
+        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
+        if len(cand):
+            best = cand[int(np.argmax(score(cand)))]
+    return float(best[0]), float(best[1])
