@@ -206,7 +206,8 @@ def count_railcars(
             shadowed = (np.zeros(len(strip.along_m), bool) if direction is None
                         else neighbour_shadow(k, strips, covered, direction, pixel_size_m=pixel_size_m))
         evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
-                                  shadowed=shadowed)
+                                  shadowed=shadowed,
+                                  shadow_side=None if direction is None else np.sign(strip.normal_px @ direction))
         cars = segment_cars(evidence, step_m=step, prior=prior)
         covered[k] = np.zeros(len(strip.along_m), bool)
         for a, b in cars:

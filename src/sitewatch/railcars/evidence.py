@@ -35,6 +35,16 @@ SHADE_SPREAD_FACTOR = 0.5
 # colour says firmly (below minus HIDDEN_FLOOR) that this is empty track.
 HIDDEN_GAIN = 0.8
 HIDDEN_FLOOR = 0.3
+# Without rails: the band where a car's own shadow falls, just beyond its side; how far
+# along the lit-to-shade line it must be to be shadow; how much deeper than the learnt shadow
+# colour a shadow may be.
+OWN_SHADOW_BAND_M = (1.8, 2.6)
+OWN_SHADOW_FRACTION = 0.75
+DEEPEST_SHADE = 1.5
+# ... and where a shadow beside the track (with lit ballast on the sun's side) makes a car of
+# any colour: the contrast it counts as, and how unshaded the sun's side must be
+CAST_SHADOW_SPREADS = 2 * OCCUPIED_SPREADS
+SUNWARD_LIT_FRACTION = 0.4
 # weight kept by a boundary whose middle looks no more like empty track than either side of it
 INSIDE_CAR_BOUNDARY = 0.2
 
@@ -96,14 +106,24 @@ class Ground:
     shade: np.ndarray | None = None
     shade_spread: float = 0.0
 
-    def contrast(self, colours: np.ndarray, partly_shaded: np.ndarray | None = None) -> np.ndarray:
+    def shade_fraction(self, colours: np.ndarray) -> np.ndarray:
+        """Where colours of shape (B, L) lie on the line from lit (0) to shaded (1) ballast, shape (L,)."""
+        if self.shade is None:
+            return np.zeros(colours.shape[1])
+        axis = self.shade - self.lit
+        return ((colours - self.lit[:, None]) * axis[:, None]).sum(axis=0) / float(axis @ axis)
+
+    def contrast(self, colours: np.ndarray, partly_shaded: np.ndarray | None = None, *,
+                 deepest: float = 1.0) -> np.ndarray:
         """Distance of colours of shape (B, L) from empty track, in spreads, shape (L,).
 
         The distance from lit ballast or, nearer, from shaded ballast, each in its own
         spread (shadow is darker, so less noisy).  Where ``partly_shaded`` (L,) is true,
-        also from any mix of the two, as where a shadow's edge crosses the band.  Mixes are
-        allowed only where something else (visible rails) says the track may be empty: a
-        grey car is a mix of lit and shaded ballast in colour.
+        also from any mix of the two, as where a shadow's edge crosses the band, and from
+        shade up to ``deepest`` times as far from lit ballast as the shadow colour (a
+        shadow colour learnt where shadows' edges blur into lit ground is too light).  Mixes
+        are allowed only where something else says the track may be empty: a grey car is a
+        mix of lit and shaded ballast in colour.
         """
         dist = colour_distance(colours, self.lit[:, None]) / self.lit_spread
         if self.shade is None:
@@ -111,9 +131,10 @@ class Ground:
         dist = np.minimum(dist, colour_distance(colours, self.shade[:, None]) / self.shade_spread)
         if partly_shaded is not None and partly_shaded.any():
             axis = self.shade - self.lit
-            t = np.clip(((colours - self.lit[:, None]) * axis[:, None]).sum(axis=0) / float(axis @ axis), 0.0, 1.0)
+            t = np.clip(self.shade_fraction(colours), 0.0, deepest)
             nearest = self.lit[:, None] + t[None, :] * axis[:, None]
-            mixed = colour_distance(colours, nearest) / ((1 - t) * self.lit_spread + t * self.shade_spread)
+            w = np.minimum(t, 1.0)
+            mixed = colour_distance(colours, nearest) / ((1 - w) * self.lit_spread + w * self.shade_spread)
             dist = np.where(partly_shaded, np.minimum(dist, mixed), dist)
         return dist
 
@@ -183,22 +204,38 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
 
 
 def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                       partly_shaded: np.ndarray | None = None, shadowed: np.ndarray | None = None) -> np.ndarray:
+                       partly_shaded: np.ndarray | None = None, shadowed: np.ndarray | None = None,
+                       shadow_side: np.ndarray | None = None) -> np.ndarray:
     """How car-like each position is, in lit-ballast spreads, shape (L,).
 
     The smaller of (a) the centre band's distance from empty track (:meth:`Ground.contrast`)
     and (b) the contrast across a car's side (just inside against just outside, stronger
     side).  (a) alone fires on dark ground that is not shaded ballast; (b) alone on the
     ballast shoulder.  Where ``shadowed`` (L,) is given, shaded ballast and mixes of lit and
-    shaded ballast count as empty track only where it is true, and lit ballast alone
-    elsewhere (see :mod:`.shadows`).
+    shaded ballast count as empty track only where it is true (a neighbour's shadow may
+    lie there, :mod:`.shadows`) and the band beyond the track on the side away from the sun
+    (``shadow_side``, ±1 per position) is not in shadow too; lit ballast alone elsewhere.
     """
     centre = band_mean(strip, 0.0, 0.9)
     if shadowed is None:
         from_ballast = ground.contrast(centre, partly_shaded)
     else:
-        lit_only = colour_distance(centre, ground.lit[:, None]) / ground.lit_spread
-        from_ballast = np.where(shadowed, ground.contrast(centre), lit_only)
+        from_ballast = colour_distance(centre, ground.lit[:, None]) / ground.lit_spread
+        if ground.shade is not None:
+            explained = shadowed.copy()
+            if shadow_side is not None:
+                # a car casts its own shadow just beyond its side; a neighbour's shadow lying
+                # across empty track mostly ends before it
+                right, left = band_mean(strip, *OWN_SHADOW_BAND_M, side=1), band_mean(strip, *OWN_SHADOW_BAND_M, side=-1)
+                beyond = ground.shade_fraction(np.where(shadow_side > 0, right, left)) >= OWN_SHADOW_FRACTION
+                sunward_lit = ground.shade_fraction(np.where(shadow_side > 0, left, right)) < SUNWARD_LIT_FRACTION
+                explained &= ~beyond
+                # a shadow beside the track and none on the sun's side: something tall stands
+                # on the track, however like ballast its roof is
+                from_ballast = np.where(beyond & sunward_lit & ~shadowed,
+                                        np.maximum(from_ballast, CAST_SHADOW_SPREADS), from_ballast)
+            shaded = ground.contrast(centre, explained, deepest=DEEPEST_SHADE)
+            from_ballast = np.where(explained, shaded, from_ballast)
     if pixel_size_m > COARSE_PIXEL_M:
         # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
         return from_ballast
@@ -225,7 +262,8 @@ class TrackEvidence:
 
 
 def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                   rails: np.ndarray | None = None, shadowed: np.ndarray | None = None) -> TrackEvidence:
+                   rails: np.ndarray | None = None, shadowed: np.ndarray | None = None,
+                   shadow_side: np.ndarray | None = None) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
@@ -242,13 +280,14 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     dip or bump (a coupler gap), in units of four spreads.  With rails (fine pixels), it is
     weakened to ``INSIDE_CAR_BOUNDARY`` where its middle is no closer to empty track than
     either side: a step inside a car, not the gap between two.  ``shadowed`` marks where a
-    neighbour's shadow may lie (:func:`occupancy_contrast`), for pixels without rails.
+    neighbour's shadow may lie and ``shadow_side`` the side shadows fall to
+    (:func:`occupancy_contrast`), for pixels without rails.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = band_mean(strip, 0.0, 0.9)
     mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
     ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable,
-                                          shadowed=shadowed)
+                                          shadowed=shadowed, shadow_side=shadow_side)
                        / OCCUPIED_SPREADS, 1e-3)
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
