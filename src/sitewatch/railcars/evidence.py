@@ -45,6 +45,10 @@ DEEPEST_SHADE = 1.5
 # any colour: the contrast it counts as, and how unshaded the sun's side must be
 CAST_SHADOW_SPREADS = 2 * OCCUPIED_SPREADS
 SUNWARD_LIT_FRACTION = 0.4
+# Without rails, ballast is looked for where the centre matches both shoulders of the bed
+# (beyond a car's side, inside the bed's edge): among this most even share of positions.
+SHOULDER_BAND_M = (1.7, 2.1)
+EVEN_SHARE = 0.3
 # weight kept by a boundary whose middle looks no more like empty track than either side of it
 INSIDE_CAR_BOUNDARY = 0.2
 
@@ -190,9 +194,16 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     instead; then the shadow colour is looked for.
     """
     centres = [band_mean(s, 0.0, 0.9) for s in strips]
-    lit, spread = empty_track_colour(centres)
     if rails is None:
-        return Ground(lit, spread)
+        # Without rails, a long train of one colour can outnumber the ballast.  Empty track
+        # is one colour across the whole bed; a car differs from the shoulders beside it.
+        uneven = [np.maximum(colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
+                             colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1))) for c, s in zip(centres, strips)]
+        even = np.concatenate(uneven) <= np.quantile(np.concatenate(uneven), EVEN_SHARE)
+        lit, spread = empty_track_colour([np.concatenate(centres, axis=1)[:, even]])
+        # the even positions are the quietest ballast too: its spread is kept from all of them
+        return Ground(lit, max(spread, empty_track_colour(centres)[1]))
+    lit, spread = empty_track_colour(centres)
     pooled = np.concatenate(centres, axis=1)
     correlation = np.concatenate(rails)
     visible = correlation >= RAIL_VISIBLE[1]
@@ -217,6 +228,7 @@ def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float
     (``shadow_side``, ±1 per position) is not in shadow too; lit ballast alone elsewhere.
     """
     centre = band_mean(strip, 0.0, 0.9)
+    casts_shadow = np.zeros(centre.shape[1], bool)
     if shadowed is None:
         from_ballast = ground.contrast(centre, partly_shaded)
     else:
@@ -227,9 +239,13 @@ def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float
                 # a car casts its own shadow just beyond its side; a neighbour's shadow lying
                 # across empty track mostly ends before it
                 right, left = band_mean(strip, *OWN_SHADOW_BAND_M, side=1), band_mean(strip, *OWN_SHADOW_BAND_M, side=-1)
-                beyond = ground.shade_fraction(np.where(shadow_side > 0, right, left)) >= OWN_SHADOW_FRACTION
-                sunward_lit = ground.shade_fraction(np.where(shadow_side > 0, left, right)) < SUNWARD_LIT_FRACTION
+                far, near = np.where(shadow_side > 0, right, left), np.where(shadow_side > 0, left, right)
+                # shaded ballast, not merely dark ground (grass beyond the shoulder)
+                beyond = ((ground.shade_fraction(far) >= OWN_SHADOW_FRACTION)
+                          & (ground.contrast(far, np.ones(len(far[0]), bool), deepest=DEEPEST_SHADE) < OCCUPIED_SPREADS))
+                sunward_lit = ground.shade_fraction(near) < SUNWARD_LIT_FRACTION
                 explained &= ~beyond
+                casts_shadow = beyond
                 # a shadow beside the track and none on the sun's side: something tall stands
                 # on the track, however like ballast its roof is
                 from_ballast = np.where(beyond & sunward_lit & ~shadowed,
@@ -246,7 +262,8 @@ def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float
         colour_distance(band_mean(strip, inner - 0.4, inner, side=-1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1)),
         colour_distance(band_mean(strip, inner - 0.4, inner, side=1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1)),
     )
-    return np.minimum(from_ballast, side_edge / ground.lit_spread)
+    # beside its own shadow a dark car's side can be invisible: the shadow vouches for it
+    return np.where(casts_shadow, from_ballast, np.minimum(from_ballast, side_edge / ground.lit_spread))
 
 
 @dataclass
