@@ -22,7 +22,7 @@ import numpy as np
 from .bed import BED_MAX_PIXEL_M, align_to_bed
 from .evidence import (COARSE_PIXEL_M, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
                        with_side_shade)
-from .shadows import neighbour_shadow, shadow_direction, sun_first_order
+from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
                       segment_cars)
@@ -187,12 +187,18 @@ def count_railcars(
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
     direction = None
+    reach = DEFAULT_REACH_M
     if rails is None:
         # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
         ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
         if ground.shade is not None:
-            confident = [ground.contrast(band_mean(s, 0.0, 0.9)) > 2 * OCCUPIED_SPREADS for s in strips]
+            contrast = [ground.contrast(band_mean(s, 0.0, 0.9)) for s in strips]
+            confident = [c > 2 * OCCUPIED_SPREADS for c in contrast]
             direction = shadow_direction(strips, confident)
+            if direction is not None:
+                found = shadow_reach(data, strips, confident, [c < 0.5 * OCCUPIED_SPREADS for c in contrast], direction,
+                                     ground.shade_fraction, pixel_size_m=pixel_size_m)
+                reach = reach if found is None else found
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
@@ -201,13 +207,15 @@ def count_railcars(
     for k in sun_first_order(strips, direction):
         track_id, strip, off = ids[k], strips[k], offsets[k]
         step = float(strip.along_m[1] - strip.along_m[0])
-        shadowed = None
-        if rails is None:
-            shadowed = (np.zeros(len(strip.along_m), bool) if direction is None
-                        else neighbour_shadow(k, strips, covered, direction, pixel_size_m=pixel_size_m))
+        shadows = None
+        if direction is not None:
+            shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
+        elif rails is None:
+            # no shadow side found: shade counts nowhere as empty track
+            shadows = ShadowView(np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]),
+                                 np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]))
         evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
-                                  shadowed=shadowed,
-                                  shadow_side=None if direction is None else np.sign(strip.normal_px @ direction))
+                                  shadows=shadows)
         cars = segment_cars(evidence, step_m=step, prior=prior)
         covered[k] = np.zeros(len(strip.along_m), bool)
         for a, b in cars:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .rails import RAIL_VISIBLE, rail_visibility, rails_hidden
+from .shadows import ShadowView
 from .strip import TrackStrip, band_mean, colour_distance
 
 # a position is occupied when it is this many ballast-cluster spreads from empty track
@@ -215,41 +216,33 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
 
 
 def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                       partly_shaded: np.ndarray | None = None, shadowed: np.ndarray | None = None,
-                       shadow_side: np.ndarray | None = None) -> np.ndarray:
+                       partly_shaded: np.ndarray | None = None, shadows: ShadowView | None = None) -> np.ndarray:
     """How car-like each position is, in lit-ballast spreads, shape (L,).
 
     The smaller of (a) the centre band's distance from empty track (:meth:`Ground.contrast`)
     and (b) the contrast across a car's side (just inside against just outside, stronger
     side).  (a) alone fires on dark ground that is not shaded ballast; (b) alone on the
-    ballast shoulder.  Where ``shadowed`` (L,) is given, shaded ballast and mixes of lit and
-    shaded ballast count as empty track only where it is true (a neighbour's shadow may
-    lie there, :mod:`.shadows`) and the band beyond the track on the side away from the sun
-    (``shadow_side``, ±1 per position) is not in shadow too; lit ballast alone elsewhere.
+    ballast shoulder.
+
+    With ``shadows`` (pixels without rails, :mod:`.shadows`), shaded ballast and mixes of
+    lit and shaded ballast count as empty track only where a neighbour's shadow reaches the
+    track and the ground beyond it, where a car of its own would cast shadow, is lit.  A
+    shadow there, with lit ground on the sun's side, makes the position a car whatever the
+    colour of its roof, and vouches for sides a dark car hides against its shadow.
     """
     centre = band_mean(strip, 0.0, 0.9)
     casts_shadow = np.zeros(centre.shape[1], bool)
-    if shadowed is None:
+    if shadows is None:
         from_ballast = ground.contrast(centre, partly_shaded)
     else:
         from_ballast = colour_distance(centre, ground.lit[:, None]) / ground.lit_spread
         if ground.shade is not None:
-            explained = shadowed.copy()
-            if shadow_side is not None:
-                # a car casts its own shadow just beyond its side; a neighbour's shadow lying
-                # across empty track mostly ends before it
-                right, left = band_mean(strip, *OWN_SHADOW_BAND_M, side=1), band_mean(strip, *OWN_SHADOW_BAND_M, side=-1)
-                far, near = np.where(shadow_side > 0, right, left), np.where(shadow_side > 0, left, right)
-                # shaded ballast, not merely dark ground (grass beyond the shoulder)
-                beyond = ((ground.shade_fraction(far) >= OWN_SHADOW_FRACTION)
-                          & (ground.contrast(far, np.ones(len(far[0]), bool), deepest=DEEPEST_SHADE) < OCCUPIED_SPREADS))
-                sunward_lit = ground.shade_fraction(near) < SUNWARD_LIT_FRACTION
-                explained &= ~beyond
-                casts_shadow = beyond
-                # a shadow beside the track and none on the sun's side: something tall stands
-                # on the track, however like ballast its roof is
-                from_ballast = np.where(beyond & sunward_lit & ~shadowed,
-                                        np.maximum(from_ballast, CAST_SHADOW_SPREADS), from_ballast)
+            beyond = shadows.testable & (ground.shade_fraction(shadows.beyond) >= OWN_SHADOW_FRACTION)
+            explained = shadows.shadowed & ~beyond
+            casts_shadow = beyond
+            sunward_lit = ground.shade_fraction(shadows.sunward) < SUNWARD_LIT_FRACTION
+            from_ballast = np.where(beyond & sunward_lit & ~shadows.shadowed,
+                                    np.maximum(from_ballast, CAST_SHADOW_SPREADS), from_ballast)
             shaded = ground.contrast(centre, explained, deepest=DEEPEST_SHADE)
             from_ballast = np.where(explained, shaded, from_ballast)
     if pixel_size_m > COARSE_PIXEL_M:
@@ -279,8 +272,7 @@ class TrackEvidence:
 
 
 def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                   rails: np.ndarray | None = None, shadowed: np.ndarray | None = None,
-                   shadow_side: np.ndarray | None = None) -> TrackEvidence:
+                   rails: np.ndarray | None = None, shadows: ShadowView | None = None) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
@@ -296,15 +288,14 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     Boundary is the stronger of a colour step in the centre band over about 2 m and a ~1 m
     dip or bump (a coupler gap), in units of four spreads.  With rails (fine pixels), it is
     weakened to ``INSIDE_CAR_BOUNDARY`` where its middle is no closer to empty track than
-    either side: a step inside a car, not the gap between two.  ``shadowed`` marks where a
-    neighbour's shadow may lie and ``shadow_side`` the side shadows fall to
-    (:func:`occupancy_contrast`), for pixels without rails.
+    either side: a step inside a car, not the gap between two.  ``shadows`` says where
+    neighbours' shadows lie (:func:`occupancy_contrast`), for pixels without rails.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = band_mean(strip, 0.0, 0.9)
     mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
     ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable,
-                                          shadowed=shadowed, shadow_side=shadow_side)
+                                          shadows=shadows)
                        / OCCUPIED_SPREADS, 1e-3)
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))

@@ -2,29 +2,46 @@
 
 On pixels too coarse to show rails (:mod:`.rails`), a shadow lying across empty track is
 only a colour, and a dark or grey car is nearly the same colour.  What tells them apart is
-where they are: a shadow lies on the side of a train away from the sun, so a shadow-coloured
-stretch of track is taken for shadow only where a neighbouring track on the sun's side
-holds cars there.  The sun's side is read from the image: the ballast beside confidently
-occupied track is darker on the side away from the sun.  Tracks are then counted from the
-sun's side outward, so each track's cars are known before the track they shade.
+geometry.  A shadow lies on the side of a train away from the sun and reaches a certain
+distance across the tracks; both are read from the image (the ballast beside confidently
+occupied track is darker on the side away from the sun, out to the shadow's reach).  Tracks
+are then counted from the sun's side outward, so each track's cars are known before the
+track they shade, and for every position of a track this module says
+
+* whether a neighbour's shadow reaches its middle, and so may explain a shadow colour there;
+* where, beyond the track on the side away from the sun, a car of its own would cast shadow
+  that the neighbour's shadow does not reach: dark there means a car, lit means none.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .strip import TrackStrip, band_mean
+from .strip import TrackStrip, band_mean, sample_across
 
-# beside a car (whose body ends 1.55 m from the centre), where its shadow falls first
+CAR_SIDE_M = 1.55           # track centre to a car's side
+# beside a car, where its shadow falls first
 SHADOW_BAND_M = (1.8, 3.3)
-# how far across a neighbour's shadow may reach (a 4.5 m car under a 25 degree sun)
-SHADOW_REACH_M = 10.0
+# the band tested for a track's own shadow: its width, and the margin kept from the far
+# edge of a neighbour's shadow
+OWN_BAND_WIDTH_M = 0.8
+OWN_BAND_MARGIN_M = 0.6
+# the farthest across a shadow is looked for (a 4.6 m car under a 25 degree sun casts 9.9 m)
+MAX_REACH_M = 11.0
+# a shadow's reach where the image does not show it (no lone track with cars, no sun side)
+DEFAULT_REACH_M = 4.0
+# how much further along the lit-to-shade line than lit ground of its kind shadow must lie
+SHADOW_DARKENING = 0.3
 # the shadow's along-track slant and length: a neighbour's car this far along still counts
 SHADOW_SLANT_M = 4.0
 # share of confidently occupied positions whose sides must differ before the sun is placed
 MIN_SIDEDNESS = 0.05
+# positions needed on each side of the comparison before a reach is believed
+MIN_REACH_SAMPLES = 40
 
 
 def shadow_direction(strips: list[TrackStrip], occupied: list[np.ndarray]) -> np.ndarray | None:
@@ -66,15 +83,100 @@ def sun_first_order(strips: list[TrackStrip], direction: np.ndarray | None) -> l
     return [int(i) for i in np.argsort(depth, kind="stable")]
 
 
-def neighbour_shadow(k: int, strips: list[TrackStrip], occupied: dict[int, np.ndarray], direction: np.ndarray,
-                     *, pixel_size_m: float) -> np.ndarray:
-    """Positions of track ``k`` where a neighbour's shadow may lie, shape (L_k,).
+def _outermost(strips: list[TrackStrip], direction: np.ndarray, reach_px: float) -> list[int]:
+    """Tracks with no other track within ``reach_px`` on their shadow side."""
+    out = []
+    for k, s in enumerate(strips):
+        blocked = False
+        for j, other in enumerate(strips):
+            if j == k:
+                continue
+            dist, idx = cKDTree(other.centre_px).query(s.centre_px, distance_upper_bound=reach_px)
+            near = np.isfinite(dist)
+            if near.mean() > 0.2:
+                ahead = (other.centre_px[np.minimum(idx[near], len(other.centre_px) - 1)] - s.centre_px[near]) @ direction
+                blocked |= bool(np.median(ahead) > 0)
+        if not blocked:
+            out.append(k)
+    return out
 
-    A position qualifies where a track already counted lies within ``SHADOW_REACH_M`` on the
-    sun's side and holds a car within ``SHADOW_SLANT_M`` along.
+
+def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.ndarray], empty: list[np.ndarray],
+                 direction: np.ndarray, shade_fraction, *, pixel_size_m: float) -> float | None:
+    """How far shadows reach beyond a car's side, across the tracks, metres.
+
+    Read from tracks with nothing beside them on the shadow side: the ground there is
+    compared between confidently occupied and confidently empty positions, outward from
+    the car's side, until the two no longer differ.
 
     Parameters
     ----------
+    data : ndarray of shape (B, M, N)
+    strips : list of TrackStrip
+        Centred strips.
+    occupied, empty : list of ndarray of bool
+        Confidently occupied and confidently empty positions, per strip.
+    direction : ndarray of shape (2,)
+        :func:`shadow_direction`.
+    shade_fraction : callable
+        Colours (B, N) to their place on the lit-to-shade line, :meth:`.evidence.Ground.shade_fraction`.
+    pixel_size_m : float
+
+    Returns
+    -------
+    float or None
+        None where no track shows enough of both.
+    """
+    across = np.arange(SHADOW_BAND_M[0], CAR_SIDE_M + MAX_REACH_M, 0.25)
+    reaches, weights = [], []
+    for k in _outermost(strips, direction, (MAX_REACH_M + CAR_SIDE_M) / pixel_size_m):
+        s, occ, emp = strips[k], occupied[k], empty[k]
+        if occ.sum() < MIN_REACH_SAMPLES or emp.sum() < MIN_REACH_SAMPLES:
+            continue
+        side = np.sign(s.normal_px @ direction)
+        colours = sample_across(data, s, side[:, None] * across[None, :], pixel_size_m=pixel_size_m)  # (B, L, U)
+        t = shade_fraction(colours.reshape(colours.shape[0], -1)).reshape(colours.shape[1:])
+        darker = np.percentile(t[occ], 75, axis=0) - np.median(t[emp], axis=0) > SHADOW_DARKENING
+        first_lit = int(np.argmin(darker)) if not darker.all() else len(across)
+        if first_lit == 0:
+            continue
+        reaches.append(across[first_lit - 1] - CAR_SIDE_M)
+        weights.append(float(occ.sum()))
+    if not reaches:
+        return None
+    return float(np.average(reaches, weights=weights))
+
+
+@dataclass
+class ShadowView:
+    """What a neighbour's shadow does to one track, per position (arrays of length L).
+
+    Attributes
+    ----------
+    shadowed : ndarray of bool
+        A neighbour's shadow reaches the middle of the track here.
+    beyond : ndarray of shape (B, L)
+        Colour beyond the track on the shadow side, where a car on this track would cast
+        shadow and a neighbour's shadow does not reach.
+    testable : ndarray of bool
+        Whether ``beyond`` lies within this track's own shadow's reach at all.
+    sunward : ndarray of shape (B, L)
+        Colour just beyond a car's side toward the sun.
+    """
+
+    shadowed: np.ndarray
+    beyond: np.ndarray
+    testable: np.ndarray
+    sunward: np.ndarray
+
+
+def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: dict[int, np.ndarray],
+                direction: np.ndarray, reach_m: float, *, pixel_size_m: float) -> ShadowView:
+    """Where neighbours' shadows lie on track ``k``, and where to look for its own.
+
+    Parameters
+    ----------
+    data : ndarray of shape (B, M, N)
     k : int
         The track to look at.
     strips : list of TrackStrip
@@ -83,20 +185,32 @@ def neighbour_shadow(k: int, strips: list[TrackStrip], occupied: dict[int, np.nd
         Per-position car cover of the tracks counted so far.
     direction : ndarray of shape (2,)
         :func:`shadow_direction`.
+    reach_m : float
+        :func:`shadow_reach`.
     pixel_size_m : float
     """
-    here = strips[k].centre_px
-    mask = np.zeros(len(here), bool)
-    reach = SHADOW_REACH_M / pixel_size_m
+    strip = strips[k]
+    here = strip.centre_px
+    far_edge = np.full(len(here), -np.inf)  # of a neighbour's shadow, metres toward the shadow side
+    limit = (reach_m + CAR_SIDE_M + 1.0) / pixel_size_m
     for j, occ in occupied.items():
         if j == k or not occ.any():
             continue
         step = float(strips[j].along_m[1] - strips[j].along_m[0])
         grown = ndimage.binary_dilation(occ, np.ones(2 * int(round(SHADOW_SLANT_M / step)) + 1, bool))
-        dist, idx = cKDTree(strips[j].centre_px).query(here, distance_upper_bound=reach)
+        dist, idx = cKDTree(strips[j].centre_px).query(here, distance_upper_bound=limit)
         near = np.isfinite(dist)
         idx = np.minimum(idx, len(occ) - 1)
         # the neighbour lies toward the sun: from it, this track is in the shadows' direction
         downsun = ((here - strips[j].centre_px[idx]) @ direction) > 0
-        mask |= near & downsun & grown[idx]
-    return mask
+        edge = reach_m + CAR_SIDE_M - np.where(near, dist, np.inf) * pixel_size_m
+        far_edge = np.where(near & downsun & grown[idx], np.maximum(far_edge, edge), far_edge)
+    shadowed = far_edge > -0.9
+    lo = np.maximum(SHADOW_BAND_M[0], np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
+    side = np.sign(strip.normal_px @ direction)
+    offsets = side[:, None] * (lo[:, None] + np.linspace(0.0, OWN_BAND_WIDTH_M, 5)[None, :])
+    beyond = sample_across(data, strip, offsets, pixel_size_m=pixel_size_m).mean(axis=2)
+    sun_offsets = -side[:, None] * np.linspace(SHADOW_BAND_M[0], SHADOW_BAND_M[0] + OWN_BAND_WIDTH_M, 5)[None, :]
+    sunward = sample_across(data, strip, sun_offsets, pixel_size_m=pixel_size_m).mean(axis=2)
+    testable = lo + 0.5 * OWN_BAND_WIDTH_M < reach_m + CAR_SIDE_M
+    return ShadowView(shadowed, beyond, testable, sunward)

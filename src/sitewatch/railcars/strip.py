@@ -236,6 +236,19 @@ def centred_strip(strip: TrackStrip, offsets_m: np.ndarray, half_width_m: float,
                       strip.normal_px, strip.line_length_m)
 
 
+def sample_across(image: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
+    """Image values at given offsets across each position of a strip's line, shape (B, L, U).
+
+    ``offsets_m`` has shape (L, U): metres across (positive to the right of travel) from the
+    strip's centre line at each position, as many per position as needed.
+    """
+    off = offsets_m / pixel_size_m
+    cols = strip.centre_px[:, 0, None] + strip.normal_px[:, 0, None] * off - 0.5
+    rows = strip.centre_px[:, 1, None] + strip.normal_px[:, 1, None] * off - 0.5
+    return np.stack([ndimage.map_coordinates(band.astype(np.float32, copy=False), [rows, cols], order=1, mode="nearest")
+                     for band in image])
+
+
 def band_mean(strip: TrackStrip, lo_m: float, hi_m: float, side: int = 0) -> np.ndarray:
     """Mean of the strip over offsets with ``lo_m <= |offset| <= hi_m`` (one side if ``side`` is ±1), shape (B, L)."""
     across = strip.across_m if side == 0 else side * strip.across_m
