@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bed import BED_MAX_PIXEL_M, align_to_bed
-from .evidence import (COARSE_PIXEL_M, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
+from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
                        with_side_shade)
 from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
@@ -192,8 +192,11 @@ def count_railcars(
         # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
         ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
         if ground.shade is not None:
-            contrast = [ground.contrast(band_mean(s, 0.0, 0.9)) for s in strips]
-            confident = [c > 2 * OCCUPIED_SPREADS for c in contrast]
+            centres = [band_mean(s, 0.0, 0.9) for s in strips]
+            contrast = [ground.contrast(c) for c in centres]
+            # cars unlike ballast in sun or shade: not a neighbour's shadow lying across the track
+            confident = [(ground.contrast(c, np.ones(len(k), bool), deepest=DEEPEST_SHADE) > 2 * OCCUPIED_SPREADS)
+                         for c, k in zip(centres, contrast)]
             direction = shadow_direction(strips, confident)
             if direction is not None:
                 found = shadow_reach(data, strips, confident, [c < 0.5 * OCCUPIED_SPREADS for c in contrast], direction,

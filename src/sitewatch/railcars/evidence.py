@@ -50,6 +50,8 @@ SUNWARD_LIT_FRACTION = 0.4
 # (beyond a car's side, inside the bed's edge): among this most even share of positions.
 SHOULDER_BAND_M = (1.7, 2.1)
 EVEN_SHARE = 0.3
+# ... leaving out the darkest share of them, which may be whole beds in shadow
+EVEN_DARKEST_SHARE = 0.4
 # weight kept by a boundary whose middle looks no more like empty track than either side of it
 INSIDE_CAR_BOUNDARY = 0.2
 
@@ -201,7 +203,10 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
         uneven = [np.maximum(colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
                              colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1))) for c, s in zip(centres, strips)]
         even = np.concatenate(uneven) <= np.quantile(np.concatenate(uneven), EVEN_SHARE)
-        lit, spread = empty_track_colour([np.concatenate(centres, axis=1)[:, even]])
+        pooled = np.concatenate(centres, axis=1)[:, even]
+        # a long shadow lying across a whole bed is even too, and darker than lit ballast
+        brightness = pooled.mean(axis=0)
+        lit, spread = empty_track_colour([pooled[:, brightness >= np.quantile(brightness, EVEN_DARKEST_SHARE)]])
         # the even positions are the quietest ballast too: its spread is kept from all of them
         return Ground(lit, max(spread, empty_track_colour(centres)[1]))
     lit, spread = empty_track_colour(centres)
