@@ -137,10 +137,13 @@ def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.n
         colours = sample_across(data, s, side[:, None] * across[None, :], pixel_size_m=pixel_size_m)  # (B, L, U)
         t = shade_fraction(colours.reshape(colours.shape[0], -1)).reshape(colours.shape[1:])
         darker = np.percentile(t[occ], 75, axis=0) - np.median(t[emp], axis=0) > SHADOW_DARKENING
-        first_lit = int(np.argmin(darker)) if not darker.all() else len(across)
-        if first_lit == 0:
+        # next to the car's side its own colour blurs in: the shadow may start a little out
+        dark = np.flatnonzero(darker)
+        if len(dark) == 0 or across[dark[0]] > SHADOW_BAND_M[1]:
             continue
-        reaches.append(across[first_lit - 1] - CAR_SIDE_M)
+        lit_again = np.flatnonzero(~darker[dark[0]:])
+        last = dark[0] + (lit_again[0] if len(lit_again) else len(across) - dark[0]) - 1
+        reaches.append(across[last] - CAR_SIDE_M)
         weights.append(float(occ.sum()))
     if not reaches:
         return None
