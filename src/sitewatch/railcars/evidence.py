@@ -181,7 +181,9 @@ def shaded_track_colour(strips: list[TrackStrip], centre: np.ndarray, rails: np.
         return colour, spread * SHADE_SPREAD_FACTOR
     lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
     samples = np.concatenate([band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
-    darker = samples.mean(axis=1) < darkest
+    # a shadow darkens every band; grass beyond the bed's edge is darker than ballast too, but
+    # not in green
+    darker = (samples < SHADE_MAX_BRIGHTNESS * np.maximum(lit, 0.0)[None, :]).all(axis=1)
     if darker.sum() < SHADE_MIN_SIDE_SAMPLES:
         return None
     colour, spread = _densest_cluster(samples[darker])

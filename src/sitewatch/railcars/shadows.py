@@ -28,6 +28,7 @@ CAR_SIDE_M = 1.55           # track centre to a car's side
 SHADOW_BAND_M = (1.8, 3.3)
 # the band tested for a track's own shadow: its width, and the margin kept from the far
 # edge of a neighbour's shadow
+OWN_BAND_START_M = 1.8
 OWN_BAND_WIDTH_M = 0.8
 OWN_BAND_MARGIN_M = 0.6
 # the farthest across a shadow is looked for (a 4.6 m car under a 25 degree sun casts 9.9 m)
@@ -209,7 +210,7 @@ def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: di
         edge = reach_m + CAR_SIDE_M - np.where(near, dist, np.inf) * pixel_size_m
         far_edge = np.where(near & downsun & grown[idx], np.maximum(far_edge, edge), far_edge)
     shadowed = far_edge > -0.9
-    lo = np.maximum(SHADOW_BAND_M[0], np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
+    lo = np.maximum(OWN_BAND_START_M, np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
     side = np.sign(strip.normal_px @ direction)
     offsets = side[:, None] * (lo[:, None] + np.linspace(0.0, OWN_BAND_WIDTH_M, 5)[None, :])
     beyond = sample_across(data, strip, offsets, pixel_size_m=pixel_size_m).mean(axis=2)
