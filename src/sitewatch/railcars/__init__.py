@@ -188,7 +188,7 @@ def count_railcars(
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
     direction = None
     reach = DEFAULT_REACH_M
-    if rails is None:
+    if rails is None and pixel_size_m <= COARSE_PIXEL_M:
         # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
         ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
         if ground.shade is not None:
@@ -213,7 +213,7 @@ def count_railcars(
         shadows = None
         if direction is not None:
             shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
-        elif rails is None:
+        elif rails is None and pixel_size_m <= COARSE_PIXEL_M:
             # no shadow side found: shade counts nowhere as empty track
             shadows = ShadowView(np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]),
                                  np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]))

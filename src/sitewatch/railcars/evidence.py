@@ -199,7 +199,7 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     instead; then the shadow colour is looked for.
     """
     centres = [band_mean(s, 0.0, 0.9) for s in strips]
-    if rails is None:
+    if rails is None and pixel_size_m <= COARSE_PIXEL_M:
         # Without rails, a long train of one colour can outnumber the ballast.  Empty track
         # is one colour across the whole bed; a car differs from the shoulders beside it.
         uneven = [np.maximum(colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
@@ -212,6 +212,8 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
         # the even positions are the quietest ballast too: its spread is kept from all of them
         return Ground(lit, max(spread, empty_track_colour(centres)[1]))
     lit, spread = empty_track_colour(centres)
+    if rails is None:
+        return Ground(lit, spread)
     pooled = np.concatenate(centres, axis=1)
     correlation = np.concatenate(rails)
     visible = correlation >= RAIL_VISIBLE[1]

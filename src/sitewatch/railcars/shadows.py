@@ -84,31 +84,31 @@ def sun_first_order(strips: list[TrackStrip], direction: np.ndarray | None) -> l
     return [int(i) for i in np.argsort(depth, kind="stable")]
 
 
-def _outermost(strips: list[TrackStrip], direction: np.ndarray, reach_px: float) -> list[int]:
-    """Tracks with no other track within ``reach_px`` on their shadow side."""
-    out = []
-    for k, s in enumerate(strips):
-        blocked = False
-        for j, other in enumerate(strips):
-            if j == k:
-                continue
-            dist, idx = cKDTree(other.centre_px).query(s.centre_px, distance_upper_bound=reach_px)
-            near = np.isfinite(dist)
-            if near.mean() > 0.2:
-                ahead = (other.centre_px[np.minimum(idx[near], len(other.centre_px) - 1)] - s.centre_px[near]) @ direction
-                blocked |= bool(np.median(ahead) > 0)
-        if not blocked:
-            out.append(k)
-    return out
+def _open_ground(k: int, strips: list[TrackStrip], occupied: list[np.ndarray], direction: np.ndarray,
+                 reach_px: float) -> np.ndarray:
+    """Positions of track ``k`` with no confidently occupied track within ``reach_px`` on the shadow side."""
+    here = strips[k].centre_px
+    open_ = np.ones(len(here), bool)
+    for j, other in enumerate(strips):
+        if j == k or not occupied[j].any():
+            continue
+        step = float(other.along_m[1] - other.along_m[0])
+        grown = ndimage.binary_dilation(occupied[j], np.ones(2 * int(round(SHADOW_SLANT_M / step)) + 1, bool))
+        dist, idx = cKDTree(other.centre_px).query(here, distance_upper_bound=reach_px)
+        near = np.isfinite(dist)
+        idx = np.minimum(idx, len(other.centre_px) - 1)
+        ahead = ((other.centre_px[idx] - here) @ direction) > 0
+        open_ &= ~(near & ahead & grown[idx])
+    return open_
 
 
 def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.ndarray], empty: list[np.ndarray],
                  direction: np.ndarray, shade_fraction, *, pixel_size_m: float) -> float | None:
     """How far shadows reach beyond a car's side, across the tracks, metres.
 
-    Read from tracks with nothing beside them on the shadow side: the ground there is
-    compared between confidently occupied and confidently empty positions, outward from
-    the car's side, until the two no longer differ.
+    Read where nothing stands beside a track on the shadow side (no other track, or one
+    without cars there): the ground there is compared between confidently occupied and
+    confidently empty positions, outward from the car's side, until the two no longer differ.
 
     Parameters
     ----------
@@ -130,8 +130,9 @@ def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.n
     """
     across = np.arange(SHADOW_BAND_M[0], CAR_SIDE_M + MAX_REACH_M, 0.25)
     reaches, weights = [], []
-    for k in _outermost(strips, direction, (MAX_REACH_M + CAR_SIDE_M) / pixel_size_m):
-        s, occ, emp = strips[k], occupied[k], empty[k]
+    for k, s in enumerate(strips):
+        clear = _open_ground(k, strips, occupied, direction, (MAX_REACH_M + CAR_SIDE_M) / pixel_size_m)
+        occ, emp = occupied[k] & clear, empty[k]
         if occ.sum() < MIN_REACH_SAMPLES or emp.sum() < MIN_REACH_SAMPLES:
             continue
         side = np.sign(s.normal_px @ direction)
