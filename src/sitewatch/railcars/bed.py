@@ -17,6 +17,7 @@ from shapely.geometry import LineString, Point
 BED_HALF_WIDTH_M = 2.2     # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
 OUTLINE_STEP_M = 0.5       # spacing of the outline samples
 OUTLINE_END_MARGIN_M = 4.0  # a drawn line's ends need not be the bed's: skip the outline there
+OUTLINE_QUANTILE = 40      # the outline's score: this percentile of the gradient across it
 # Coarser pixels blur a single track's two bed edges (4.4 m apart) into one: the outline
 # then matches anything bed-sized, and symmetry does better.
 BED_MAX_PIXEL_M = 1.5
@@ -107,7 +108,9 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
             across = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 0]
                       + ndimage.map_coordinates(gy, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 1])
             total += across**2
-        return np.sqrt(total).mean(axis=1)
+        # most of the outline must sit on an edge: a strong shadow edge along part of it
+        # must not carry a shift that leaves the rest on nothing
+        return np.percentile(np.sqrt(total), OUTLINE_QUANTILE, axis=1)
 
     radius_px = max_shift_m / pixel_size_m
     best = np.zeros(2)
