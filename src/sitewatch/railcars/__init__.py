@@ -21,7 +21,7 @@ import numpy as np
 
 from .bed import BED_MAX_PIXEL_M, align_to_bed
 from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
-                       with_side_shade)
+                       with_neighbour_shade, with_side_shade)
 from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
@@ -202,6 +202,12 @@ def count_railcars(
                 found = shadow_reach(data, strips, confident, [c < 0.5 * OCCUPIED_SPREADS for c in contrast], direction,
                                      ground.shade_fraction, pixel_size_m=pixel_size_m)
                 reach = reach if found is None else found
+                # where a confidently occupied neighbour's shadow covers a track's whole middle,
+                # that track is mostly empty ballast in shadow: the surest shadow colour
+                first = {j: c for j, c in enumerate(confident)}
+                ground = with_neighbour_shade(ground, centres, [
+                    shadow_view(data, k, strips, first, direction, reach, pixel_size_m=pixel_size_m).far_edge_m
+                    for k in range(len(strips))])
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
@@ -215,8 +221,9 @@ def count_railcars(
             shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
         elif rails is None and pixel_size_m <= COARSE_PIXEL_M:
             # no shadow side found: shade counts nowhere as empty track
-            shadows = ShadowView(np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]),
-                                 np.zeros(len(strip.along_m), bool), np.zeros_like(strip.values[:, :, 0]))
+            nowhere = np.zeros(len(strip.along_m), bool)
+            shadows = ShadowView(nowhere, np.zeros_like(strip.values[:, :, 0]), nowhere,
+                                 np.zeros_like(strip.values[:, :, 0]), np.full(len(nowhere), -np.inf))
         evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
                                   shadows=shadows)
         cars = segment_cars(evidence, step_m=step, prior=prior)

@@ -40,12 +40,16 @@ HIDDEN_FLOOR = 0.3
 # along the lit-to-shade line it must be to be shadow; how much deeper than the learnt shadow
 # colour a shadow may be.
 OWN_SHADOW_BAND_M = (1.8, 2.6)
-OWN_SHADOW_FRACTION = 0.75
+OWN_SHADOW_FRACTION = 0.6
 DEEPEST_SHADE = 1.5
 # ... and where a shadow beside the track (with lit ballast on the sun's side) makes a car of
 # any colour: the contrast it counts as, and how unshaded the sun's side must be
 CAST_SHADOW_SPREADS = 2 * OCCUPIED_SPREADS
 SUNWARD_LIT_FRACTION = 0.4
+# the centre band's half-width, and how far past it a neighbour's shadow must reach before
+# the band is taken to lie wholly in it
+CENTRE_BAND_M = 0.9
+COVER_MARGIN_M = 0.5
 # Without rails, ballast is looked for where the centre matches both shoulders of the bed
 # (beyond a car's side, inside the bed's edge): among this most even share of positions.
 SHOULDER_BAND_M = (1.7, 2.1)
@@ -357,3 +361,30 @@ def with_side_shade(ground: Ground, strips: list[TrackStrip], *, pixel_size_m: f
     shade = shaded_track_colour(strips, centre, np.zeros(centre.shape[1]), ground.lit, ground.lit_spread,
                                 pixel_size_m=pixel_size_m)
     return ground if shade is None else Ground(ground.lit, ground.lit_spread, *shade)
+
+
+def with_neighbour_shade(ground: Ground, centres: list[np.ndarray], far_edges: list[np.ndarray]) -> Ground:
+    """``ground`` with the shadow colour of track lying wholly in a neighbour's shadow.
+
+    Parameters
+    ----------
+    ground : Ground
+    centres : list of ndarray of shape (B, L_i)
+        Centre-band colours of each track.
+    far_edges : list of ndarray of shape (L_i,)
+        How far past each position's centre a neighbour's shadow reaches
+        (:attr:`.shadows.ShadowView.far_edge_m`).
+
+    Returns
+    -------
+    Ground
+        Unchanged where too few positions lie wholly in shadow.
+    """
+    covered = [c[:, f >= CENTRE_BAND_M + COVER_MARGIN_M] for c, f in zip(centres, far_edges)]
+    samples = np.concatenate(covered, axis=1) if covered else np.zeros((len(ground.lit), 0))
+    if samples.shape[1] < SHADE_MIN_SIDE_SAMPLES:
+        return ground
+    colour, spread = _densest_cluster(samples.T)
+    if colour.mean() >= SHADE_MAX_BRIGHTNESS * float(ground.lit.mean()):
+        return ground  # not a shadow: cars of one colour stand there
+    return Ground(ground.lit, ground.lit_spread, colour, min(spread, ground.lit_spread) * SHADE_SPREAD_FACTOR)

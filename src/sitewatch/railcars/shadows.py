@@ -167,12 +167,16 @@ class ShadowView:
         Whether ``beyond`` lies within this track's own shadow's reach at all.
     sunward : ndarray of shape (B, L)
         Colour just beyond a car's side toward the sun.
+    far_edge_m : ndarray
+        How far past the track's centre a neighbour's shadow reaches, toward the shadow
+        side (-inf where none does).
     """
 
     shadowed: np.ndarray
     beyond: np.ndarray
     testable: np.ndarray
     sunward: np.ndarray
+    far_edge_m: np.ndarray
 
 
 def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: dict[int, np.ndarray],
@@ -218,4 +222,4 @@ def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: di
     sun_offsets = -side[:, None] * np.linspace(SHADOW_BAND_M[0], SHADOW_BAND_M[0] + OWN_BAND_WIDTH_M, 5)[None, :]
     sunward = sample_across(data, strip, sun_offsets, pixel_size_m=pixel_size_m).mean(axis=2)
     testable = lo + 0.5 * OWN_BAND_WIDTH_M < reach_m + CAR_SIDE_M
-    return ShadowView(shadowed, beyond, testable, sunward)
+    return ShadowView(shadowed, beyond, testable, sunward, far_edge)
