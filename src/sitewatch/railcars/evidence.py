@@ -57,7 +57,9 @@ EVEN_SHARE = 0.3
 # ... leaving out the darkest share of them, which may be whole beds in shadow
 EVEN_DARKEST_SHARE = 0.4
 # weight kept by a boundary whose middle looks no more like empty track than either side of it
+# (without rails, at 1 m, a one-metre gap is a single blurred pixel and shows less of the track)
 INSIDE_CAR_BOUNDARY = 0.2
+INSIDE_CAR_BOUNDARY_NO_RAILS = 0.5
 
 
 def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float]:
@@ -299,8 +301,9 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
       covers both halves alike).
 
     Boundary is the stronger of a colour step in the centre band over about 2 m and a ~1 m
-    dip or bump (a coupler gap), in units of four spreads.  With rails (fine pixels), it is
-    weakened to ``INSIDE_CAR_BOUNDARY`` where its middle is no closer to empty track than
+    dip or bump (a coupler gap), in units of four spreads.  With rails or ``shadows`` (pixels
+    that resolve a car's sides), it is weakened to ``INSIDE_CAR_BOUNDARY`` (or
+    ``INSIDE_CAR_BOUNDARY_NO_RAILS``) where its middle is no closer to empty track than
     either side: a step inside a car, not the gap between two.  ``shadows`` says where
     neighbours' shadows lie (:func:`occupancy_contrast`), for pixels without rails.
     """
@@ -340,13 +343,14 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     step_strength = colour_distance(before, after)
     dip = np.minimum(colour_distance(middle, before), colour_distance(middle, after))
     boundary = np.maximum(step_strength, dip) / (4.0 * ground.lit_spread)
-    if rails is not None:
+    if rails is not None or shadows is not None:
         # between two coupled cars the ~1 m gap shows the track (lit or shaded); inside a car
         # (a container's end on a flat car's deck) the colour steps but stays unlike track
         far = ground.contrast(centre)[None, :]
         beside = np.minimum(window_mean(-reach, -near, far), window_mean(near, reach, far))[0]
         gap = np.clip(1.0 - window_mean(-0.4, 0.4, far)[0] / np.maximum(beside, 1e-9), 0.0, 1.0)
-        boundary = boundary * (INSIDE_CAR_BOUNDARY + (1.0 - INSIDE_CAR_BOUNDARY) * gap)
+        floor = INSIDE_CAR_BOUNDARY if rails is not None else INSIDE_CAR_BOUNDARY_NO_RAILS
+        boundary = boundary * (floor + (1.0 - floor) * gap)
     return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
 
 
