@@ -22,6 +22,9 @@ from .strip import TrackStrip, band_mean, colour_distance
 
 # a position is occupied when it is this many ballast-cluster spreads from empty track
 OCCUPIED_SPREADS = 8.0
+# ... and without rails, at pixels that resolve a car's sides, where shadows' geometry already
+# tells shaded track from a dark car, a lower bar catches cars nearly the ballast's colour
+OCCUPIED_SPREADS_NO_RAILS = 6.5
 # pixels coarser than this cannot resolve a car's sides (3.1 m apart)
 COARSE_PIXEL_M = 1.5
 # Shadow is lit by the sky alone: at most this fraction of sunlit ballast's brightness.
@@ -292,7 +295,7 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
     (so the scale adapts to the image's noise and contrast), 0 at ``OCCUPIED_SPREADS``
-    spreads and saturating towards ±1.  Where ``rails`` (the rail correlation along the
+    (``OCCUPIED_SPREADS_NO_RAILS`` with ``shadows``) spreads and saturating towards ±1.  Where ``rails`` (the rail correlation along the
     track, :func:`.rails.rail_correlation`) is given:
 
     * visible rails cap it: empty track, however dark (a shadow lying across it);
@@ -312,7 +315,7 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
     ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable,
                                           shadows=shadows)
-                       / OCCUPIED_SPREADS, 1e-3)
+                       / (OCCUPIED_SPREADS if shadows is None else OCCUPIED_SPREADS_NO_RAILS), 1e-3)
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
     occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), 1e-3)))
