@@ -1,11 +1,13 @@
 """Railcar counting along track centrelines: pure NumPy/SciPy on arrays.
 
 The image is resampled along each track into a straightened strip (along x cross-track,
-:mod:`.strip`); the strip is slid sideways onto the real track, by its rails where the pixels
-show them (:mod:`.rails`) and by its mirror symmetry where they do not, since AOI centrelines
-are often a few pixels off.  Each along-track position then gets occupancy and boundary
-evidence (:mod:`.evidence`), and a semi-Markov dynamic programme cuts the track into empty
-stretches and cars (:mod:`.segment`).  Where the pixel is too coarse to see a one-metre
+:mod:`.strip`); the strip is slid sideways onto the real track, since AOI centrelines are
+often a few pixels off: by its rails where the pixels show them (:mod:`.rails`), otherwise
+by the outline of the group's ballast bed (:mod:`.bed`) and each track's mirror symmetry.
+Each along-track position then gets occupancy and boundary evidence (:mod:`.evidence`);
+without rails, where neighbours' shadows lie and where a car's own would fall decide what a
+shadow colour means (:mod:`.shadows`).  A semi-Markov dynamic programme cuts the track into
+empty stretches and cars (:mod:`.segment`).  Where the pixel is too coarse to see a one-metre
 gap, the count is the occupied length divided by the nominal car pitch instead, and the
 result says so.
 
@@ -20,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bed import BED_MAX_PIXEL_M, align_to_bed
-from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground, track_evidence,
-                       with_neighbour_shade, with_side_shade)
-from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
+from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
+                       track_evidence, with_neighbour_shade, with_side_shade)
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
                       segment_cars)
+from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
 from .strip import TrackStrip, align_tracks, band_mean, centred_strip, sample_strip
 
 __all__ = [

@@ -39,17 +39,16 @@ SHADE_SPREAD_FACTOR = 0.5
 # colour says firmly (below minus HIDDEN_FLOOR) that this is empty track.
 HIDDEN_GAIN = 0.8
 HIDDEN_FLOOR = 0.3
-# Without rails: the band where a car's own shadow falls, just beyond its side; how far
-# along the lit-to-shade line it must be to be shadow; how much deeper than the learnt shadow
+# Without rails: how far along the lit-to-shade line the ground beyond a track must be to be
+# a car's own shadow (:class:`.shadows.ShadowView`); how much deeper than the learnt shadow
 # colour a shadow may be.
-OWN_SHADOW_BAND_M = (1.8, 2.6)
 OWN_SHADOW_FRACTION = 0.6
 DEEPEST_SHADE = 1.5
 # ... and where a shadow beside the track (with lit ballast on the sun's side) makes a car of
 # any colour: the contrast it counts as, and how unshaded the sun's side must be
 CAST_SHADOW_SPREADS = 2 * OCCUPIED_SPREADS
 SUNWARD_LIT_FRACTION = 0.4
-# the centre band's half-width, and how far past it a neighbour's shadow must reach before
+# the centre band's half-width (see band_mean calls), and how far past it a neighbour's shadow must reach before
 # the band is taken to lie wholly in it
 CENTRE_BAND_M = 0.9
 COVER_MARGIN_M = 0.5
