@@ -190,7 +190,7 @@ def count_railcars(
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
     direction = None
     reach = DEFAULT_REACH_M
-    if rails is None and pixel_size_m <= COARSE_PIXEL_M:
+    if rails is None:
         # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
         ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
         if ground.shade is not None:
@@ -221,7 +221,7 @@ def count_railcars(
         shadows = None
         if direction is not None:
             shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
-        elif rails is None and pixel_size_m <= COARSE_PIXEL_M:
+        elif rails is None:
             # no shadow side found: shade counts nowhere as empty track
             nowhere = np.zeros(len(strip.along_m), bool)
             shadows = ShadowView(nowhere, np.zeros_like(strip.values[:, :, 0]), nowhere,

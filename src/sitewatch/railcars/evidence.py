@@ -22,8 +22,8 @@ from .strip import TrackStrip, band_mean, colour_distance
 
 # a position is occupied when it is this many ballast-cluster spreads from empty track
 OCCUPIED_SPREADS = 8.0
-# ... and without rails, at pixels that resolve a car's sides, where shadows' geometry already
-# tells shaded track from a dark car, a lower bar catches cars nearly the ballast's colour
+# ... and without rails, where shadows' geometry already tells shaded track from a dark car,
+# a lower bar catches cars nearly the ballast's colour
 OCCUPIED_SPREADS_NO_RAILS = 6.5
 # pixels coarser than this cannot resolve a car's sides (3.1 m apart)
 COARSE_PIXEL_M = 1.5

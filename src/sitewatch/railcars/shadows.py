@@ -215,7 +215,8 @@ def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: di
         edge = reach_m + CAR_SIDE_M - np.where(near, dist, np.inf) * pixel_size_m
         far_edge = np.where(near & downsun & grown[idx], np.maximum(far_edge, edge), far_edge)
     shadowed = far_edge > -0.9
-    lo = np.maximum(OWN_BAND_START_M, np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
+    # on coarse pixels the band must clear the pixel that holds the car itself
+    lo = np.maximum(max(OWN_BAND_START_M, pixel_size_m), np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
     side = np.sign(strip.normal_px @ direction)
     offsets = side[:, None] * (lo[:, None] + np.linspace(0.0, OWN_BAND_WIDTH_M, 5)[None, :])
     beyond = sample_across(data, strip, offsets, pixel_size_m=pixel_size_m).mean(axis=2)
