@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bed import BED_MAX_PIXEL_M, align_to_bed
+from .bed import BED_MAX_PIXEL_M, align_to_bed, align_to_bed_fill
 from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
                        track_evidence, with_neighbour_shade, with_side_shade)
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
@@ -180,10 +180,9 @@ def count_railcars(
     else:
         # the bed's outline places the group (symmetry alone can slide it one track over);
         # symmetry then moves each track a little on its own
-        bed_shift = None
-        if pixel_size_m <= BED_MAX_PIXEL_M:
-            bed_shift = align_to_bed(data, [np.asarray(tracks_px[t], float) for t in ids], pixel_size_m=pixel_size_m,
-                                     max_shift_m=max_line_error_m)
+        bed_match = align_to_bed if pixel_size_m <= BED_MAX_PIXEL_M else align_to_bed_fill
+        bed_shift = bed_match(data, [np.asarray(tracks_px[t], float) for t in ids], pixel_size_m=pixel_size_m,
+                              max_shift_m=max_line_error_m)
         offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
                                          common_shift_px=bed_shift)
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]

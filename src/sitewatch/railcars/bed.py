@@ -121,3 +121,74 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
         if len(cand):
             best = cand[int(np.argmax(score(cand)))]
     return float(best[0]), float(best[1])
+
+
+def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
+                      max_shift_m: float) -> tuple[float, float] | None:
+    """The common shift that best lines the beds of the track lines up with the image, for coarse pixels.
+
+    Where a pixel is about as wide as a single bed, its edges cannot be told apart, but the
+    bed as a whole can: a band of its own colour (ballast and the cars on it) through the
+    countryside.  The template is the beds' footprint (pixel coverage of everything within
+    ``BED_HALF_WIDTH_M`` of a line); a candidate shift scores by the squared correlation of
+    that template with each band of the image, summed over bands, over a window that holds
+    the beds at every candidate.
+
+    Parameters and return as for :func:`align_to_bed`.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    fine = 0.5 / pixel_size_m  # template grid step, pixels
+    margin = (max_shift_m + BED_HALF_WIDTH_M + 4.0 * max(pixel_size_m, 1.0)) / pixel_size_m
+    pts = np.concatenate([np.asarray(ln, float) for ln in lines_px])
+    lo = pts.min(axis=0) - margin - 2.0
+    hi = pts.max(axis=0) + margin + 2.0
+    shape = (int(np.ceil((hi[1] - lo[1]) / fine)) + 1, int(np.ceil((hi[0] - lo[0]) / fine)) + 1)
+    on_line = np.zeros(shape, bool)
+    for ln in lines_px:
+        line = LineString(np.asarray(ln, float))
+        if line.length == 0:
+            continue
+        along = np.arange(0.0, line.length + 1e-9, fine / 2)
+        xy = np.array([line.interpolate(d).coords[0] for d in along])
+        on_line[np.clip(np.rint((xy[:, 1] - lo[1]) / fine).astype(int), 0, shape[0] - 1),
+                np.clip(np.rint((xy[:, 0] - lo[0]) / fine).astype(int), 0, shape[1] - 1)] = True
+    if not on_line.any():
+        return None
+    distance_m = distance_transform_edt(~on_line) * fine * pixel_size_m
+
+    def dist_at(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(distance_m, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")
+
+    bands, rows_n, cols_n = data.shape
+    r0, c0 = max(int(lo[1]), 0), max(int(lo[0]), 0)
+    r1, c1 = min(int(np.ceil(hi[1])), rows_n), min(int(np.ceil(hi[0])), cols_n)
+    rr, cc = np.mgrid[r0:r1, c0:c1]
+    cols, rows = cc.ravel() + 0.5, rr.ravel() + 0.5
+    window = dist_at(cols, rows) <= max_shift_m + BED_HALF_WIDTH_M + 3.0 * max(pixel_size_m, 1.0)
+    if window.sum() < 50:
+        return None
+    cols, rows = cols[window], rows[window]
+    values = data[:, rr.ravel()[window], cc.ravel()[window]].astype(np.float64)
+    values = (values - values.mean(axis=1, keepdims=True)) / np.maximum(values.std(axis=1, keepdims=True), 1e-9)
+
+    def score(shifts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(shifts))
+        for i, (dx, dy) in enumerate(shifts):
+            # coverage of a pixel by the beds: 1 inside, 0 outside, ramping across one pixel
+            d = dist_at(cols - dx, rows - dy)
+            template = np.clip((BED_HALF_WIDTH_M - d) / pixel_size_m + 0.5, 0.0, 1.0)
+            t = template - template.mean()
+            norm = float(np.sqrt((t**2).mean()))
+            out[i] = 0.0 if norm < 1e-9 else float((((values @ t) / len(t) / norm) ** 2).sum())
+        return out
+
+    radius_px = max_shift_m / pixel_size_m
+    best = np.zeros(2)
+    for radius, grid_step in ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)):
+        g = np.arange(-radius, radius + 1e-9, grid_step)
+        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
+        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
+        if len(cand):
+            best = cand[int(np.argmax(score(cand)))]
+    return float(best[0]), float(best[1])
