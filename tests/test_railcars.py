@@ -144,6 +144,21 @@ def test_random_yards_at_one_metre_stay_above_the_measured_floor():
     assert abs_error / true_total <= 0.09
 
 
+def test_random_yards_at_three_metres_stay_above_the_measured_floor():
+    """Occupied length at 3 m (bed footprint alignment, shadow geometry) over 12 random yards."""
+    true_total = abs_error = 0
+    for seed in range(2000, 2012):
+        scene = railyard_scene(seed, 3.0, crs_wkt=UTM52.to_wkt(), origin=(X0, Y0))
+        result = count_railcars(render(scene, 0), drawn_track_lines(scene, seed), pixel_size_m=3.0)
+        for t in result.tracks:
+            true = sum(1 for r in scene.truth if r.get("track_id") == t.track_id)
+            true_total += true
+            abs_error += abs(t.count - true)
+    assert true_total > 100
+    # measured 25.9 % on these yards (38.6 % before); the target of 15 % is not met
+    assert abs_error / true_total <= 0.30
+
+
 def test_rail_correlation_sees_rails_on_empty_track_in_sun_and_shade_but_not_on_cars():
     from sitewatch.railcars.rails import RAIL_VISIBLE, align_to_rails
     from sitewatch.railcars.strip import sample_strip
