@@ -5,7 +5,9 @@ tracks merge.  The outer edges of a group's bed are long, straight, continuous b
 against the countryside, and unlike the tracks inside, a group has only two of them: a
 common shift that slides every line onto its neighbour's track (which symmetry alone
 cannot tell from the right one) moves those edges onto nothing.  The outline is matched to
-the image's gradient across it.
+the image's gradient across it (:func:`align_to_bed`).  Where a pixel is about as wide as a
+bed, its two edges blur into one, and the beds' whole footprint is matched instead
+(:func:`align_to_bed_fill`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ OUTLINE_STEP_M = 0.5       # spacing of the outline samples
 OUTLINE_END_MARGIN_M = 4.0  # a drawn line's ends need not be the bed's: skip the outline there
 OUTLINE_QUANTILE = 40      # the outline's score: this percentile of the gradient across it
 # Coarser pixels blur a single track's two bed edges (4.4 m apart) into one: the outline
-# then matches anything bed-sized, and symmetry does better.
+# then matches anything bed-sized, and the footprint does better.
 BED_MAX_PIXEL_M = 1.5
 
 
@@ -136,8 +138,6 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
 
     Parameters and return as for :func:`align_to_bed`.
     """
-    from scipy.ndimage import distance_transform_edt
-
     fine = 0.5 / pixel_size_m  # template grid step, pixels
     margin = (max_shift_m + BED_HALF_WIDTH_M + 4.0 * max(pixel_size_m, 1.0)) / pixel_size_m
     pts = np.concatenate([np.asarray(ln, float) for ln in lines_px])
@@ -155,7 +155,7 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
                 np.clip(np.rint((xy[:, 0] - lo[0]) / fine).astype(int), 0, shape[1] - 1)] = True
     if not on_line.any():
         return None
-    distance_m = distance_transform_edt(~on_line) * fine * pixel_size_m
+    distance_m = ndimage.distance_transform_edt(~on_line) * fine * pixel_size_m
 
     def dist_at(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(distance_m, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")
