@@ -125,6 +125,35 @@ def _runs(cars: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int, int
     return [tuple(r) for r in runs]
 
 
+def _shadow_geometry(data: np.ndarray, strips: list[TrackStrip], ground: Ground, *,
+                     pixel_size_m: float) -> tuple[Ground, np.ndarray | None, float]:
+    """Shadow colour, the side shadows fall to and their reach, for pixels without rails.
+
+    Returns the ground (with a shadow colour where one is found), the shadows' direction
+    (None where no side is darker) and their reach across the tracks in metres.
+    """
+    ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
+    if ground.shade is None:
+        return ground, None, DEFAULT_REACH_M
+    centres = [band_mean(s, 0.0, 0.9) for s in strips]
+    # cars unlike ballast in sun or shade: not a neighbour's shadow lying across the track
+    confident = [ground.contrast(c, np.ones(c.shape[1], bool), deepest=DEEPEST_SHADE) > 2 * OCCUPIED_SPREADS
+                 for c in centres]
+    direction = shadow_direction(strips, confident)
+    if direction is None:
+        return ground, None, DEFAULT_REACH_M
+    empty = [ground.contrast(c) < 0.5 * OCCUPIED_SPREADS for c in centres]
+    found = shadow_reach(data, strips, confident, empty, direction, ground.shade_fraction, pixel_size_m=pixel_size_m)
+    reach = DEFAULT_REACH_M if found is None else found
+    # where a confidently occupied neighbour's shadow covers a track's whole middle, that
+    # track is mostly empty ballast in shadow: the surest shadow colour
+    first = dict(enumerate(confident))
+    ground = with_neighbour_shade(ground, centres, [
+        shadow_view(data, k, strips, first, direction, reach, pixel_size_m=pixel_size_m).far_edge_m
+        for k in range(len(strips))])
+    return ground, direction, reach
+
+
 def count_railcars(
     image: np.ndarray,
     tracks_px: dict[str, np.ndarray],
@@ -193,28 +222,10 @@ def count_railcars(
                                          common_shift_px=bed_shift)
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
-    direction = None
-    reach = DEFAULT_REACH_M
+    direction, reach = None, DEFAULT_REACH_M
     if rails is None:
         # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
-        ground = with_side_shade(ground, strips, pixel_size_m=pixel_size_m)
-        if ground.shade is not None:
-            centres = [band_mean(s, 0.0, 0.9) for s in strips]
-            contrast = [ground.contrast(c) for c in centres]
-            # cars unlike ballast in sun or shade: not a neighbour's shadow lying across the track
-            confident = [(ground.contrast(c, np.ones(len(k), bool), deepest=DEEPEST_SHADE) > 2 * OCCUPIED_SPREADS)
-                         for c, k in zip(centres, contrast)]
-            direction = shadow_direction(strips, confident)
-            if direction is not None:
-                found = shadow_reach(data, strips, confident, [c < 0.5 * OCCUPIED_SPREADS for c in contrast], direction,
-                                     ground.shade_fraction, pixel_size_m=pixel_size_m)
-                reach = reach if found is None else found
-                # where a confidently occupied neighbour's shadow covers a track's whole middle,
-                # that track is mostly empty ballast in shadow: the surest shadow colour
-                first = {j: c for j, c in enumerate(confident)}
-                ground = with_neighbour_shade(ground, centres, [
-                    shadow_view(data, k, strips, first, direction, reach, pixel_size_m=pixel_size_m).far_edge_m
-                    for k in range(len(strips))])
+        ground, direction, reach = _shadow_geometry(data, strips, ground, pixel_size_m=pixel_size_m)
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
@@ -228,9 +239,7 @@ def count_railcars(
             shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
         elif rails is None:
             # no shadow side found: shade counts nowhere as empty track
-            nowhere = np.zeros(len(strip.along_m), bool)
-            shadows = ShadowView(nowhere, np.zeros_like(strip.values[:, :, 0]), nowhere,
-                                 np.zeros_like(strip.values[:, :, 0]), np.full(len(nowhere), -np.inf))
+            shadows = ShadowView.nowhere(strip.values.shape[0], len(strip.along_m))
         evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
                                   shadows=shadows)
         cars = segment_cars(evidence, step_m=step, prior=prior)

@@ -178,6 +178,12 @@ class ShadowView:
     sunward: np.ndarray
     far_edge_m: np.ndarray
 
+    @classmethod
+    def nowhere(cls, bands: int, length: int) -> ShadowView:
+        """No neighbour's shadow anywhere and no own shadow to test: colour alone decides."""
+        never = np.zeros(length, bool)
+        return cls(never, np.zeros((bands, length)), never, np.zeros((bands, length)), np.full(length, -np.inf))
+
 
 def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: dict[int, np.ndarray],
                 direction: np.ndarray, reach_m: float, *, pixel_size_m: float) -> ShadowView:
