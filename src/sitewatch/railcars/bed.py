@@ -13,8 +13,9 @@ bed, its two edges blur into one, and the beds' whole footprint is matched inste
 from __future__ import annotations
 
 import numpy as np
+import shapely
 from scipy import ndimage
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString
 
 BED_HALF_WIDTH_M = 2.2     # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
 OUTLINE_STEP_M = 0.5       # spacing of the outline samples
@@ -64,8 +65,11 @@ def bed_outline(lines_px: list[np.ndarray], *, pixel_size_m: float,
         normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
         for side in (-1.0, 1.0):
             edge = at + side * half * normal
-            others = [s for j, s in enumerate(shapes) if j != i]
-            outer = np.array([all(o.distance(Point(*p)) > half for o in others) for p in edge], bool)
+            probes = shapely.points(edge)
+            outer = np.ones(len(edge), bool)
+            for j, other in enumerate(shapes):
+                if j != i:
+                    outer &= shapely.distance(probes, other) > half
             points.append(edge[outer])
             normals.append(side * normal[outer])
     if not points:
@@ -160,7 +164,7 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
     def dist_at(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(distance_m, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")
 
-    bands, rows_n, cols_n = data.shape
+    _, rows_n, cols_n = data.shape
     r0, c0 = max(int(lo[1]), 0), max(int(lo[0]), 0)
     r1, c1 = min(int(np.ceil(hi[1])), rows_n), min(int(np.ceil(hi[0])), cols_n)
     rr, cc = np.mgrid[r0:r1, c0:c1]
