@@ -24,8 +24,9 @@ def scene(seed=0):
     # new building: grey roof 30 x 14 px with a 6 px shadow to its south in AFTER
     after[:, 20:34, 20:50] = np.array([150.0, 148.0, 144.0])[:, None, None]
     after[:, 34:40, 20:50] *= 0.3
-    # removed building: blue roof 20 x 16 px present only BEFORE
+    # removed building: blue roof 20 x 16 px with its 6 px shadow, present only BEFORE
     before[:, 40:56, 100:120] = np.array([56.0, 92.0, 143.0])[:, None, None]
+    before[:, 56:62, 100:120] *= 0.3
     noise = lambda: rng.normal(0, 1.5, before.shape)
     return (before + noise()).astype(np.float32), (after + noise()).astype(np.float32)
 

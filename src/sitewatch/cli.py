@@ -211,7 +211,8 @@ normalisation_option = click.option(
 @click.argument("after", type=click.Path(path_type=Path))
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--method", type=click.Choice(["cva", "log_ratio"]), default="cva", show_default=True, help="Change score.")
+@click.option("--method", type=click.Choice(["building", "cva", "log_ratio"]), default="building", show_default=True,
+              help="building: roof-like regions confirmed by shadows; cva, log_ratio: colour change per pixel.")
 @normalisation_option
 @click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
               help="Smallest structure reported, m².")

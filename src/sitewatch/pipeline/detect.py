@@ -80,7 +80,7 @@ class GridDetection:
     changes: StructureChanges
 
 
-def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarray, *, method: str = "cva",
+def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarray, *, method: str = "building",
                    normalisation: str = "regression", min_area_m2: float = 40.0, step: Progress | None = None,
                    timings: dict[str, float] | None = None, assume_registered: bool = False) -> GridDetection:
     """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
@@ -133,7 +133,8 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
         raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
     after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
     # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
-    evidence = gather_evidence(ref.data, after_data, valid=valid)
+    evidence = gather_evidence(ref.data, after_data, valid=valid,
+                               pixel_size=ref.grid.pixel_size if method == "building" else None)
     after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
                                                       candidates=~evidence.vegetation & ~evidence.shadow)
     timings["normalise_s"] = time.perf_counter() - t
@@ -156,7 +157,7 @@ def detect(
     *,
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
-    method: str = "cva",
+    method: str = "building",
     normalisation: str = "regression",
     min_area_m2: float = 40.0,
     assume_registered: bool = False,
@@ -177,7 +178,7 @@ def detect(
     overwrite : bool
         Replace existing outputs in ``out_dir``.
     method, normalisation : str
-        Keys of :data:`sitewatch.change.CHANGE_METHODS` and
+        One of :data:`sitewatch.structures.STRUCTURE_METHODS` and a key of
         :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
     min_area_m2 : float
         Smallest structure reported.
