@@ -63,7 +63,7 @@ MIN_NEW_SHADOW_SHARE = 0.05
 MIN_VANISHED_SHADOW_SHARE = 0.2
 # A roof replaced on its own footprint: shadow on both dates over this share of the ring, and
 # the roof's chromaticity changed by this much (red to blue is about 0.9, haze about 0.05).
-MIN_LASTING_SHADOW_SHARE = 0.2
+MIN_LASTING_SHADOW_SHARE = 0.1
 REPLACEMENT_CHROMA = 0.2
 # Regions scoring below this in both directions are the unchanged ground colour change is scaled on.
 UNCHANGED_SCORE = 0.2
