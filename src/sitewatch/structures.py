@@ -24,7 +24,7 @@ The colour-change methods (``"cva"``, ``"log_ratio"``) work as follows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -458,7 +458,10 @@ def _building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence,
     nested = [o for o, r in zip(recolouring.objects, recoloured) if not r
               and any(b.change == o.change and o.area_m2 <= NESTED_SHARE * b.area_m2
                       and o.geometry.intersection(b.geometry).area >= (1 - NESTED_SHARE) * o.geometry.area for b in objects)]
-    objects = sorted(objects + replaced + nested, key=lambda o: -o.area_m2)
+    # score every object on one scale: the building evidence of its direction over its footprint
+    borrowed = [replace(o, score=_mean_inside(o.geometry, found.new if o.change == "new" else found.removed, transform))
+                for o in replaced + nested]
+    objects = sorted(objects + borrowed, key=lambda o: -o.area_m2)
     direction = np.zeros(valid.shape, np.int8)
     if objects:
         direction = features.rasterize(((o.geometry, 1 if o.change == "new" else -1) for o in objects), out_shape=valid.shape,
