@@ -1,6 +1,6 @@
 """Speed and memory of ``detect`` on a 4096 x 4096, 4-band uint16 pair.
 
-Writes a synthetic pair (textured ground, 40 planted buildings, a known sub-pixel shift) in
+Writes a synthetic pair (textured ground, 40 planted buildings with their shadows, a known sub-pixel shift) in
 the Hamhung AOI's UTM zone, covering its footprint, then times in separate processes:
 
 - reading both rasters whole (the floor any tool pays), and
@@ -51,9 +51,10 @@ def generate(folder: Path, size: int) -> tuple[Path, Path]:
     levels = np.array([900.0, 1100.0, 1000.0, 2200.0])[:, None, None]
     before = levels + 180.0 * ground[None] * np.array([1.0, 0.9, 0.8, 1.3])[:, None, None]
     after = before.copy()
-    for _ in range(40):  # new pale roofs, 10-40 m
+    for _ in range(40):  # new pale roofs, 10-40 m, each with its shadow to the south
         r, c = rng.integers(100, size - 100, 2)
         h, w = rng.integers(10, 40, 2)
+        after[:, r + h : r + h + max(3, h // 3), c : c + w] *= 0.35
         after[:, r : r + h, c : c + w] = np.array([2600.0, 2500.0, 2400.0, 2300.0])[:, None, None]
     after = np.stack([ndimage.shift(b, (SHIFT[1], SHIFT[0]), order=1, mode="nearest") for b in after])
     after += rng.normal(0, 15, after.shape).astype(np.float32)
