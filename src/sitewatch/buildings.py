@@ -33,7 +33,6 @@ from skimage.exposure import match_histograms
 from skimage.segmentation import expand_labels, felzenszwalb
 
 from .change import brightness, excess_green, shadow_mask, vegetation_mask
-from .radiometry import invariant_regression
 
 # Saturation (max - min) / max at which an earth-hued surface stops looking like a roof
 # material: grey shingle and concrete sit near 0.1, soil and dry grass at 0.3 and above.
@@ -57,8 +56,6 @@ SEGMENT_TILE_PX = 1024
 # A shadow is darker than this fraction of its surroundings' mean over this window (metres).
 SHADOW_SURROUND_FRACTION = 0.6
 SHADOW_SURROUND_M = 15.0
-# Fewest pixels roof-like on both dates to fit the radiometry on (else histograms are matched).
-MIN_INVARIANT_PIXELS = 1000
 
 
 def roofness(image: np.ndarray) -> np.ndarray:
@@ -145,37 +142,15 @@ def _weighted_lower_quartile(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.25 * cumulative[-1])])
 
 
-def comparable_earlier(earlier: np.ndarray, later: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
-    """``earlier`` mapped to ``later``'s radiometry, fitted on surfaces that are roof-like on both dates.
-
-    Roofs, concrete and asphalt are the classic pseudo-invariant features: the season
-    changes fields and leaves, not them.  A fit over the whole scene would bend roof
-    colours to follow the fields.  Where fewer than :data:`MIN_INVARIANT_PIXELS` such
-    pixels exist, the histograms of the whole scene are matched instead.
-
-    Returns
-    -------
-    ndarray of shape (B, M, N), float32
-    """
-    valid = np.ones(later.shape[1:], bool) if valid is None else valid
-    invariant = (valid & (roofness(earlier) > 0.5) & (roofness(later) > 0.5)
-                 & ~shadow_mask(earlier, valid=valid) & ~shadow_mask(later, valid=valid))
-    if invariant.sum() >= MIN_INVARIANT_PIXELS:
-        return invariant_regression(later, earlier, valid=invariant)
-    matched = np.zeros(later.shape, np.float32)
-    matched[:, valid] = match_histograms(earlier[:, valid].T, later[:, valid].T, channel_axis=-1).T
-    return matched
-
-
 def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndarray, *,
                         valid: np.ndarray | None = None) -> np.ndarray:
     """Per pixel, how strongly its region of ``later`` is a roof that ``earlier`` did not show.
 
     A region's score is ``roofness(later) * max(1 - roofness(earlier), change) * (1 - shadow)``,
     each a mean over the region: ``change`` is its colour difference between the dates (after
-    :func:`comparable_earlier`) in units of :data:`FULL_CHANGE` times the
-    scene's lower-quartile region change, capped at 1; ``shadow`` is the share of it in shadow
-    in ``later``.  Swap the dates (and segment the earlier image) to score removals.
+    matching ``earlier``'s histograms to ``later``'s) in units of :data:`FULL_CHANGE` times
+    the scene's lower-quartile region change, capped at 1; ``shadow`` is the share of it in
+    shadow in ``later``.  Swap the dates (and segment the earlier image) to score removals.
 
     Parameters
     ----------
