@@ -125,3 +125,11 @@ def test_same_answer_for_8_bit_and_16_bit_data():
     large = detect_structure_changes(before * 16, after * 16, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
     assert [o.change for o in small.objects] == [o.change for o in large.objects] == ["new"]
     assert iou(small.objects[0].geometry, large.objects[0].geometry) > 0.95
+
+
+def test_cli_offers_every_structure_method_with_building_first():
+    from sitewatch.cli import detect
+    from sitewatch.structures import STRUCTURE_METHODS
+
+    option = next(p for p in detect.params if p.name == "method")
+    assert list(option.type.choices) == list(STRUCTURE_METHODS) and option.default == "building"
