@@ -5,7 +5,7 @@ Pure: arrays, an affine transform and plain numbers in; dataclasses out.
 The default method, ``"building"``, reads :mod:`sitewatch.buildings`: regions that are
 roof-like on one date and were not on the other, kept as objects where they are compact,
 not a long strip (a road), and confirmed by a shadow that appeared beside them (new) or
-vanished (removed).  See :func:`_building_objects`.
+vanished (removed).  See :func:`_building_changes`.
 
 The colour-change methods (``"cva"``, ``"log_ratio"``) work as follows:
 
