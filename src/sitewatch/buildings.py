@@ -143,7 +143,8 @@ def _weighted_lower_quartile(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndarray, *,
-                        valid: np.ndarray | None = None) -> np.ndarray:
+                        valid: np.ndarray | None = None, roof_earlier: np.ndarray | None = None,
+                        roof_later: np.ndarray | None = None) -> np.ndarray:
     """Per pixel, how strongly its region of ``later`` is a roof that ``earlier`` did not show.
 
     A region's score is ``roofness(later) * max(1 - roofness(earlier), change) * (1 - shadow)``,
@@ -160,6 +161,8 @@ def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndar
         Labels from :func:`segment_surfaces` of ``later``.
     valid : ndarray of bool, shape (M, N), optional
         Pixels to consider; the others score 0 and take no part in the statistics.
+    roof_earlier, roof_later : ndarray of shape (M, N), optional
+        :func:`roofness` of the two images, where the caller has it already.
 
     Returns
     -------
@@ -169,8 +172,8 @@ def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndar
     labels = np.where(valid, regions + 1, 0)  # label 0 gathers the invalid pixels
     counts = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1).astype(np.float64)
     counts[0] = 0
-    roof_later = _region_means(labels, roofness(later), counts)
-    roof_earlier = _region_means(labels, roofness(earlier), counts)
+    roof_later = _region_means(labels, roofness(later) if roof_later is None else roof_later, counts)
+    roof_earlier = _region_means(labels, roofness(earlier) if roof_earlier is None else roof_earlier, counts)
     matched = np.zeros(later.shape, np.float32)
     matched[:, valid] = match_histograms(earlier[:, valid].T, later[:, valid].T, channel_axis=-1).T
     change_sq = np.zeros(counts.size)
@@ -257,8 +260,11 @@ def building_evidence(before: np.ndarray, after: np.ndarray, *, pixel_size: floa
     """
     if before.shape != after.shape:
         raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
-    new = new_structure_score(before, after, segment_surfaces(after, pixel_size=pixel_size, valid=valid), valid=valid)
-    removed = new_structure_score(after, before, segment_surfaces(before, pixel_size=pixel_size, valid=valid), valid=valid)
+    roof_before, roof_after = roofness(before), roofness(after)  # each date's once, for both directions
+    new = new_structure_score(before, after, segment_surfaces(after, pixel_size=pixel_size, valid=valid), valid=valid,
+                              roof_earlier=roof_before, roof_later=roof_after)
+    removed = new_structure_score(after, before, segment_surfaces(before, pixel_size=pixel_size, valid=valid),
+                                  valid=valid, roof_earlier=roof_after, roof_later=roof_before)
     return BuildingEvidence(new, removed, cast_shadow(before, pixel_size=pixel_size, valid=valid),
                             cast_shadow(after, pixel_size=pixel_size, valid=valid),
                             chromaticity_change(before, after))

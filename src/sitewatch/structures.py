@@ -360,9 +360,8 @@ def _measured_objects(lab: np.ndarray, n: int, name: str, score: np.ndarray, *, 
     keep = np.zeros(n + 1, bool)
     if n == 0:
         return [], keep
-    pixels = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    areas = pixels * pixel_size**2
-    mean_scores = np.bincount(lab.ravel(), weights=score.ravel(), minlength=n + 1)[1:] / np.maximum(pixels, 1)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pixel_size**2
+    mean_scores = _label_means(lab, n, score)[1:]
     # drop small objects on the label image before tracing their outlines
     large = np.r_[False, areas >= min_area_m2]
     dropped["small"] = dropped.get("small", 0) + int(((areas > 0) & (areas < min_area_m2)).sum())
