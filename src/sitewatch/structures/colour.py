@@ -1,0 +1,128 @@
+"""Structures from colour change (``"cva"``, ``"log_ratio"``): the methods before ``"building"``.
+
+1. Score change (a method from :data:`sitewatch.change.CHANGE_METHODS`).
+2. Drop pixels that cannot be a structure's roof: vegetation on both dates (seasonal
+   colour change) and shadow on either date (shadows move with the sun; a footprint is
+   the roof, not its shadow).  After step 4, a "new" pixel must not be vegetation in the
+   later image, nor a "removed" one in the earlier (fields ploughed or harvested).
+3. Threshold the rest at a multiple of the median score (a noise test; Otsu is optional).
+4. Give each changed pixel a direction by asking which date makes it stand out from the
+   object's unchanged surroundings: a pixel that differs from its surroundings only in
+   the later image is part of something new; only in the earlier, something removed.
+5. Clean up, keep compact, roughly rectangular objects above a minimum area in m², and
+   polygonise.
+
+Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from affine import Affine
+from scipy import ndimage
+from skimage import morphology
+
+from ..change import CHANGE_METHODS, otsu_threshold
+from .evidence import Evidence
+from .objects import ChangeObject, StructureChanges, measured_objects
+
+
+def _drop_small(mask: np.ndarray, max_pixels: int) -> np.ndarray:
+    """``mask`` without 8-connected components of ``max_pixels`` pixels or fewer."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    keep = sizes > max_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def _ring_contrast(image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray, background: np.ndarray,
+                   ring_px: int) -> np.ndarray:
+    """Per pixel of each object: contrast to the surroundings in the later minus the earlier image."""
+    out = np.zeros(labels.shape, np.float32)
+    fallback_b = np.median(image_b[:, background], axis=1) if background.any() else np.median(image_b, axis=(1, 2))
+    fallback_a = np.median(image_a[:, background], axis=1) if background.any() else np.median(image_a, axis=(1, 2))
+    rows, cols = labels.shape
+    for index, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        r0, r1 = max(sl[0].start - ring_px - 1, 0), min(sl[0].stop + ring_px + 1, rows)
+        c0, c1 = max(sl[1].start - ring_px - 1, 0), min(sl[1].stop + ring_px + 1, cols)
+        obj = labels[r0:r1, c0:c1] == index
+        ring = ndimage.binary_dilation(obj, iterations=ring_px) & ~ndimage.binary_dilation(obj, iterations=1)
+        ring &= background[r0:r1, c0:c1]
+        if ring.sum() >= 10:
+            m_b = np.median(image_b[:, r0:r1, c0:c1][:, ring], axis=1)
+            m_a = np.median(image_a[:, r0:r1, c0:c1][:, ring], axis=1)
+        else:
+            m_b, m_a = fallback_b, fallback_a
+        pix_b = image_b[:, r0:r1, c0:c1][:, obj]
+        pix_a = image_a[:, r0:r1, c0:c1][:, obj]
+        c_b = np.sqrt(((pix_b - m_b[:, None]) ** 2).sum(axis=0))
+        c_a = np.sqrt(((pix_a - m_a[:, None]) ** 2).sum(axis=0))
+        out[r0:r1, c0:c1][obj] = c_a - c_b
+    return out
+
+
+
+def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *, valid: np.ndarray,
+                   candidates: np.ndarray, enough: bool, pixel_size: float, transform: Affine, method: str,
+                   min_area_m2: float, min_rectangularity: float, min_score: float,
+                   threshold_method: str) -> StructureChanges:
+    """The colour-change methods (``"cva"``, ``"log_ratio"``): steps 1-5 of the module docstring.
+
+    ``candidates`` are the valid pixels that may be roofs (not vegetated on both dates, not
+    in shadow); ``enough`` says whether they are numerous enough to scale the score on
+    (else every valid pixel is used).  Parameters as :func:`sitewatch.structures.detect_structure_changes`.
+    """
+    vegetation, shadow = evidence.vegetation, evidence.shadow
+    score = CHANGE_METHODS[method](before, after, valid=candidates if enough else valid)
+    if threshold_method == "noise":
+        threshold = float(min_score)
+    elif threshold_method == "otsu":
+        threshold = otsu_threshold(score, candidates, floor=min_score)
+    else:
+        raise ValueError(f"unknown threshold method {threshold_method!r}; choose 'noise' or 'otsu'")
+    changed = candidates & (score > threshold)
+
+    radius = max(1, int(round(1.0 / pixel_size)))
+    changed = ndimage.binary_opening(changed, morphology.disk(radius))
+    min_px = max(4, int(np.ceil(min_area_m2 / pixel_size**2)))
+    changed = _drop_small(changed, min_px // 2)
+    labels, _ = ndimage.label(changed, structure=np.ones((3, 3)))
+
+    background = valid & ~(score > threshold) & ~shadow
+    ring_px = max(2, int(round(4.0 / pixel_size)))
+    contrast = _ring_contrast(before.astype(np.float32), after.astype(np.float32), labels, background, ring_px)
+    # majority vote over a 1.5 m neighbourhood smooths the per-pixel direction
+    size = max(3, int(round(1.5 / pixel_size)) * 2 + 1)
+    vote = ndimage.uniform_filter(np.sign(contrast) * changed, size=size)
+    direction = np.where(changed, np.where(vote >= 0, 1, -1), 0).astype(np.int8)
+    # a roof is not vegetation: something new cannot be green after, something removed not green before
+    direction[(direction > 0) & evidence.green_after] = 0
+    direction[(direction < 0) & evidence.green_before] = 0
+
+    objects: list[ChangeObject] = []
+    kept = np.zeros(direction.shape, np.int8)
+    dropped = {"small": 0, "not_rectangular": 0}
+    for sign, name in ((1, "new"), (-1, "removed")):
+        part = direction == sign
+        part = ndimage.binary_opening(part, morphology.disk(radius))
+        part = ndimage.binary_fill_holes(part)
+        lab, n = ndimage.label(part, structure=np.ones((3, 3)))
+        found, keep = measured_objects(lab, n, name, score, pixel_size=pixel_size, transform=transform,
+                                        min_area_m2=min_area_m2, min_rectangularity=min_rectangularity, dropped=dropped)
+        objects += found
+        kept[keep[lab]] = sign
+    stats = {
+        "changed_pixels": int(changed.sum()),
+        "vegetation_pixels_suppressed": int((valid & vegetation).sum()),
+        "shadow_pixels_suppressed": int((valid & shadow).sum()),
+        "objects_dropped": dropped,
+    }
+    objects.sort(key=lambda o: -o.area_m2)
+    return StructureChanges(objects, score, kept, threshold, stats)
+
+
