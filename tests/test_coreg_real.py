@@ -79,6 +79,19 @@ def test_unrelated_tiles_are_refused(realdata):
         estimate_shift(a, b)
 
 
+@pytest.mark.parametrize("a_name, b_name", [("test_121_0768_0256.png", "train_36_0512_0512.png"),
+                                             ("val_27_0000_0256.png", "test_7_0256_0512.png"),
+                                             ("test_2_0000_0000.png", "test_55_0256_0000.png")])
+def test_unrelated_small_crops_are_refused(realdata, a_name, b_name):
+    """256-px crops hold few edges: unrelated ones can peak as distinctly as 1.65x (these three)."""
+    folder = realdata / "realcd" / "levir-cd-256"
+    if not folder.exists():
+        pytest.skip(f"{folder} not found")
+    load = lambda p: np.moveaxis(np.asarray(Image.open(p).convert("RGB"), np.float32), -1, 0)  # noqa: E731
+    with pytest.raises(AlignmentError, match="no reliable shift"):
+        estimate_shift(load(folder / "A" / a_name), load(folder / "B" / b_name))
+
+
 def test_coreg_cli_json_and_corrected_copy(realdata, tmp_path):
     img = _tile(realdata, "test_12.png")
     ref = write_tif(tmp_path / "ref.tif", np.clip(_centre(img), 0, 255), pixel=0.5)
