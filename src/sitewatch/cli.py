@@ -193,7 +193,7 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
     click.echo(f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
                f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}")
     click.echo(f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
-               f"residual {s.residual_px:.2f} px; edge correlation {s.correlation_unaligned:.2f} -> {s.correlation:.2f}")
+               f"residual {s.residual_px:.2f} px; gradient correlation {s.correlation_unaligned:.2f} -> {s.correlation:.2f}")
     if out_file is not None:
         click.echo(f"  corrected: {out_file}")
 

@@ -403,7 +403,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     model = model_at(offset)
     predicted = np.array([model(c, r) for c, r in table[:, :2]])
     rms = float(np.sqrt(((table[inlier, 2:4] - predicted[inlier]) ** 2).sum(axis=1).mean())) if n_in else 0.0
-    # edge correlation before and after, on a central crop (a large scene needs no more)
+    # gradient correlation before and after, on a central crop (a large scene needs no more)
     crop = min(1024, shape[0], shape[1])
     r0, c0 = (shape[0] - crop) // 2, (shape[1] - crop) // 2
     rr, cc = np.mgrid[r0 : r0 + crop, c0 : c0 + crop].astype(np.float32)

@@ -124,7 +124,7 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
             raise
         log.warning("%s: %s; going on unshifted, as asked", coarse.path.name, exc)
         shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size, 0.0, 0.0, model="none")
-    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (edge correlation %.2f -> %.2f)",
+    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (gradient correlation %.2f -> %.2f)",
              coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
     del coarse
     moved = warp_onto_grid(source, ref.grid, shift_px=(shift.dx, shift.dy), gradient=shift.gradient, centre=shift.centre)
