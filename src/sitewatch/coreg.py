@@ -151,9 +151,22 @@ def _global_peak(ref: np.ndarray, mov: np.ndarray, mask: np.ndarray, upsample: i
     return dx, dy, ratio
 
 
+# Whole-image correlations (the fallback peak, the residual step) read at most this many pixels
+# a side, from the centre: plenty of texture, and a bounded FFT on a large scene.
+WHOLE_IMAGE_MAX_PX = 2048
+
+
+def _central(shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The central window of at most :data:`WHOLE_IMAGE_MAX_PX` a side."""
+    starts = [max(0, (n - WHOLE_IMAGE_MAX_PX) // 2) for n in shape[-2:]]
+    return tuple(slice(a, a + min(n, WHOLE_IMAGE_MAX_PX)) for a, n in zip(starts, shape[-2:]))
+
+
 def _residual_shift(ref: np.ndarray, mov: np.ndarray, valid: np.ndarray, offset: np.ndarray,
                     upsample: int) -> np.ndarray:
     """Whole-image shift left after ``mov`` is resampled by ``offset`` (dx, dy), as an array (dx, dy)."""
+    crop = _central(ref.shape)
+    ref, mov, valid = ref[crop], mov[crop], valid[crop]
     moved = _shift_image(mov, float(offset[0]), float(offset[1]))
     margin = int(np.ceil(np.abs(offset).max())) + 4  # resampled from beyond the edge: not data
     mask = valid & (_shift_image(valid.astype(np.float32), float(offset[0]), float(offset[1]), order=1) > 0.999)
@@ -367,11 +380,12 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     if n_in < min_windows or n_in < min_agreement * len(kept):
         # too few windows agree (large change, floods, parallax): accept the whole-image
         # shift only when its correlation peak stands clearly above every other
-        gdx, gdy, ratio = _global_peak(ref_e, mov_e, both, upsample_factor)
+        central = _central(shape)
+        gdx, gdy, ratio = _global_peak(ref_e[central], mov_e[central], both[central], upsample_factor)
         if ratio < min_peak_ratio:
             raise AlignmentError(f"no reliable shift: only {n_in} of {len(table)} windows agree on one and the "
-                                 f"whole-image correlation peak is not distinct (ratio {ratio:.2f} < {min_peak_ratio}); "
-                                 "the images may not show the same place")
+                                 "whole-image correlation peak is not distinct "
+                                 f"(ratio {ratio:.2f} < {min_peak_ratio}); the images may not show the same place")
         kept = np.array([[centre[0], centre[1], gdx, gdy, 0.0]])
         inlier, offset, grad, affine = np.array([True]), np.array([gdx, gdy]), np.zeros((2, 2)), False
         n_in = 0  # no window agreed: confidence 0, the shift rests on the whole image
