@@ -125,7 +125,7 @@ def building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, 
                 good[k] = True
         lab = np.where(good[lab], lab, 0)
         found_objects, keep = measured_objects(lab, n, name, score, pixel_size=pixel_size, transform=transform,
-                                                min_area_m2=min_area_m2, min_rectangularity=0.0, dropped=dropped)
+                                               min_area_m2=min_area_m2, min_rectangularity=0.0, dropped=dropped)
         objects += found_objects
         taken |= keep[lab]
 

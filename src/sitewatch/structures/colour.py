@@ -66,7 +66,6 @@ def _ring_contrast(image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray,
     return out
 
 
-
 def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *, valid: np.ndarray,
                    candidates: np.ndarray, enough: bool, pixel_size: float, transform: Affine, method: str,
                    min_area_m2: float, min_rectangularity: float, min_score: float,
@@ -75,7 +74,8 @@ def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *,
 
     ``candidates`` are the valid pixels that may be roofs (not vegetated on both dates, not
     in shadow); ``enough`` says whether they are numerous enough to scale the score on
-    (else every valid pixel is used).  Parameters as :func:`sitewatch.structures.detect_structure_changes`.
+    (else every valid pixel is used).  The other parameters are those of
+    :func:`sitewatch.structures.detect_structure_changes`.
     """
     vegetation, shadow = evidence.vegetation, evidence.shadow
     score = CHANGE_METHODS[method](before, after, valid=candidates if enough else valid)
@@ -113,7 +113,7 @@ def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *,
         part = ndimage.binary_fill_holes(part)
         lab, n = ndimage.label(part, structure=np.ones((3, 3)))
         found, keep = measured_objects(lab, n, name, score, pixel_size=pixel_size, transform=transform,
-                                        min_area_m2=min_area_m2, min_rectangularity=min_rectangularity, dropped=dropped)
+                                       min_area_m2=min_area_m2, min_rectangularity=min_rectangularity, dropped=dropped)
         objects += found
         kept[keep[lab]] = sign
     stats = {

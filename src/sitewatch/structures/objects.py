@@ -93,8 +93,8 @@ def polygonize(labels: np.ndarray, transform: Affine, *, simplify: float = 0.0) 
 
 
 def measured_objects(lab: np.ndarray, n: int, name: str, score: np.ndarray, *, pixel_size: float, transform: Affine,
-                      min_area_m2: float, min_rectangularity: float, dropped: dict[str, int],
-                      ) -> tuple[list[ChangeObject], np.ndarray]:
+                     min_area_m2: float, min_rectangularity: float, dropped: dict[str, int],
+                     ) -> tuple[list[ChangeObject], np.ndarray]:
     """Polygons and measures of labels 1..n of ``lab`` that are large and rectangular enough.
 
     Returns the objects and a lookup (n + 1,) of the labels kept; ``dropped`` counts the
