@@ -71,11 +71,9 @@ def test_bad_sets_fail_cleanly(tmp_path):
     assert res.exit_code == 2 and "A/" in res.output
 
 
-# Floors: what the default detector reaches today (see the README's known limits); a change
-# that lowers any of them fails.  The targets (F1 0.55 / 0.50, false alarms 2 %) are
-# far above the first two.
-# the targets (F1 >= 0.55 on levir-cd-1024, >= 0.50 on levir-cd-256, false alarms
-# <= 2 % on Harvey) as floors, a hair under the measured 0.556 / 0.517 / 0.08 %
+# Floors: the targets (F1 >= 0.55 on levir-cd-1024, >= 0.50 on levir-cd-256) a hair
+# under the measured 0.555 / 0.510, and false alarms on Harvey held well under its 2 % (0.08 %
+# measured); a change that lowers any of them fails.
 FLOORS = {"levir-cd-1024": {"f1": 0.55, "precision": 0.5},
           "levir-cd-256": {"f1": 0.50, "precision": 0.65},
           "xbd-harvey-nochange": {"false_alarm_rate_max": 0.005}}

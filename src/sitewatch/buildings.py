@@ -144,7 +144,7 @@ def _weighted_lower_quartile(values: np.ndarray, weights: np.ndarray) -> float:
 
 def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndarray, *,
                         valid: np.ndarray | None = None, roof_earlier: np.ndarray | None = None,
-                        roof_later: np.ndarray | None = None) -> np.ndarray:
+                        roof_later: np.ndarray | None = None, dark_later: np.ndarray | None = None) -> np.ndarray:
     """Per pixel, how strongly its region of ``later`` is a roof that ``earlier`` did not show.
 
     A region's score is ``roofness(later) * max(1 - roofness(earlier), change) * (1 - shadow)``,
@@ -163,6 +163,8 @@ def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndar
         Pixels to consider; the others score 0 and take no part in the statistics.
     roof_earlier, roof_later : ndarray of shape (M, N), optional
         :func:`roofness` of the two images, where the caller has it already.
+    dark_later : ndarray of bool, shape (M, N), optional
+        :func:`sitewatch.change.shadow_mask` of ``later`` over ``valid``, likewise.
 
     Returns
     -------
@@ -182,7 +184,8 @@ def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndar
     change = np.sqrt(change_sq)
     typical = _weighted_lower_quartile(change[1:], counts[1:])
     change = np.clip(change / (FULL_CHANGE * typical), 0, 1) if typical > 0 else (change > 0).astype(float)
-    shade = _region_means(labels, shadow_mask(later, valid=valid) & valid, counts)
+    dark = shadow_mask(later, valid=valid) if dark_later is None else dark_later
+    shade = _region_means(labels, dark & valid, counts)
     score = roof_later * np.maximum(1 - roof_earlier, change) * (1 - shade)
     score[0] = 0.0
     return score.astype(np.float32)[labels]
@@ -206,17 +209,19 @@ def outline_share(labels: np.ndarray, mask: np.ndarray, *, ring_px: int) -> np.n
     return share
 
 
-def cast_shadow(image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None) -> np.ndarray:
+def cast_shadow(image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None,
+                dark: np.ndarray | None = None) -> np.ndarray:
     """Shadow: darker than half the scene's median brightness, or than its surroundings.
 
     The second test (:data:`SHADOW_SURROUND_FRACTION` of the mean over
     :data:`SHADOW_SURROUND_M` metres) finds a shadow cast on bright concrete, which can
-    still be brighter than half the median of a scene of fields.
+    still be brighter than half the median of a scene of fields.  ``dark`` is the first test
+    (:func:`sitewatch.change.shadow_mask` over ``valid``), where the caller has it already.
     """
     lum = brightness(image)
     size = max(3, int(round(SHADOW_SURROUND_M / pixel_size)) | 1)
     local = lum < SHADOW_SURROUND_FRACTION * ndimage.uniform_filter(lum, size=size)
-    return shadow_mask(image, valid=valid) | local
+    return (shadow_mask(image, valid=valid) if dark is None else dark) | local
 
 
 def chromaticity_change(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
@@ -260,11 +265,13 @@ def building_evidence(before: np.ndarray, after: np.ndarray, *, pixel_size: floa
     """
     if before.shape != after.shape:
         raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
-    roof_before, roof_after = roofness(before), roofness(after)  # each date's once, for both directions
+    # each date's roofness and darkness once, for both directions and the shadows
+    roof_before, roof_after = roofness(before), roofness(after)
+    dark_before, dark_after = shadow_mask(before, valid=valid), shadow_mask(after, valid=valid)
     new = new_structure_score(before, after, segment_surfaces(after, pixel_size=pixel_size, valid=valid), valid=valid,
-                              roof_earlier=roof_before, roof_later=roof_after)
+                              roof_earlier=roof_before, roof_later=roof_after, dark_later=dark_after)
     removed = new_structure_score(after, before, segment_surfaces(before, pixel_size=pixel_size, valid=valid),
-                                  valid=valid, roof_earlier=roof_after, roof_later=roof_before)
-    return BuildingEvidence(new, removed, cast_shadow(before, pixel_size=pixel_size, valid=valid),
-                            cast_shadow(after, pixel_size=pixel_size, valid=valid),
+                                  valid=valid, roof_earlier=roof_after, roof_later=roof_before, dark_later=dark_before)
+    return BuildingEvidence(new, removed, cast_shadow(before, pixel_size=pixel_size, valid=valid, dark=dark_before),
+                            cast_shadow(after, pixel_size=pixel_size, valid=valid, dark=dark_after),
                             chromaticity_change(before, after))

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # what change_score.tif holds, by method
 SCORE_DESCRIPTIONS = {"building": "new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
-                      "cva": "change score in multiples of the unchanged median"}
+                      "cva": "change score in multiples of the unchanged median",
+                      "log_ratio": "change score in multiples of the unchanged median"}
 
 DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "overlay.png", "summary.json"]
 
@@ -262,7 +263,7 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
         write_vectors(records, result.grid.crs, stage / "changes.geojson", stage / "changes.gpkg")
         score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
         write_geotiff(stage / "change_score.tif", score, result.grid, nodata=float("nan"), cog=True,
-                      tags={"description": SCORE_DESCRIPTIONS.get(result.summary["method"]["change"], SCORE_DESCRIPTIONS["cva"]),
+                      tags={"description": SCORE_DESCRIPTIONS[result.summary["method"]["change"]],
                             "threshold": f"{result.changes.threshold:.4f}"})
         render_overlay(overlay_panels(result), stage / "overlay.png",
                        caption=f"red: new, blue: removed; numbers are the ids in changes.geojson. "
