@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bed import BED_MAX_PIXEL_M, align_to_bed, align_to_bed_fill
+from .bed import BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill
 from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
                        track_evidence, with_neighbour_shade, with_side_shade)
+from .profile import DEFAULT_SHADOW_PER_HEIGHT, ShadowGeometry, profile_cars, shadow_geometry
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
                       segment_cars)
@@ -32,8 +33,8 @@ from .strip import TrackStrip, align_tracks, band_mean, centred_strip, sample_st
 
 __all__ = [
     "CAR_LENGTH_RANGE_M", "CAR_WIDTH_M", "COARSE_PIXEL_M", "COUPLER_GAP_M", "METHOD_INDIVIDUAL", "METHOD_LENGTH",
-    "NOMINAL_CAR_LENGTH_M", "Ground", "RailcarCount", "SegmentationPrior", "TrackCount", "TrackEvidence",
-    "TrackStrip", "count_railcars", "segment_cars", "track_evidence",
+    "NOMINAL_CAR_LENGTH_M", "Ground", "RailcarCount", "SegmentationPrior", "ShadowGeometry", "TrackCount",
+    "TrackEvidence", "TrackStrip", "count_railcars", "segment_cars", "shadow_geometry", "track_evidence",
 ]
 
 METHOD_INDIVIDUAL = "individual-cars"
@@ -161,6 +162,7 @@ def count_railcars(
     pixel_size_m: float,
     max_line_error_m: float | None = None,
     prior: SegmentationPrior = SegmentationPrior(),
+    sun: ShadowGeometry | None = None,
 ) -> RailcarCount:
     """Count railcars along each track of one image.
 
@@ -176,6 +178,11 @@ def count_railcars(
         How far the lines may be off the real tracks; default 3 pixels plus half a metre.
     prior : SegmentationPrior
         Car lengths and how strongly the segmentation trusts the evidence.
+    sun : ShadowGeometry, optional
+        Where shadows fall, from the sun's azimuth and elevation in the image's metadata
+        (:func:`shadow_geometry`).  Used on pixels coarser than ``COARSE_PIXEL_M``, where a
+        car's shadow is often the surest sign of it (:mod:`.profile`); without it the
+        shadows' direction is read from the image where it can be.
 
     Returns
     -------
@@ -197,9 +204,14 @@ def count_railcars(
     if max_line_error_m is None:
         max_line_error_m = 3.0 * pixel_size_m + 0.5
     data = image.astype(np.float32, copy=False)
-    # bands on a common scale, so no band dominates the colour distances
+    coarse = pixel_size_m > COARSE_PIXEL_M
+    # bands on a common scale, so no band dominates the colour distances; on coarse pixels
+    # without removing the offset, so that a shadow stays the ground times a tint
     scale = np.percentile(data.reshape(data.shape[0], -1)[:, :: max(1, data[0].size // 200_000)], [2, 98], axis=1)
-    data = (data - scale[0][:, None, None]) / np.maximum(scale[1] - scale[0], 1e-6)[:, None, None]
+    if coarse:
+        data = data / np.maximum(scale[1], 1e-6)[:, None, None]
+    else:
+        data = (data - scale[0][:, None, None]) / np.maximum(scale[1] - scale[0], 1e-6)[:, None, None]
 
     ids = list(tracks_px)
     wide = [sample_strip(data, np.asarray(tracks_px[t], float), pixel_size_m=pixel_size_m,
@@ -215,9 +227,14 @@ def count_railcars(
     else:
         # the bed's outline places the group (symmetry alone can slide it one track over);
         # symmetry then moves each track a little on its own
-        bed_match = align_to_bed if pixel_size_m <= BED_MAX_PIXEL_M else align_to_bed_fill
-        bed_shift = bed_match(data, [np.asarray(tracks_px[t], float) for t in ids], pixel_size_m=pixel_size_m,
-                              max_shift_m=max_line_error_m)
+        lines = [np.asarray(tracks_px[t], float) for t in ids]
+        if pixel_size_m <= BED_MAX_PIXEL_M:
+            bed_shift = align_to_bed(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+        elif sun is not None:
+            bed_shift = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                          shadow_px=sun.direction_px, shadow_m=BED_SHADOW_HEIGHT_M * sun.per_height)
+        else:
+            bed_shift = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
         offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
                                          common_shift_px=bed_shift)
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
@@ -229,20 +246,30 @@ def count_railcars(
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
+    unmixed = None
+    if coarse:
+        # a car is a pixel wide and tracks share pixels: unmix each profile across the tracks
+        shadow = sun
+        if shadow is None and direction is not None:
+            shadow = ShadowGeometry(direction, DEFAULT_SHADOW_PER_HEIGHT)
+        unmixed = profile_cars(data, strips, ground, shadow, pixel_size_m=pixel_size_m, prior=prior)
     by_track: dict[int, TrackCount] = {}
     covered: dict[int, np.ndarray] = {}
     for k in sun_first_order(strips, direction):
         track_id, strip, off = ids[k], strips[k], offsets[k]
         step = float(strip.along_m[1] - strip.along_m[0])
-        shadows = None
-        if direction is not None:
-            shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
-        elif rails is None:
-            # no shadow side found: shade counts nowhere as empty track
-            shadows = ShadowView.nowhere(strip.values.shape[0], len(strip.along_m))
-        evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k],
-                                  shadows=shadows)
-        cars = segment_cars(evidence, step_m=step, prior=prior)
+        if unmixed is not None:
+            cars, evidence = unmixed[0][k], unmixed[1][k]
+        else:
+            shadows = None
+            if direction is not None:
+                shadows = shadow_view(data, k, strips, covered, direction, reach, pixel_size_m=pixel_size_m)
+            elif rails is None:
+                # no shadow side found: shade counts nowhere as empty track
+                shadows = ShadowView.nowhere(strip.values.shape[0], len(strip.along_m))
+            evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m,
+                                      rails=None if rails is None else rails[k], shadows=shadows)
+            cars = segment_cars(evidence, step_m=step, prior=prior)
         covered[k] = np.zeros(len(strip.along_m), bool)
         for a, b in cars:
             covered[k][a:b] = True

@@ -24,6 +24,10 @@ OUTLINE_QUANTILE = 40      # the outline's score: this percentile of the gradien
 # Coarser pixels blur a single track's two bed edges (4.4 m apart) into one: the outline
 # then matches anything bed-sized, and the footprint does better.
 BED_MAX_PIXEL_M = 1.5
+# With the sun known, the shadow template beside the beds reaches as far as a 2 m high
+# object's shadow: the part every car type shades (development yards: lines off by more
+# than 2 m in 2 of 80, against 8 of 80 without it; 3 m and 4.5 m reaches did worse).
+BED_SHADOW_HEIGHT_M = 2.0
 
 
 def bed_outline(lines_px: list[np.ndarray], *, pixel_size_m: float,
@@ -130,20 +134,32 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
 
 
 def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
-                      max_shift_m: float) -> tuple[float, float] | None:
+                      max_shift_m: float, shadow_px: np.ndarray | None = None,
+                      shadow_m: float = 0.0) -> tuple[float, float] | None:
     """The common shift that best lines the beds of the track lines up with the image, for coarse pixels.
 
     Where a pixel is about as wide as a single bed, its edges cannot be told apart, but the
     bed as a whole can: a band of its own colour (ballast and the cars on it) through the
     countryside.  The template is the beds' footprint (pixel coverage of everything within
-    ``BED_HALF_WIDTH_M`` of a line); a candidate shift scores by the squared correlation of
-    that template with each band of the image, summed over bands, over a window that holds
-    the beds at every candidate.
+    ``BED_HALF_WIDTH_M`` of a line); a candidate shift scores by how much of each band of the
+    image (its variance over a window that holds the beds at every candidate) the template
+    explains, summed over bands.
 
-    Parameters and return as for :func:`align_to_bed`.
+    Under a low sun the cars' shadows beside the beds are a darker, wider band than the beds
+    themselves, and the footprint alone is drawn onto them.  Where the shadows' direction is
+    known (``shadow_px``, a unit vector in pixel coordinates), the ground the beds would shade
+    out to ``shadow_m`` is a second template fitted with the first, so the shadows are
+    explained where they lie and the beds stay on the beds.
+
+    Parameters and return as for :func:`align_to_bed`, and
+    shadow_px : ndarray of shape (2,), optional
+        The way shadows fall, (columns, rows).
+    shadow_m : float
+        How far beyond the beds the shadow template reaches, metres.
     """
     fine = 0.5 / pixel_size_m  # template grid step, pixels
-    margin = (max_shift_m + BED_HALF_WIDTH_M + 4.0 * max(pixel_size_m, 1.0)) / pixel_size_m
+    reach = shadow_m if shadow_px is not None else 0.0
+    margin = (max_shift_m + BED_HALF_WIDTH_M + reach + 4.0 * max(pixel_size_m, 1.0)) / pixel_size_m
     pts = np.concatenate([np.asarray(ln, float) for ln in lines_px])
     lo = pts.min(axis=0) - margin - 2.0
     hi = pts.max(axis=0) + margin + 2.0
@@ -160,31 +176,45 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
     if not on_line.any():
         return None
     distance_m = ndimage.distance_transform_edt(~on_line) * fine * pixel_size_m
+    shade = None
+    if reach > 0:
+        beds = distance_m <= BED_HALF_WIDTH_M
+        beds_u8 = beds.astype(np.uint8)
+        swept = np.zeros(shape, bool)
+        cell_m = fine * pixel_size_m
+        for t in np.arange(cell_m / 2, reach + 1e-9, cell_m / 2):
+            swept |= ndimage.shift(beds_u8, (shadow_px[1] * t / cell_m, shadow_px[0] * t / cell_m), order=0,
+                                   mode="constant", cval=0) > 0
+        shade = (swept & ~beds).astype(np.float64)
 
-    def dist_at(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return ndimage.map_coordinates(distance_m, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")
+    def at(grid: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(grid, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")
 
     _, rows_n, cols_n = data.shape
     r0, c0 = max(int(lo[1]), 0), max(int(lo[0]), 0)
     r1, c1 = min(int(np.ceil(hi[1])), rows_n), min(int(np.ceil(hi[0])), cols_n)
     rr, cc = np.mgrid[r0:r1, c0:c1]
     cols, rows = cc.ravel() + 0.5, rr.ravel() + 0.5
-    window = dist_at(cols, rows) <= max_shift_m + BED_HALF_WIDTH_M + 3.0 * max(pixel_size_m, 1.0)
+    window = at(distance_m, cols, rows) <= max_shift_m + BED_HALF_WIDTH_M + reach + 3.0 * max(pixel_size_m, 1.0)
     if window.sum() < 50:
         return None
     cols, rows = cols[window], rows[window]
     values = data[:, rr.ravel()[window], cc.ravel()[window]].astype(np.float64)
-    values = (values - values.mean(axis=1, keepdims=True)) / np.maximum(values.std(axis=1, keepdims=True), 1e-9)
+    values = values - values.mean(axis=1, keepdims=True)
+    variance = np.maximum((values**2).sum(axis=1), 1e-12)
 
     def score(shifts: np.ndarray) -> np.ndarray:
         out = np.empty(len(shifts))
         for i, (dx, dy) in enumerate(shifts):
             # coverage of a pixel by the beds: 1 inside, 0 outside, ramping across one pixel
-            d = dist_at(cols - dx, rows - dy)
-            template = np.clip((BED_HALF_WIDTH_M - d) / pixel_size_m + 0.5, 0.0, 1.0)
-            t = template - template.mean()
-            norm = float(np.sqrt((t**2).mean()))
-            out[i] = 0.0 if norm < 1e-9 else float((((values @ t) / len(t) / norm) ** 2).sum())
+            d = at(distance_m, cols - dx, rows - dy)
+            templates = [np.clip((BED_HALF_WIDTH_M - d) / pixel_size_m + 0.5, 0.0, 1.0)]
+            if shade is not None:
+                templates.append(np.clip(at(shade, cols - dx, rows - dy), 0.0, 1.0))
+            design = np.column_stack(templates)
+            design -= design.mean(axis=0)
+            coef, *_ = np.linalg.lstsq(design, values.T, rcond=None)
+            out[i] = float((((design @ coef) ** 2).sum(axis=0) / variance).sum())
         return out
 
     radius_px = max_shift_m / pixel_size_m
