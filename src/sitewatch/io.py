@@ -116,6 +116,46 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+SUN_TAGS = ("SUN_AZIMUTH", "SUN_ELEVATION")
+
+
+def _sun_pair(azimuth: Any, elevation: Any) -> tuple[float, float] | None:
+    try:
+        az, el = float(azimuth), float(elevation)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(az) and 0.0 < el < 90.0):
+        return None
+    return az % 360.0, el
+
+
+def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """The sun's azimuth and elevation (degrees) when the image was taken, from its metadata.
+
+    Looked up, in order: a STAC item beside the image (``<name>.json`` with the view
+    extension's ``properties["view:sun_azimuth"]`` and ``["view:sun_elevation"]``), then
+    the GeoTIFF tags ``SUN_AZIMUTH`` and ``SUN_ELEVATION`` (any case).  Azimuth is clockwise
+    from north.  ``None`` when neither has a usable pair (an elevation outside 0-90 degrees
+    is not).
+    """
+    path = Path(path)
+    stac = path.with_suffix(".json")
+    if stac.exists():
+        try:
+            props = json.loads(stac.read_text("utf-8")).get("properties", {})
+            found = _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation"))
+            if found:
+                return found
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    try:
+        with rasterio.open(path) as src:
+            tags = {k.upper(): v for k, v in src.tags().items()}
+    except rasterio.errors.RasterioIOError:
+        return None
+    return _sun_pair(*(tags.get(t) for t in SUN_TAGS))
+
+
 def _check_raster(src, path: Path, min_bands: int) -> None:
     if src.crs is None:
         raise ImageryError(f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS)")

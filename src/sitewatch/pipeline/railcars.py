@@ -17,7 +17,8 @@ from shapely.geometry.base import BaseGeometry
 from .. import railcars as core
 from ..aoi import SiteAOI
 from ..errors import TrackError
-from ..io import Grid, check_outputs_free, read_track_window, read_tracks_file, staged_outputs, write_json, write_vectors
+from ..io import (Grid, check_outputs_free, image_sun, read_track_window, read_tracks_file, staged_outputs, write_json,
+                  write_vectors)
 from ._common import Progress, site_of, versions
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,14 @@ def count_in_image(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGe
     # fill nodata with each band's median so gaps in the image do not read as cars
     med = np.nanmedian(data.reshape(data.shape[0], -1), axis=1)
     data = np.where(np.isnan(data), med[:, None, None], data).astype(np.float32)
+    angles = image_sun(path)
+    sun = None if angles is None else core.shadow_geometry(*angles, tuple(grid.transform)[:6])
     result = core.count_railcars(data, {t: _to_pixels(ln, grid) for t, ln in lines.items()},
-                                 pixel_size_m=grid.pixel_size, prior=prior, max_line_error_m=max_line_error_m)
+                                 pixel_size_m=grid.pixel_size, prior=prior, max_line_error_m=max_line_error_m, sun=sun)
     seconds = time.perf_counter() - t0
-    log.info("%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, %.2f s", Path(path).name, result.total,
-             result.method, *result.line_shift_px, seconds)
+    log.info("%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, sun %s, %.2f s", Path(path).name,
+             result.total, result.method, *result.line_shift_px,
+             "not in the metadata" if angles is None else "azimuth %.0f, elevation %.0f degrees" % angles, seconds)
     return ImageRailcars(Path(path), window.date, grid, result, lines, seconds)
 
 
