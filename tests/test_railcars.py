@@ -370,4 +370,5 @@ def test_low_sun_shadows_do_not_pull_coarse_lines_onto_themselves():
         for quad in t.runs_px:
             for end in (quad[[0, 3]].mean(axis=0), quad[[1, 2]].mean(axis=0)):
                 assert true_px.distance(Point(end)) * 3.0 < 1.5
-    assert sum(t.count for t in result.tracks) == pytest.approx(sum(1 for r in scene.truth if r.get("kind") == "railcar"), rel=0.2)
+    true_total = sum(1 for r in scene.truth if r.get("kind") == "railcar")
+    assert sum(t.count for t in result.tracks) == pytest.approx(true_total, rel=0.2)

@@ -6,10 +6,13 @@ often a few pixels off: by its rails where the pixels show them (:mod:`.rails`),
 by the outline of the group's ballast bed (:mod:`.bed`) and each track's mirror symmetry.
 Each along-track position then gets occupancy and boundary evidence (:mod:`.evidence`);
 without rails, where neighbours' shadows lie and where a car's own would fall decide what a
-shadow colour means (:mod:`.shadows`).  A semi-Markov dynamic programme cuts the track into
-empty stretches and cars (:mod:`.segment`).  Where the pixel is too coarse to see a one-metre
-gap, the count is the occupied length divided by the nominal car pitch instead, and the
-result says so.
+shadow colour means (:mod:`.shadows`).  On pixels about as wide as a car, where tracks share
+pixels, each profile across the tracks is unmixed instead: ballast, cars, their shadows and
+the pixel's blur, all tracks of a group at once (:mod:`.profile`; shadows from the sun's
+angles where the image's metadata gives them).  A semi-Markov dynamic programme cuts the
+track into empty stretches and cars (:mod:`.segment`).  Where the pixel is too coarse to see
+a one-metre gap, the count is the occupied length divided by the nominal car pitch instead,
+and the result says so.
 
 Geometry convention: track lines arrive in pixel coordinates of the image as ``(col, row)``
 with rasterio's convention that ``(0, 0)`` is the outer corner of the top-left pixel.
@@ -44,10 +47,13 @@ METHOD_LENGTH = "occupied-length"
 # the gaps; above it cars blur into trains and are counted by occupied length.
 INDIVIDUAL_MAX_PIXEL_M = 1.0
 # Measured spread of occupied-length counts at 3 m on development yards (seeds 0-79): about
-# two cars on any track, empty or not, plus a sixth of the count.  Part of the uncertainty,
-# so that it says honestly how little a 3 m count is worth.
+# two cars on any track, empty or not, plus a sixth of the count without sun angles; with
+# them, 1.3 cars plus a tenth.  Part of the uncertainty, so that it says honestly how little
+# a 3 m count is worth.
 LENGTH_DETECTION_FLOOR_CARS = 2.0
 LENGTH_DETECTION_SHARE = 0.17
+LENGTH_DETECTION_FLOOR_CARS_SUN = 1.3
+LENGTH_DETECTION_SHARE_SUN = 0.10
 
 
 @dataclass
@@ -195,7 +201,8 @@ def count_railcars(
     floor of 0.3 cars per train); for the occupied-length method it is the spread of car
     lengths (``prior.length_sigma_m``) over the pitch, times the square root of the count,
     plus one pixel at each train end, plus how far the occupied length itself was off on the
-    development yards of ``benchmarks/bench_railcars.py`` at 3 m (``LENGTH_DETECTION_*``).
+    development yards of ``benchmarks/bench_railcars.py`` at 3 m (``LENGTH_DETECTION_*``,
+    smaller with ``sun``).
     """
     if image.ndim != 3:
         raise ValueError(f"image must have shape (bands, rows, cols), got {image.shape}")
@@ -285,8 +292,10 @@ def count_railcars(
             per_run = [max(1, int(round(((b - a) * step + COUPLER_GAP_M) / prior.pitch_m))) for a, b, _ in runs]
             count = int(sum(per_run))
             rel = prior.length_sigma_m / prior.pitch_m
+            floor, share = ((LENGTH_DETECTION_FLOOR_CARS_SUN, LENGTH_DETECTION_SHARE_SUN) if sun is not None
+                            else (LENGTH_DETECTION_FLOOR_CARS, LENGTH_DETECTION_SHARE))
             uncertainty = float(np.sqrt(sum(rel**2 * n + (2 * pixel_size_m / prior.pitch_m) ** 2 for n in per_run)
-                                        + LENGTH_DETECTION_FLOOR_CARS**2 + (LENGTH_DETECTION_SHARE * count) ** 2))
+                                        + floor**2 + (share * count) ** 2))
         by_track[k] = (TrackCount(
             track_id, count, occupied, method, uncertainty,
             cars_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b in cars] if individual else [],
