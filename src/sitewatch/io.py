@@ -80,6 +80,27 @@ def _open(path: Path):
         raise ImageryError(f"{path}: not a readable raster ({exc})") from exc
 
 
+def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """An image's STAC item properties (``<name>.json`` beside it) and GeoTIFF tags (upper-cased keys).
+
+    Either is empty where it is missing or unreadable.
+    """
+    props: dict[str, Any] = {}
+    stac = path.with_suffix(".json")
+    if stac.exists():
+        try:
+            found = json.loads(stac.read_text("utf-8")).get("properties", {})
+            props = found if isinstance(found, dict) else {}
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    try:
+        with rasterio.open(path) as src:
+            tags = {k.upper(): v for k, v in src.tags().items()}
+    except rasterio.errors.RasterioIOError:
+        tags = {}
+    return props, tags
+
+
 def image_date(path: str | os.PathLike[str]) -> str | None:
     """An image's acquisition date as ISO ``YYYY-MM-DD``.
 
@@ -88,20 +109,10 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
     file name.  ``None`` when none of them has one.
     """
     path = Path(path)
-    stac = path.with_suffix(".json")
-    if stac.exists():
-        try:
-            item = json.loads(stac.read_text("utf-8"))
-            dt = item.get("properties", {}).get("datetime")
-            if dt:
-                return str(dt)[:10]
-        except (json.JSONDecodeError, AttributeError):
-            pass
-    try:
-        with rasterio.open(path) as src:
-            tag = src.tags().get("TIFFTAG_DATETIME")
-    except rasterio.errors.RasterioIOError:
-        tag = None
+    props, tags = _image_metadata(path)
+    if props.get("datetime"):
+        return str(props["datetime"])[:10]
+    tag = tags.get("TIFFTAG_DATETIME")
     if tag:
         m = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})", tag)
         if m:
@@ -138,22 +149,9 @@ def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     from north.  ``None`` when neither has a usable pair (an elevation outside 0-90 degrees
     is not).
     """
-    path = Path(path)
-    stac = path.with_suffix(".json")
-    if stac.exists():
-        try:
-            props = json.loads(stac.read_text("utf-8")).get("properties", {})
-            found = _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation"))
-            if found:
-                return found
-        except (json.JSONDecodeError, AttributeError):
-            pass
-    try:
-        with rasterio.open(path) as src:
-            tags = {k.upper(): v for k, v in src.tags().items()}
-    except rasterio.errors.RasterioIOError:
-        return None
-    return _sun_pair(*(tags.get(t) for t in SUN_TAGS))
+    props, tags = _image_metadata(Path(path))
+    return (_sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation"))
+            or _sun_pair(*(tags.get(t) for t in SUN_TAGS)))
 
 
 def _check_raster(src, path: Path, min_bands: int) -> None:

@@ -277,9 +277,10 @@ def count_railcars(
             evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m,
                                       rails=None if rails is None else rails[k], shadows=shadows)
             cars = segment_cars(evidence, step_m=step, prior=prior)
-        covered[k] = np.zeros(len(strip.along_m), bool)
-        for a, b in cars:
-            covered[k][a:b] = True
+            # the neighbours counted later see where this track's cars throw shadow
+            covered[k] = np.zeros(len(strip.along_m), bool)
+            for a, b in cars:
+                covered[k][a:b] = True
         # a car belongs to this track when its middle is on the line
         cars = [(a, b) for a, b in cars if 0.0 <= strip.along_m[(a + b - 1) // 2] <= strip.line_length_m]
         runs = _runs(cars, max_gap=int(round(2.0 / step)))
@@ -292,7 +293,8 @@ def count_railcars(
             per_run = [max(1, int(round(((b - a) * step + COUPLER_GAP_M) / prior.pitch_m))) for a, b, _ in runs]
             count = int(sum(per_run))
             rel = prior.length_sigma_m / prior.pitch_m
-            floor, share = ((LENGTH_DETECTION_FLOOR_CARS_SUN, LENGTH_DETECTION_SHARE_SUN) if sun is not None
+            # sun angles narrow the spread only where the unmixing used them
+            floor, share = ((LENGTH_DETECTION_FLOOR_CARS_SUN, LENGTH_DETECTION_SHARE_SUN) if coarse and sun is not None
                             else (LENGTH_DETECTION_FLOOR_CARS, LENGTH_DETECTION_SHARE))
             uncertainty = float(np.sqrt(sum(rel**2 * n + (2 * pixel_size_m / prior.pitch_m) ** 2 for n in per_run)
                                         + floor**2 + (share * count) ** 2))

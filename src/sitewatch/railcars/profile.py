@@ -61,6 +61,9 @@ PATTERN_PENALTY = 4.0
 OCCUPIED_LLR = 60.0
 LLR_SCALE = 50.0
 PASSES = 3
+# a car's fitted colour is held within 0 and this many times the image's 98th percentile:
+# a brighter fit is explaining something other than a roof
+MAX_CAR_COLOUR = 1.8
 FAR_BAND_M = 2.0            # the profile's far ends averaged for the countryside colour
 FAR_SMOOTH_POSITIONS = 15   # ... and median-filtered along the track over this many positions
 
@@ -160,7 +163,7 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
     without it every pattern of occupied neighbours is tried.
     """
     y, u = prof.values, prof.across_m
-    n_bands, n_pos, _ = y.shape
+    n_pos = y.shape[1]
     present = ~np.isnan(prof.offsets_m)
     rel = u[None, None, :] - np.where(present, prof.offsets_m, 1e6)[:, :, None]  # (K, L, U)
     car = np.abs(rel) <= CAR_WIDTH_M / 2
@@ -192,13 +195,12 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
     car_blurred = blur(car)
     weight = (1.0 / sigma**2)[:, None, None] * window[None]
     n_rows = rel.shape[0]
-    if neighbour_cars is None:
-        cars_at = np.ones((n_rows, n_pos), bool)
-    else:
-        cars_at = np.ones((n_rows, n_pos), bool)
+    # where each row's car may stand: wherever its track is in the profile, and for
+    # neighbours in a later pass, only where the last pass put cars
+    cars_at = present.copy()
+    if neighbour_cars is not None:
         for row, (j, q) in enumerate(prof.neighbours, start=1):
-            cars_at[row] = neighbour_cars[j][q]
-    cars_at &= present
+            cars_at[row] &= neighbour_cars[j][q]
     choices = [(False, 0.0)] + [(True, length) for length in lengths]
     if neighbour_cars is None:
         patterns = itertools.product(choices, repeat=n_rows)
@@ -223,7 +225,7 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
             design = car_blurred[rows] * on[rows][:, :, None]  # (m, L, U)
             gram = np.einsum("ilu,jlu->lij", design * window[None], design) + 1e-6 * np.eye(len(rows))[None]
             rhs = np.einsum("ilu,blu->lbi", design * window[None], residual)
-            colour = np.clip(np.linalg.solve(gram[:, None], rhs[..., None])[..., 0], 0.0, 1.8)  # (L, B, m)
+            colour = np.clip(np.linalg.solve(gram[:, None], rhs[..., None])[..., 0], 0.0, MAX_CAR_COLOUR)  # (L, B, m)
             residual = residual - np.einsum("lbi,ilu->blu", colour, design)
         score = -0.5 * (residual**2 * weight).sum(axis=(0, 2)) - PATTERN_PENALTY * on.sum(axis=0)
         key = bool(pattern[0][0])
