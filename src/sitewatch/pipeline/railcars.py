@@ -81,8 +81,8 @@ def _to_pixels(line: BaseGeometry, grid: Grid) -> np.ndarray:
     return np.array([inverse * xy for xy in np.asarray(line.coords)[:, :2]])
 
 
-def _to_crs(quad_px: np.ndarray, grid: Grid) -> Polygon:
-    return Polygon([grid.transform * (float(c), float(r)) for c, r in quad_px])
+def _to_crs(ring_px: np.ndarray, grid: Grid) -> Polygon:
+    return Polygon([grid.transform * (float(c), float(r)) for c, r in ring_px])
 
 
 def count_in_image(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGeometry], *,
@@ -176,8 +176,8 @@ def railcar_records(results: list[ImageRailcars]) -> list[dict[str, Any]]:
             to_target = Transformer.from_crs(res.grid.crs, target, always_xy=True)
         for t in res.result.tracks:
             individual = t.method == core.METHOD_INDIVIDUAL
-            for k, quad in enumerate(t.cars_px if individual else t.runs_px):
-                geom = _to_crs(quad, res.grid)
+            for k, ring in enumerate(t.cars_px if individual else t.runs_px):
+                geom = _to_crs(ring, res.grid)
                 records.append({"image": res.path.name, "date": res.date, "track_id": t.track_id,
                                 "kind": "railcar" if individual else "train", "index": k + 1, "method": t.method,
                                 "geometry": shapely.transform(geom, lambda xy, t=to_target: np.column_stack(

@@ -54,6 +54,8 @@ LENGTH_DETECTION_FLOOR_CARS = 2.0
 LENGTH_DETECTION_SHARE = 0.17
 LENGTH_DETECTION_FLOOR_CARS_SUN = 1.3
 LENGTH_DETECTION_SHARE_SUN = 0.10
+# spacing of the vertices of a train's outline along the track
+OUTLINE_VERTEX_STEP_M = 2.0
 
 
 @dataclass
@@ -74,8 +76,10 @@ class TrackCount:
     cars_px : list of ndarray of shape (4, 2)
         Each car as a quadrilateral in pixel coordinates (col, row); empty for the
         occupied-length method, which does not locate single cars.
-    runs_px : list of ndarray of shape (4, 2)
-        Each train (contiguous cars) as a quadrilateral in pixel coordinates.
+    runs_px : list of ndarray of shape (P, 2)
+        Each train (contiguous cars) as a polygon that follows the track, in pixel
+        coordinates: one side from the train's start to its end (a vertex every
+        ``OUTLINE_VERTEX_STEP_M``), then the other side back.
     offset_m : float
         Median sideways distance between the given line and the track found.
     """
@@ -118,6 +122,21 @@ def _quad(strip: TrackStrip, start: int, stop: int, half_width_m: float, pixel_s
     na, nb = strip.normal_px[start], strip.normal_px[stop]
     w = half_width_m / pixel_size_m
     return np.array([a - na * w, b - nb * w, b + nb * w, a + na * w])
+
+
+def _outline(strip: TrackStrip, start: int, stop: int, half_width_m: float, pixel_size_m: float) -> np.ndarray:
+    """The strip between positions ``start`` and ``stop`` (exclusive) as a polygon that follows
+    the track, in pixel coords: one side from start to stop, then the other side back.
+
+    A train can be hundreds of metres long on a curve, where a quadrilateral's middle would
+    be a chord metres off the track.
+    """
+    stop = min(stop, len(strip.along_m)) - 1
+    every = max(1, int(round(OUTLINE_VERTEX_STEP_M / (strip.along_m[1] - strip.along_m[0]))))
+    at = np.unique(np.r_[np.arange(start, stop, every), stop])
+    w = half_width_m / pixel_size_m
+    centre, normal = strip.centre_px[at], strip.normal_px[at]
+    return np.concatenate([centre - normal * w, (centre + normal * w)[::-1]])
 
 
 def _runs(cars: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int, int]]:
@@ -301,7 +320,7 @@ def count_railcars(
         by_track[k] = (TrackCount(
             track_id, count, occupied, method, uncertainty,
             cars_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b in cars] if individual else [],
-            runs_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b, _ in runs],
+            runs_px=[_outline(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b, _ in runs],
             offset_m=float(np.median(off)),
         ))
     return RailcarCount([by_track[k] for k in range(len(ids))], shift_px, method)
