@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
+from collections.abc import Callable
 
-from .bed import BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill
+import numpy as np
+from shapely.geometry import LineString
+
+from .bed import BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill, bed_fill_scorer
 from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
                        track_evidence, with_neighbour_shade, with_side_shade)
 from .profile import DEFAULT_SHADOW_PER_HEIGHT, ShadowGeometry, profile_cars, shadow_geometry
@@ -54,6 +57,16 @@ LENGTH_DETECTION_FLOOR_CARS = 2.0
 LENGTH_DETECTION_SHARE = 0.17
 LENGTH_DETECTION_FLOOR_CARS_SUN = 1.3
 LENGTH_DETECTION_SHARE_SUN = 0.10
+# At coarse pixels with the sun known, the bed footprint's score can be nearly flat across
+# several metres (cars' shadows pass for a bed, and the group may sit one track over): other
+# placements across the tracks, every PLACEMENT_STEP_M where the footprint scores at least
+# PLACEMENT_SCORE_SHARE of its best, are unmixed quickly (one pass, every
+# PLACEMENT_STRIDE-th position) and the best-explained one kept.
+# (Development yards 0-79 and 2000-2049: shares of 0.6-0.8, steps of 0.5-1 m and strides
+# of 3-12 within half a point of each other.)
+PLACEMENT_STEP_M = 1.0
+PLACEMENT_SCORE_SHARE = 0.6
+PLACEMENT_STRIDE = 6
 # spacing of the vertices of a train's outline along the track
 OUTLINE_VERTEX_STEP_M = 2.0
 
@@ -149,6 +162,53 @@ def _runs(cars: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int, int
         else:
             runs.append([a, b, 1])
     return [tuple(r) for r in runs]
+
+
+def _placements_across(score: Callable[[np.ndarray], np.ndarray], best: tuple[float, float],
+                       lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float) -> list[tuple[float, float]]:
+    """Other common shifts worth unmixing: every ``PLACEMENT_STEP_M`` across the tracks from
+    ``best``, within ``max_shift_m``, where the bed footprint scores at least
+    ``PLACEMENT_SCORE_SHARE`` of its score at ``best``."""
+    longest = max(lines_px, key=lambda ln: LineString(ln).length)
+    chord = np.asarray(longest[-1], float) - np.asarray(longest[0], float)
+    normal = np.array([-chord[1], chord[0]]) / max(np.hypot(*chord), 1e-9)
+    here = np.asarray(best, float)
+    steps = np.arange(-2 * max_shift_m, 2 * max_shift_m + 1e-9, PLACEMENT_STEP_M) / pixel_size_m
+    cand = here + steps[:, None] * normal
+    cand = cand[(np.abs(steps) > 1e-9) & (np.hypot(*cand.T) * pixel_size_m <= max_shift_m + 1e-9)]
+    if not len(cand):
+        return []
+    keep = score(cand) >= PLACEMENT_SCORE_SHARE * float(score(here[None])[0])
+    return [(float(c[0]), float(c[1])) for c in cand[keep]]
+
+
+@dataclass
+class _Placement:
+    """Where the tracks were found, their strips and the ground and shadows read from them."""
+
+    offsets: list[np.ndarray]
+    shift_px: tuple[float, float]
+    strips: list[TrackStrip]
+    ground: Ground
+    direction: np.ndarray | None
+    reach: float
+
+
+def _place(data: np.ndarray, wide: list[TrackStrip], rails: list[np.ndarray] | None, rail_fit,
+           common_shift_px: tuple[float, float] | None, *, pixel_size_m: float, max_line_error_m: float) -> _Placement:
+    """Tracks placed by the rails (``rail_fit``) or by a common shift and each track's symmetry."""
+    if rail_fit is not None:
+        offsets, shift = rail_fit.offsets, rail_fit.shift_px
+    else:
+        offsets, shift = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                      common_shift_px=common_shift_px)
+    strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
+    ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
+    direction, reach = None, DEFAULT_REACH_M
+    if rails is None:
+        # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
+        ground, direction, reach = _shadow_geometry(data, strips, ground, pixel_size_m=pixel_size_m)
+    return _Placement(offsets, shift, strips, ground, direction, reach)
 
 
 def _shadow_geometry(data: np.ndarray, strips: list[TrackStrip], ground: Ground, *,
@@ -248,37 +308,57 @@ def count_railcars(
         fit = align_to_rails(data, wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
         # the rails that show mark empty track even where too few show to place the lines
         rails = fit.rails
-    if fit is not None and fit.seen >= RAIL_MIN_SEEN:
-        offsets, shift_px = fit.offsets, fit.shift_px
-    else:
+    alternatives: list[tuple[float, float]] = []
+    common = None
+    if fit is None or fit.seen < RAIL_MIN_SEEN:
         # the bed's outline places the group (symmetry alone can slide it one track over);
         # symmetry then moves each track a little on its own
         lines = [np.asarray(tracks_px[t], float) for t in ids]
         if pixel_size_m <= BED_MAX_PIXEL_M:
-            bed_shift = align_to_bed(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+            common = align_to_bed(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
         elif sun is not None:
-            bed_shift = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                          shadow_px=sun.direction_px, shadow_m=BED_SHADOW_HEIGHT_M * sun.per_height)
+            shadow_m = BED_SHADOW_HEIGHT_M * sun.per_height
+            common = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                       shadow_px=sun.direction_px, shadow_m=shadow_m)
+            if common is not None and coarse:
+                # the footprint can still prefer the group one track over, where the cars'
+                # shadows pass for a bed: the unmixing, which knows cars and shadows, decides
+                score = bed_fill_scorer(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                        shadow_px=sun.direction_px, shadow_m=shadow_m)
+                alternatives = _placements_across(score, common, lines, pixel_size_m=pixel_size_m,
+                                                  max_shift_m=max_line_error_m)
         else:
-            bed_shift = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
-        offsets, shift_px = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                         common_shift_px=bed_shift)
-    strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
-    ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
-    direction, reach = None, DEFAULT_REACH_M
-    if rails is None:
-        # no rails to tell a neighbour's shadow from a dark car: where shadows can lie decides
-        ground, direction, reach = _shadow_geometry(data, strips, ground, pixel_size_m=pixel_size_m)
+            common = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
 
     individual = pixel_size_m <= INDIVIDUAL_MAX_PIXEL_M
     method = METHOD_INDIVIDUAL if individual else METHOD_LENGTH
+    rail_placed = fit if fit is not None and fit.seen >= RAIL_MIN_SEEN else None
+
+    def place(option: tuple[float, float] | None) -> _Placement:
+        return _place(data, wide, rails, rail_placed, option, pixel_size_m=pixel_size_m,
+                      max_line_error_m=max_line_error_m)
+
+    def shadows_of(p: _Placement) -> ShadowGeometry | None:
+        if sun is None and p.direction is not None:
+            return ShadowGeometry(p.direction, DEFAULT_SHADOW_PER_HEIGHT)
+        return sun
+
+    if alternatives:
+        # a quick unmixing (one pass, sparse positions) of each placement; the best explained wins
+        options = [common] + alternatives
+        fits = []
+        for option in options:
+            p = place(option)
+            fits.append(profile_cars(data, p.strips, p.ground, shadows_of(p), pixel_size_m=pixel_size_m, prior=prior,
+                                     passes=1, position_stride=PLACEMENT_STRIDE)[2])
+        common = options[int(np.argmax(fits))]
+    placed = place(common)
+    offsets, shift_px, strips, ground = placed.offsets, placed.shift_px, placed.strips, placed.ground
+    direction, reach = placed.direction, placed.reach
     unmixed = None
     if coarse:
         # a car is a pixel wide and tracks share pixels: unmix each profile across the tracks
-        shadow = sun
-        if shadow is None and direction is not None:
-            shadow = ShadowGeometry(direction, DEFAULT_SHADOW_PER_HEIGHT)
-        unmixed = profile_cars(data, strips, ground, shadow, pixel_size_m=pixel_size_m, prior=prior)
+        unmixed = profile_cars(data, strips, ground, shadows_of(placed), pixel_size_m=pixel_size_m, prior=prior)[:2]
     by_track: dict[int, TrackCount] = {}
     covered: dict[int, np.ndarray] = {}
     for k in sun_first_order(strips, direction):

@@ -12,6 +12,8 @@ bed, its two edges blur into one, and the beds' whole footprint is matched inste
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import shapely
 from scipy import ndimage
@@ -157,6 +159,29 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
     shadow_m : float
         How far beyond the beds the shadow template reaches, metres.
     """
+    score = bed_fill_scorer(data, lines_px, pixel_size_m=pixel_size_m, max_shift_m=max_shift_m,
+                            shadow_px=shadow_px, shadow_m=shadow_m)
+    if score is None:
+        return None
+    radius_px = max_shift_m / pixel_size_m
+    best = np.zeros(2)
+    for radius, grid_step in ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)):
+        g = np.arange(-radius, radius + 1e-9, grid_step)
+        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
+        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
+        if len(cand):
+            best = cand[int(np.argmax(score(cand)))]
+    return float(best[0]), float(best[1])
+
+
+def bed_fill_scorer(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float,
+                    shadow_px: np.ndarray | None = None,
+                    shadow_m: float = 0.0) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The score :func:`align_to_bed_fill` maximises, as a function of candidate shifts.
+
+    Returns a callable taking shifts of shape (S, 2) in pixels (columns, rows) and returning
+    their scores, shape (S,); None when the lines leave nothing to score.
+    """
     fine = 0.5 / pixel_size_m  # template grid step, pixels
     reach = shadow_m if shadow_px is not None else 0.0
     margin = (max_shift_m + BED_HALF_WIDTH_M + reach + 4.0 * max(pixel_size_m, 1.0)) / pixel_size_m
@@ -217,12 +242,4 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
             out[i] = float((((design @ coef) ** 2).sum(axis=0) / variance).sum())
         return out
 
-    radius_px = max_shift_m / pixel_size_m
-    best = np.zeros(2)
-    for radius, grid_step in ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)):
-        g = np.arange(-radius, radius + 1e-9, grid_step)
-        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
-        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
-        if len(cand):
-            best = cand[int(np.argmax(score(cand)))]
-    return float(best[0]), float(best[1])
+    return score

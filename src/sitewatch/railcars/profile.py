@@ -131,9 +131,9 @@ class _Profiles:
 
 
 def _profiles(data: np.ndarray, strips: list[TrackStrip], k: int, shadow: ShadowGeometry | None, *,
-              pixel_size_m: float) -> _Profiles:
+              pixel_size_m: float, stride: int = POSITION_STRIDE) -> _Profiles:
     strip = strips[k]
-    pos = np.arange(0, len(strip.along_m), POSITION_STRIDE)
+    pos = np.arange(0, len(strip.along_m), stride)
     here, normal = strip.centre_px[pos], strip.normal_px[pos]
     offsets, neighbours = [np.zeros(len(pos))], []
     for j, other in enumerate(strips):
@@ -156,8 +156,9 @@ def _profiles(data: np.ndarray, strips: list[TrackStrip], k: int, shadow: Shadow
 
 def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma: np.ndarray,
                    shadow: ShadowGeometry | None, *, pixel_size_m: float,
-                   neighbour_cars: list[np.ndarray] | None) -> np.ndarray:
-    """Log-likelihood ratio, per evaluated position, that this track (row 0) is occupied.
+                   neighbour_cars: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihood ratio, per evaluated position, that this track (row 0) is occupied,
+    and the best pattern's log-likelihood per residual sample.
 
     ``neighbour_cars`` (per strip, bool per position) fixes where the neighbours' cars are;
     without it every pattern of occupied neighbours is tried.
@@ -230,12 +231,13 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
         score = -0.5 * (residual**2 * weight).sum(axis=(0, 2)) - PATTERN_PENALTY * on.sum(axis=0)
         key = bool(pattern[0][0])
         best[key] = np.maximum(best[key], score)
-    return best[True] - best[False]
+    samples = np.maximum(window.sum(axis=1) * y.shape[0], 1)
+    return best[True] - best[False], np.maximum(best[True], best[False]) / samples
 
 
 def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, shadow: ShadowGeometry | None, *,
-                 pixel_size_m: float, prior: SegmentationPrior = SegmentationPrior()
-                 ) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence]]:
+                 pixel_size_m: float, prior: SegmentationPrior = SegmentationPrior(), passes: int = PASSES,
+                 position_stride: int = POSITION_STRIDE) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence], float]:
     """Cars on every track from the unmixed cross-track profiles.
 
     Parameters
@@ -251,6 +253,11 @@ def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, sha
         Where shadows fall; None models no shadows.
     pixel_size_m : float
     prior : SegmentationPrior
+    passes : int
+        Evaluations of every track; after the first, neighbours' cars stand where the last
+        pass put them.
+    position_stride : int
+        Evaluate every this many strip positions (the rest are interpolated).
 
     Returns
     -------
@@ -259,19 +266,23 @@ def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, sha
     evidence : list of TrackEvidence
         The last pass's occupancy per strip position (boundary evidence is zero: a pixel
         this coarse cannot see the gaps between cars).
+    fit : float
+        How well the model explains the profiles: the mean, over tracks and positions, of
+        the best pattern's log-likelihood per residual sample (0 is perfect).
     """
     sigma = noise_sigma(data)
     if ground.shade is not None:
         tint = np.clip(ground.shade / np.maximum(ground.lit, 1e-6), 0.1, 0.8)
     else:
         tint = np.full(data.shape[0], DEFAULT_TINT)
-    profiles = [_profiles(data, strips, k, shadow, pixel_size_m=pixel_size_m) for k in range(len(strips))]
+    profiles = [_profiles(data, strips, k, shadow, pixel_size_m=pixel_size_m, stride=position_stride)
+                for k in range(len(strips))]
     placed: list[np.ndarray] | None = None
-    for _ in range(PASSES):
-        cars, evidence, occupied = [], [], []
+    for _ in range(passes):
+        cars, evidence, occupied, fits = [], [], [], []
         for strip, prof in zip(strips, profiles):
-            llr = _occupancy_llr(prof, ground.lit, tint, sigma, shadow, pixel_size_m=pixel_size_m,
-                                 neighbour_cars=placed)
+            llr, fit = _occupancy_llr(prof, ground.lit, tint, sigma, shadow, pixel_size_m=pixel_size_m,
+                                      neighbour_cars=placed)
             llr = np.interp(np.arange(len(strip.along_m)), prof.positions, llr)
             ev = TrackEvidence(np.tanh((llr - OCCUPIED_LLR) / LLR_SCALE).astype(np.float32),
                                np.zeros(len(llr), np.float32))
@@ -282,5 +293,6 @@ def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, sha
             cars.append(found)
             evidence.append(ev)
             occupied.append(cover)
+            fits.append(fit)
         placed = occupied
-    return cars, evidence
+    return cars, evidence, float(np.mean(np.concatenate(fits)))
