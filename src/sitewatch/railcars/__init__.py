@@ -20,18 +20,18 @@ with rasterio's convention that ``(0, 0)`` is the outer corner of the top-left p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from shapely.geometry import LineString
 
-from .bed import BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill, bed_fill_scorer
+from .bed import (BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill, bed_fill_scorer,
+                  best_fill_shift)
 from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
                        track_evidence, with_neighbour_shade, with_side_shade)
 from .profile import DEFAULT_SHADOW_PER_HEIGHT, ShadowGeometry, profile_cars, shadow_geometry
-from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, align_to_rails
+from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, RailFit, align_to_rails
 from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
                       segment_cars)
 from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
@@ -194,7 +194,7 @@ class _Placement:
     reach: float
 
 
-def _place(data: np.ndarray, wide: list[TrackStrip], rails: list[np.ndarray] | None, rail_fit,
+def _place(data: np.ndarray, wide: list[TrackStrip], rails: list[np.ndarray] | None, rail_fit: RailFit | None,
            common_shift_px: tuple[float, float] | None, *, pixel_size_m: float, max_line_error_m: float) -> _Placement:
     """Tracks placed by the rails (``rail_fit``) or by a common shift and each track's symmetry."""
     if rail_fit is not None:
@@ -317,16 +317,15 @@ def count_railcars(
         if pixel_size_m <= BED_MAX_PIXEL_M:
             common = align_to_bed(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
         elif sun is not None:
-            shadow_m = BED_SHADOW_HEIGHT_M * sun.per_height
-            common = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                       shadow_px=sun.direction_px, shadow_m=shadow_m)
-            if common is not None and coarse:
-                # the footprint can still prefer the group one track over, where the cars'
-                # shadows pass for a bed: the unmixing, which knows cars and shadows, decides
-                score = bed_fill_scorer(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                        shadow_px=sun.direction_px, shadow_m=shadow_m)
-                alternatives = _placements_across(score, common, lines, pixel_size_m=pixel_size_m,
-                                                  max_shift_m=max_line_error_m)
+            score = bed_fill_scorer(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
+                                    shadow_px=sun.direction_px, shadow_m=BED_SHADOW_HEIGHT_M * sun.per_height)
+            if score is not None:
+                common = best_fill_shift(score, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
+                if coarse:
+                    # the footprint can still prefer the group one track over, where the cars'
+                    # shadows pass for a bed: the unmixing, which knows cars and shadows, decides
+                    alternatives = _placements_across(score, common, lines, pixel_size_m=pixel_size_m,
+                                                      max_shift_m=max_line_error_m)
         else:
             common = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
 

@@ -125,14 +125,7 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
         return np.percentile(np.sqrt(total), OUTLINE_QUANTILE, axis=1)
 
     radius_px = max_shift_m / pixel_size_m
-    best = np.zeros(2)
-    for radius, grid_step in ((radius_px, max(0.25, radius_px / 12)), (0.6, 0.1), (0.12, 0.03)):
-        g = np.arange(-radius, radius + 1e-9, grid_step)
-        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
-        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
-        if len(cand):
-            best = cand[int(np.argmax(score(cand)))]
-    return float(best[0]), float(best[1])
+    return best_shift(score, radius_px, ((radius_px, max(0.25, radius_px / 12)), (0.6, 0.1), (0.12, 0.03)))
 
 
 def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
@@ -163,9 +156,25 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
                             shadow_px=shadow_px, shadow_m=shadow_m)
     if score is None:
         return None
+    return best_fill_shift(score, pixel_size_m=pixel_size_m, max_shift_m=max_shift_m)
+
+
+def best_fill_shift(score: Callable[[np.ndarray], np.ndarray], *, pixel_size_m: float,
+                    max_shift_m: float) -> tuple[float, float]:
+    """The shift, within ``max_shift_m``, that maximises a :func:`bed_fill_scorer` score."""
     radius_px = max_shift_m / pixel_size_m
+    return best_shift(score, radius_px, ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)))
+
+
+def best_shift(score: Callable[[np.ndarray], np.ndarray], radius_px: float,
+               stages: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """Coarse-to-fine grid search for the shift (columns, rows) maximising ``score``.
+
+    Each stage is (half-width, grid step) in pixels around the last stage's best; no shift
+    beyond ``radius_px`` from zero is tried.
+    """
     best = np.zeros(2)
-    for radius, grid_step in ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)):
+    for radius, grid_step in stages:
         g = np.arange(-radius, radius + 1e-9, grid_step)
         cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
         cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
