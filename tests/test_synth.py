@@ -76,3 +76,20 @@ def test_tumangang_railcars_rise_threefold(tmp_path):
 def test_bad_gsd_is_refused(tmp_path):
     res = CliRunner().invoke(main, ["synth", "hamhung-feb11-plant", "--out", str(tmp_path), "--gsd", "50"])
     assert res.exit_code != 0 and "gsd" in res.output.lower()
+
+
+def test_a_random_yard_whose_cars_come_out_long_gets_fewer_cars_not_an_error():
+    from shapely.geometry import Point
+
+    from sitewatch.synth.railcars import railyard_scene
+
+    # seed 3075 draws ten cars for a 215 m track, longer than it together (it raised)
+    scene = railyard_scene(3075, 3.0, crs_wkt="EPSG:32652", origin=(700000.0, 4700000.0))
+    tracks = dict(scene.tracks)
+    per_track = {}
+    for car in scene.truth:
+        line = tracks[car["track_id"]]
+        ends = [line.project(Point(p)) for p in car["geometry"].exterior.coords]
+        assert 0.0 < min(ends) and max(ends) < line.length
+        per_track[car["track_id"]] = per_track.get(car["track_id"], 0) + 1
+    assert 0 < per_track["track-2b"] < 10

@@ -95,11 +95,13 @@ def car_parts(car_id: str, car: CarType, line: LineString, start: float, length:
 
 
 def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, LineString]],
-               counts: list[int] | np.ndarray, index: int, *, end_margin_m: float = 5.0) -> None:
+               counts: list[int] | np.ndarray, index: int, *, end_margin_m: float = 5.0,
+               drop_what_does_not_fit: bool = False) -> None:
     """Put ``counts[i]`` railcars in one or two coupled consists on ``tracks[i]``, visible in image ``index``.
 
     Cars in a consist are 0.8-1.2 m apart (coupler gap).  Raises ``ValueError`` when a track is
-    too short for its cars.
+    too short for its cars, unless ``drop_what_does_not_fit``: then the last cars drawn are
+    left off until the rest fit (a random yard whose lengths came out long).
     """
     date = scene.acquisitions[index].date
     for (track_id, line), n in zip(tracks, counts):
@@ -108,7 +110,13 @@ def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, L
         for _ in range(n):
             car = CAR_TYPES[int(rng.integers(len(CAR_TYPES)))]
             cars.append((car, float(rng.uniform(*car.length_m)), car.colours[int(rng.integers(len(car.colours)))]))
-        need = sum(c[1] for c in cars) + 1.2 * max(n - 1, 0) + 2 * end_margin_m + 12.0
+        def needed(cars: list) -> float:
+            return sum(c[1] for c in cars) + 1.2 * max(len(cars) - 1, 0) + 2 * end_margin_m + 12.0
+
+        while drop_what_does_not_fit and cars and needed(cars) > line.length:
+            cars.pop()
+        n = len(cars)
+        need = needed(cars)
         if need > line.length:
             raise ValueError(f"track {track_id} is {line.length:.0f} m long, too short for {n} cars")
         split = int(rng.integers(1, n)) if n > 3 and rng.random() < 0.6 else n
@@ -205,7 +213,8 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     for _, ln in tracks:
         capacity = int((ln.length - 30) // 18.5)
         counts.append(int(rng.integers(0, min(14, capacity) + 1)))
-    place_cars(scene, rng, tracks, counts, 0)
+    # the capacity allows for average cars; a track whose cars came out long gets fewer
+    place_cars(scene, rng, tracks, counts, 0, drop_what_does_not_fit=True)
 
     corridor = shapely.union_all([ln for _, ln in tracks]).buffer(14)
     road = LineString([(west, south + rng.uniform(5, 30)), (west + width, south + rng.uniform(5, 30))]).buffer(3.5)
