@@ -51,12 +51,12 @@ METHOD_LENGTH = "occupied-length"
 INDIVIDUAL_MAX_PIXEL_M = 1.0
 # Measured spread of occupied-length counts at 3 m on development yards (seeds 0-79): about
 # two cars on any track, empty or not, plus a sixth of the count without sun angles; with
-# them, 1.3 cars plus a tenth.  Part of the uncertainty, so that it says honestly how little
-# a 3 m count is worth.
+# them, a car plus 7 %.  Part of the uncertainty, so that it says honestly how little a 3 m
+# count is worth.
 LENGTH_DETECTION_FLOOR_CARS = 2.0
 LENGTH_DETECTION_SHARE = 0.17
-LENGTH_DETECTION_FLOOR_CARS_SUN = 1.3
-LENGTH_DETECTION_SHARE_SUN = 0.10
+LENGTH_DETECTION_FLOOR_CARS_SUN = 1.0
+LENGTH_DETECTION_SHARE_SUN = 0.07
 # At coarse pixels with the sun known, the bed footprint's score can be nearly flat across
 # several metres (cars' shadows pass for a bed, and the group may sit one track over): other
 # placements across the tracks, every PLACEMENT_STEP_M where the footprint scores at least
