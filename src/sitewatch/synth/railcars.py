@@ -94,6 +94,12 @@ def car_parts(car_id: str, car: CarType, line: LineString, start: float, length:
     return parts, {"geometry": body, **extra}
 
 
+def _length_needed(cars: list[tuple[CarType, float, tuple]], end_margin_m: float) -> float:
+    """Track length that ``cars`` (type, length, colour) need: bodies, the widest coupler gaps,
+    both end margins and room for a 12 m gap between two consists."""
+    return sum(length for _, length, _ in cars) + 1.2 * max(len(cars) - 1, 0) + 2 * end_margin_m + 12.0
+
+
 def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, LineString]],
                counts: list[int] | np.ndarray, index: int, *, end_margin_m: float = 5.0,
                drop_what_does_not_fit: bool = False) -> None:
@@ -110,13 +116,10 @@ def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, L
         for _ in range(n):
             car = CAR_TYPES[int(rng.integers(len(CAR_TYPES)))]
             cars.append((car, float(rng.uniform(*car.length_m)), car.colours[int(rng.integers(len(car.colours)))]))
-        def needed(cars: list) -> float:
-            return sum(c[1] for c in cars) + 1.2 * max(len(cars) - 1, 0) + 2 * end_margin_m + 12.0
-
-        while drop_what_does_not_fit and cars and needed(cars) > line.length:
+        while drop_what_does_not_fit and cars and _length_needed(cars, end_margin_m) > line.length:
             cars.pop()
         n = len(cars)
-        need = needed(cars)
+        need = _length_needed(cars, end_margin_m)
         if need > line.length:
             raise ValueError(f"track {track_id} is {line.length:.0f} m long, too short for {n} cars")
         split = int(rng.integers(1, n)) if n > 3 and rng.random() < 0.6 else n
