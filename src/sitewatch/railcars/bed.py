@@ -19,6 +19,8 @@ import shapely
 from scipy import ndimage
 from shapely.geometry import LineString
 
+from .strip import best_shift
+
 BED_HALF_WIDTH_M = 2.2     # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
 OUTLINE_STEP_M = 0.5       # spacing of the outline samples
 OUTLINE_END_MARGIN_M = 4.0  # a drawn line's ends need not be the bed's: skip the outline there
@@ -164,23 +166,6 @@ def best_fill_shift(score: Callable[[np.ndarray], np.ndarray], *, pixel_size_m: 
     """The shift, within ``max_shift_m``, that maximises a :func:`bed_fill_scorer` score."""
     radius_px = max_shift_m / pixel_size_m
     return best_shift(score, radius_px, ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)))
-
-
-def best_shift(score: Callable[[np.ndarray], np.ndarray], radius_px: float,
-               stages: tuple[tuple[float, float], ...]) -> tuple[float, float]:
-    """Coarse-to-fine grid search for the shift (columns, rows) maximising ``score``.
-
-    Each stage is (half-width, grid step) in pixels around the last stage's best; no shift
-    beyond ``radius_px`` from zero is tried.
-    """
-    best = np.zeros(2)
-    for radius, grid_step in stages:
-        g = np.arange(-radius, radius + 1e-9, grid_step)
-        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
-        cand = cand[np.hypot(*cand.T) <= radius_px + 1e-9]
-        if len(cand):
-            best = cand[int(np.argmax(score(cand)))]
-    return float(best[0]), float(best[1])
 
 
 def bed_fill_scorer(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float,

@@ -6,6 +6,7 @@ with rasterio's convention that ``(0, 0)`` is the outer corner of the top-left p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,6 +149,23 @@ def _symmetry_terms(strip: TrackStrip, pixel_size_m: float) -> tuple[np.ndarray,
     return np.pad(asym, pad), np.pad(struct, pad)
 
 
+def best_shift(score: Callable[[np.ndarray], np.ndarray], radius: float,
+               stages: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """Coarse-to-fine grid search for the 2-D shift maximising ``score``.
+
+    Each stage is (half-width, grid step) around the last stage's best, starting at zero; no
+    shift beyond ``radius`` from zero is tried.  Units are the caller's (pixels or metres).
+    """
+    best = np.zeros(2)
+    for half_width, grid_step in stages:
+        g = np.arange(-half_width, half_width + 1e-9, grid_step)
+        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
+        cand = cand[np.hypot(*cand.T) <= radius + 1e-9]
+        if len(cand):
+            best = cand[int(np.argmax(score(cand)))]
+    return float(best[0]), float(best[1])
+
+
 def align_tracks(
     strips: list[TrackStrip],
     *,
@@ -204,17 +222,11 @@ def align_tracks(
             struct_total += b
         return asym_total / np.maximum(struct_total, 1e-9)
 
-    best = np.zeros(2)
-    searches = ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2))
     if common_shift_px is not None:
         best = np.asarray(common_shift_px, float) * pixel_size_m
-        searches = ()
-    for radius, grid_step in searches:
-        g = np.arange(-radius, radius + 1e-9, grid_step)
-        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
-        cand = cand[np.hypot(*cand.T) <= max_shift_m + 1e-9]
-        if len(cand):
-            best = cand[int(np.argmin(cost(cand)))]
+    else:
+        best = np.array(best_shift(lambda cand: -cost(cand), max_shift_m,
+                                   ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2))))
     offsets = []
     residual_grid = np.arange(-max_track_residual_m, max_track_residual_m + 1e-9, step)
     for i, s in enumerate(strips):
