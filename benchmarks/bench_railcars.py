@@ -13,6 +13,9 @@ metadata gives them; ``--no-sun`` withholds them); the truth stays here.
 Prints, per pixel size: track-images, cars, exact-count rate over track-images, total
 absolute error (sum over track-images of |found - true| / sum of true), the bias of the
 sum, and the per-image total error (|found total - true total| summed / sum of true).
+``--per-track`` adds one tab-separated line per track-image after each pixel size (seed,
+track, true and found count, occupied length, uncertainty, offset; floats in full), so two
+runs can be compared exactly with ``diff``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ CRS_WKT = CRS.from_epsg(32652).to_wkt()
 FIRST_SEED = 1000  # the seeds tuned on during development were 0-99 and 2000-2011; the benchmark uses others
 
 
-def one_scene(args: tuple[int, float, bool]) -> tuple[list[tuple[str, int, int]], float]:
+def one_scene(args: tuple[int, float, bool]) -> tuple[list[tuple[str, int, int, float, float, float]], float]:
     seed, gsd, with_sun = args
     scene = railyard_scene(seed, gsd, crs_wkt=CRS_WKT, origin=(700000.0, 4700000.0))
     image = render(scene, 0)
@@ -48,7 +51,7 @@ def one_scene(args: tuple[int, float, bool]) -> tuple[list[tuple[str, int, int]]
     rows = []
     for t in result.tracks:
         true = sum(1 for r in scene.truth if r.get("track_id") == t.track_id)
-        rows.append((t.track_id, true, t.count))
+        rows.append((t.track_id, true, t.count, t.occupied_m, t.uncertainty, t.offset_m))
     return rows, seconds
 
 
@@ -59,6 +62,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--no-sun", action="store_true", help="withhold the sun's azimuth and elevation")
+    parser.add_argument("--per-track", action="store_true",
+                        help="also print every track-image's counts and lengths in full precision")
     args = parser.parse_args()
     print(f"{'pixel':>6s} {'scenes':>6s} {'tracks':>6s} {'cars':>5s} {'exact':>7s} {'abs err':>8s} {'bias':>7s} "
           f"{'image err':>9s} {'s/scene':>8s}")
@@ -66,13 +71,17 @@ def main() -> None:
         for gsd in args.gsd:
             jobs = [(args.first_seed + k, gsd, not args.no_sun) for k in range(args.scenes)]
             per_scene = list(pool.map(one_scene, jobs))
-            rows = np.array([(true, found) for scene_rows, _ in per_scene for _, true, found in scene_rows])
-            image_err = sum(abs(sum(f for _, _, f in r) - sum(t for _, t, _ in r)) for r, _ in per_scene)
+            rows = np.array([(r[1], r[2]) for scene_rows, _ in per_scene for r in scene_rows])
+            image_err = sum(abs(sum(r[2] for r in rs) - sum(r[1] for r in rs)) for rs, _ in per_scene)
             true_total = rows[:, 0].sum()
             print(f"{gsd:5.1f}m {len(per_scene):6d} {len(rows):6d} {true_total:5d} "
                   f"{np.mean(rows[:, 0] == rows[:, 1]):7.1%} {np.abs(rows[:, 1] - rows[:, 0]).sum() / true_total:8.1%} "
                   f"{(rows[:, 1].sum() - true_total) / true_total:+7.1%} {image_err / true_total:9.1%} "
                   f"{np.mean([s for _, s in per_scene]):8.2f}", flush=True)
+            if args.per_track:
+                for (seed, _, _), (scene_rows, _) in zip(jobs, per_scene):
+                    for track_id, true, found, occupied_m, uncertainty, offset_m in scene_rows:
+                        print(f"  {gsd}\t{seed}\t{track_id}\t{true}\t{found}\t{occupied_m!r}\t{uncertainty!r}\t{offset_m!r}")
 
 
 if __name__ == "__main__":
