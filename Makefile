@@ -9,7 +9,7 @@ DEMO_OUT ?= demo_output
 SAMPLE_SITES := hamhung-feb11-plant:1.0 sinuiju-instrument-factory:1.0 tumangang-rail-crossing:0.5 hamhung-feb8-vinalon:1.0
 SAMPLE_SEED  := 0
 
-.PHONY: demo test install sample-imagery clean
+.PHONY: demo test lint format install sample-imagery clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,17 @@ demo: $(STAMP)
 	done
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 sample-imagery: $(STAMP)
 	@for entry in $(SAMPLE_SITES); do \

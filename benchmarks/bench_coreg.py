@@ -65,8 +65,10 @@ def main() -> None:
             s = estimate_shift(centre(img), degraded(displaced(img, dx, dy), rng))
             seconds.append(time.perf_counter() - t)
             errors.append(np.hypot(s.dx - dx, s.dy - dy))
-    print(f"same date: {len(errors)} cases, error max {max(errors):.4f} px, mean {np.mean(errors):.4f} px; "
-          f"{np.median(seconds):.2f} s median per {CROP}x{CROP} pair")
+    print(
+        f"same date: {len(errors)} cases, error max {max(errors):.4f} px, mean {np.mean(errors):.4f} px; "
+        f"{np.median(seconds):.2f} s median per {CROP}x{CROP} pair"
+    )
     for p in tiles:
         before, after = load(p), load(p.parent.parent / "B" / p.name)
         try:
@@ -81,8 +83,10 @@ def main() -> None:
                 line.append(f"{np.hypot(s.dx - base.dx - dx, s.dy - base.dy - dy):.3f}")
             except AlignmentError:
                 line.append("refused")
-        print(f"two dates {p.name}: pair's own shift {base.dx:+.2f}, {base.dy:+.2f} px ({base.model}, "
-              f"{base.windows_valid} windows agree); error for {TWO_DATES}: {', '.join(line)} px")
+        print(
+            f"two dates {p.name}: pair's own shift {base.dx:+.2f}, {base.dy:+.2f} px ({base.model}, "
+            f"{base.windows_valid} windows agree); error for {TWO_DATES}: {', '.join(line)} px"
+        )
     accepted = 0
     pairs = list(itertools.permutations(tiles, 2))
     for p, q in pairs:

@@ -61,17 +61,29 @@ def generate(folder: Path, size: int) -> tuple[Path, Path]:
     paths = []
     for name, data in (("2023-01-01.tif", before), ("2024-01-01.tif", after)):
         path = folder / name
-        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint16", crs=crs,
-                           transform=from_origin(west, north, 1.0, 1.0), tiled=True, blockxsize=512, blockysize=512,
-                           compress="deflate") as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=4,
+            dtype="uint16",
+            crs=crs,
+            transform=from_origin(west, north, 1.0, 1.0),
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            compress="deflate",
+        ) as dst:
             dst.write(np.clip(data, 0, 65535).astype(np.uint16))
         paths.append(path)
     return paths[0], paths[1]
 
 
 def _bounds(site, crs):
-    from pyproj import Transformer
     import shapely
+    from pyproj import Transformer
 
     to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     return shapely.transform(site.footprint, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))).bounds
@@ -93,9 +105,12 @@ def child(mode: str, before: str, after: str) -> None:
         from sitewatch.pipeline import detect
 
         result = detect(before, after, AOI)
-        extra = {"shift_px": result.summary["shift"]["shift_px"], "objects": len(result.objects),
-                 "window": [result.summary["window"]["cols"], result.summary["window"]["rows"]],
-                 "timings": result.summary["timings"]}
+        extra = {
+            "shift_px": result.summary["shift"]["shift_px"],
+            "objects": len(result.objects),
+            "window": [result.summary["window"]["cols"], result.summary["window"]["rows"]],
+            "timings": result.summary["timings"],
+        }
     seconds = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"mode": mode, "seconds": seconds, "peak_mib": peak_mib, **extra}))
@@ -116,18 +131,26 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--child", "generate", str(folder), str(args.size)], check=True)
         before, after = folder / "2023-01-01.tif", folder / "2024-01-01.tif"
-        print(f"pair: {args.size} x {args.size}, 4 bands uint16, written in {time.perf_counter() - t:.1f} s; "
-              f"true shift {SHIFT[0]:+.2f}, {SHIFT[1]:+.2f} px")
+        print(
+            f"pair: {args.size} x {args.size}, 4 bands uint16, written in {time.perf_counter() - t:.1f} s; "
+            f"true shift {SHIFT[0]:+.2f}, {SHIFT[1]:+.2f} px"
+        )
         rows = {}
         for mode in ("read", "detect"):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, str(before), str(after)], check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, str(before), str(after)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             rows[mode] = json.loads(out.strip().splitlines()[-1])
         mpx = args.size * args.size / 1e6
         r, d = rows["read"], rows["detect"]
         print(f"read both rasters : {r['seconds']:6.2f} s   peak {r['peak_mib']:6.0f} MiB")
-        print(f"detect            : {d['seconds']:6.2f} s   peak {d['peak_mib']:6.0f} MiB   "
-              f"{mpx / d['seconds']:.2f} Mpx/s (per image pixel)")
+        print(
+            f"detect            : {d['seconds']:6.2f} s   peak {d['peak_mib']:6.0f} MiB   "
+            f"{mpx / d['seconds']:.2f} Mpx/s (per image pixel)"
+        )
         print(f"  window {d['window'][0]} x {d['window'][1]} px, shift found {d['shift_px']}, {d['objects']} objects")
         print(f"  stages: {d['timings']}")
 

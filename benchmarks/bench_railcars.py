@@ -62,11 +62,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--no-sun", action="store_true", help="withhold the sun's azimuth and elevation")
-    parser.add_argument("--per-track", action="store_true",
-                        help="also print every track-image's counts and lengths in full precision")
+    parser.add_argument(
+        "--per-track", action="store_true", help="also print every track-image's counts and lengths in full precision"
+    )
     args = parser.parse_args()
-    print(f"{'pixel':>6s} {'scenes':>6s} {'tracks':>6s} {'cars':>5s} {'exact':>7s} {'abs err':>8s} {'bias':>7s} "
-          f"{'image err':>9s} {'s/scene':>8s}")
+    print(
+        f"{'pixel':>6s} {'scenes':>6s} {'tracks':>6s} {'cars':>5s} {'exact':>7s} {'abs err':>8s} {'bias':>7s} "
+        f"{'image err':>9s} {'s/scene':>8s}"
+    )
     with ProcessPoolExecutor(args.workers) as pool:
         for gsd in args.gsd:
             jobs = [(args.first_seed + k, gsd, not args.no_sun) for k in range(args.scenes)]
@@ -74,14 +77,18 @@ def main() -> None:
             rows = np.array([(r[1], r[2]) for scene_rows, _ in per_scene for r in scene_rows])
             image_err = sum(abs(sum(r[2] for r in rs) - sum(r[1] for r in rs)) for rs, _ in per_scene)
             true_total = rows[:, 0].sum()
-            print(f"{gsd:5.1f}m {len(per_scene):6d} {len(rows):6d} {true_total:5d} "
-                  f"{np.mean(rows[:, 0] == rows[:, 1]):7.1%} {np.abs(rows[:, 1] - rows[:, 0]).sum() / true_total:8.1%} "
-                  f"{(rows[:, 1].sum() - true_total) / true_total:+7.1%} {image_err / true_total:9.1%} "
-                  f"{np.mean([s for _, s in per_scene]):8.2f}", flush=True)
+            print(
+                f"{gsd:5.1f}m {len(per_scene):6d} {len(rows):6d} {true_total:5d} "
+                f"{np.mean(rows[:, 0] == rows[:, 1]):7.1%} {np.abs(rows[:, 1] - rows[:, 0]).sum() / true_total:8.1%} "
+                f"{(rows[:, 1].sum() - true_total) / true_total:+7.1%} {image_err / true_total:9.1%} "
+                f"{np.mean([s for _, s in per_scene]):8.2f}",
+                flush=True,
+            )
             if args.per_track:
                 for (seed, _, _), (scene_rows, _) in zip(jobs, per_scene):
                     for track_id, true, found, occupied_m, uncertainty, offset_m in scene_rows:
-                        print(f"  {gsd}\t{seed}\t{track_id}\t{true}\t{found}\t{occupied_m!r}\t{uncertainty!r}\t{offset_m!r}")
+                        print(f"  {gsd}\t{seed}\t{track_id}\t{true}\t{found}", end="")
+                        print(f"\t{occupied_m!r}\t{uncertainty!r}\t{offset_m!r}")
 
 
 if __name__ == "__main__":

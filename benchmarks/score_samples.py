@@ -24,11 +24,17 @@ def score(site: str) -> None:
     truth = gpd.read_file(folder / "truth.geojson").to_crs(result.grid.crs)
     truth = truth[truth["change"].isin(["new", "removed"])]
     true_shift = json.loads((folder / "truth.geojson").read_text())["properties"]["acquisitions"][1]["shift_px"]
-    print(f"== {site}: shift found ({result.shift.dx:+.2f}, {result.shift.dy:+.2f}) px, planted ({true_shift[0]:+.2f}, {true_shift[1]:+.2f})")
+    print(
+        f"== {site}: shift found ({result.shift.dx:+.2f}, {result.shift.dy:+.2f}) px, "
+        f"planted ({true_shift[0]:+.2f}, {true_shift[1]:+.2f})"
+    )
     used = set()
     for _, t in truth.iterrows():
-        cands = [(t.geometry.intersection(o.geometry).area / t.geometry.union(o.geometry).area, i)
-                 for i, o in enumerate(result.objects) if o.change == t["change"]]
+        cands = [
+            (t.geometry.intersection(o.geometry).area / t.geometry.union(o.geometry).area, i)
+            for i, o in enumerate(result.objects)
+            if o.change == t["change"]
+        ]
         iou, i = max(cands, default=(0.0, None))
         if iou >= 0.5:
             used.add(i)
@@ -37,8 +43,10 @@ def score(site: str) -> None:
             rel = f"  relative_size {result.objects[i].relative_size:.3f} (true {t['relative_size']:.3f})"
         print(f"  {t['id']:26s} {t['change']:8s} IoU {iou:.2f}{rel}")
     extra = [o for i, o in enumerate(result.objects) if i not in used]
-    print(f"  detections matching nothing planted (IoU >= 0.5): {len(extra)}"
-          + (" — " + ", ".join(f"{o.change} {o.area_m2:.0f} m²" for o in extra) if extra else ""))
+    print(
+        f"  detections matching nothing planted (IoU >= 0.5): {len(extra)}"
+        + (" — " + ", ".join(f"{o.change} {o.area_m2:.0f} m²" for o in extra) if extra else "")
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ def textured(shape, seed=0, smooth=2.0):
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
-    img = ndimage.gaussian_filter(rng.normal(size=shape), smooth) + 0.5 * ndimage.gaussian_filter(rng.normal(size=shape), 8)
+    img = ndimage.gaussian_filter(rng.normal(size=shape), smooth) + 0.5 * ndimage.gaussian_filter(
+        rng.normal(size=shape), 8
+    )
     img = (img - img.min()) / (img.max() - img.min())
     return (40 + 160 * img).astype(np.float32)
 
@@ -36,8 +38,18 @@ def write_tif(path, data, *, crs="EPSG:32652", origin=(500000.0, 4400000.0), pix
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=dtype, crs=crs, transform=from_origin(*origin, pixel, pixel), nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=dtype,
+        crs=crs,
+        transform=from_origin(*origin, pixel, pixel),
+        nodata=nodata,
+    ) as dst:
         dst.write(data.astype(dtype))
     return Path(path)
 

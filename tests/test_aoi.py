@@ -2,12 +2,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import AOI_DIR
 
 from sitewatch.aoi import aoi_problems, list_site_files, load_aoi, resolve_site
 from sitewatch.cli import main
 from sitewatch.errors import AOIError, SitewatchError
-
-from conftest import AOI_DIR
 
 SITES = {"hamhung-feb11-plant", "tumangang-rail-crossing", "sinuiju-instrument-factory", "hamhung-feb8-vinalon"}
 
@@ -49,15 +48,32 @@ def _broken(tmp_path, mutate):
     return path
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d["features"][3]["properties"].pop("role"), "feature 3 ('Building B')"),
-    (lambda d: d["features"][3]["properties"].update(role="tower"), "'tower' is not one of"),
-    (lambda d: d["features"][3].update(geometry={"type": "LineString", "coordinates": [[127.6, 39.9], [127.7, 39.9]]}), "feature 3"),
-    (lambda d: d["features"][1].update(geometry={"type": "Point", "coordinates": [39.92, 127.65]}), "outside lon/lat range"),
-    (lambda d: d["features"][1]["properties"].update(source_ids=["nowhere"]), "'nowhere', which is not in the site's sources"),
-    (lambda d: d.update(features=[f for f in d["features"] if f["properties"]["role"] != "footprint"]), "no feature has role 'footprint'"),
-    (lambda d: d["properties"].pop("sources"), "'sources' is a required property"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["features"][3]["properties"].pop("role"), "feature 3 ('Building B')"),
+        (lambda d: d["features"][3]["properties"].update(role="tower"), "'tower' is not one of"),
+        (
+            lambda d: d["features"][3].update(
+                geometry={"type": "LineString", "coordinates": [[127.6, 39.9], [127.7, 39.9]]}
+            ),
+            "feature 3",
+        ),
+        (
+            lambda d: d["features"][1].update(geometry={"type": "Point", "coordinates": [39.92, 127.65]}),
+            "outside lon/lat range",
+        ),
+        (
+            lambda d: d["features"][1]["properties"].update(source_ids=["nowhere"]),
+            "'nowhere', which is not in the site's sources",
+        ),
+        (
+            lambda d: d.update(features=[f for f in d["features"] if f["properties"]["role"] != "footprint"]),
+            "no feature has role 'footprint'",
+        ),
+        (lambda d: d["properties"].pop("sources"), "'sources' is a required property"),
+    ],
+)
 def test_broken_files_name_the_problem(tmp_path, mutate, expected):
     path = _broken(tmp_path, mutate)
     problems = aoi_problems(path)

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from affine import Affine
+from conftest import textured
 from shapely.geometry import box
 
 from sitewatch.buildings import building_evidence, outline_share, roofness
 from sitewatch.structures import detect_structure_changes
-
-from conftest import textured
 
 PIXEL = 0.5
 TRANSFORM = Affine(PIXEL, 0, 1000, 0, -PIXEL, 2000)
@@ -25,7 +24,7 @@ def footprint(r0, r1, c0, c1):
 def put_building(image, r0, r1, c0, c1, colour, shadow_rows=6):
     """A flat roof of ``colour`` with its cast shadow below it (the sun in the north)."""
     image[:, r0:r1, c0:c1] = np.asarray(colour, float)[:, None, None]
-    image[:, r1:r1 + shadow_rows, c0:c1] *= 0.3
+    image[:, r1 : r1 + shadow_rows, c0:c1] *= 0.3
 
 
 def ground(seed=0):
@@ -49,9 +48,16 @@ def iou(a, b):
 
 
 def test_roofness_tells_roof_materials_from_soil_and_leaves():
-    colours = {"grey": (0.60, 0.59, 0.57), "white": (0.9, 0.9, 0.88), "blue paint": (0.22, 0.36, 0.56),
-               "teal paint": (0.20, 0.45, 0.48), "red paint": (0.60, 0.20, 0.15),
-               "soil": tuple(SOIL), "dry grass": tuple(DRY_GRASS), "grass": tuple(GRASS)}
+    colours = {
+        "grey": (0.60, 0.59, 0.57),
+        "white": (0.9, 0.9, 0.88),
+        "blue paint": (0.22, 0.36, 0.56),
+        "teal paint": (0.20, 0.45, 0.48),
+        "red paint": (0.60, 0.20, 0.15),
+        "soil": tuple(SOIL),
+        "dry grass": tuple(DRY_GRASS),
+        "grass": tuple(GRASS),
+    }
     img = np.array(list(colours.values()), dtype=np.float32).T[:, None, :] * 255
     score = dict(zip(colours, roofness(img)[0]))
     assert all(score[k] > 0.7 for k in ("grey", "white", "blue paint", "teal paint", "red paint")), score
@@ -114,7 +120,10 @@ def test_roof_replaced_on_its_own_footprint_is_new_and_removed():
     truth = footprint(40, 70, 60, 90)
     for change in ("new", "removed"):
         found = [o for o in res.objects if o.change == change]
-        assert found and max(iou(o.geometry, truth) for o in found) > 0.7, (change, [(o.change, o.area_m2) for o in res.objects])
+        assert found and max(iou(o.geometry, truth) for o in found) > 0.7, (
+            change,
+            [(o.change, o.area_m2) for o in res.objects],
+        )
 
 
 def test_same_answer_for_8_bit_and_16_bit_data():

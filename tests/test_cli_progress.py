@@ -6,8 +6,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import AOI_DIR, SAMPLES
+
 from sitewatch import cli
 from sitewatch.cli import main
 
@@ -44,11 +44,27 @@ def test_quiet_when_piped():
 
 def test_verbose_logs_each_stage(tmp_path):
     site = SAMPLES / "hamhung-feb11-plant"
-    res = CliRunner().invoke(main, ["-v", "detect", str(site / "2023-06-15.tif"), str(site / "2024-10-20.tif"),
-                                    "--aoi", str(AOI_DIR / "hamhung-feb11-plant.geojson"), "-o", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "-v",
+            "detect",
+            str(site / "2023-06-15.tif"),
+            str(site / "2024-10-20.tif"),
+            "--aoi",
+            str(AOI_DIR / "hamhung-feb11-plant.geojson"),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     log = res.stderr
-    for stage in ("read 2023-06-15.tif", "shift of 2024-10-20.tif", "normalised 2024-10-20.tif", "change objects",
-                  "wrote changes.geojson"):
+    for stage in (
+        "read 2023-06-15.tif",
+        "shift of 2024-10-20.tif",
+        "normalised 2024-10-20.tif",
+        "change objects",
+        "wrote changes.geojson",
+    ):
         assert stage in log, stage
     assert all(line.startswith("INFO ") for line in log.strip().splitlines())

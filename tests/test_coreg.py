@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import rasterio
+from conftest import FIXTURES, textured
 from scipy import ndimage
 
 from sitewatch.coreg import estimate_shift
 from sitewatch.errors import AlignmentError
-
-from conftest import FIXTURES, textured
 
 
 @pytest.mark.parametrize("dx, dy", [(0.0, 0.0), (3.4, -2.7), (-1.25, 0.6), (7.0, 5.5)])
@@ -44,11 +43,14 @@ def test_size_mismatch_is_refused():
 
 
 def _warped(image: np.ndarray, amplitude_px: float, seed: int) -> np.ndarray:
-    """``image`` under a smooth displacement that varies across it by about ``amplitude_px`` (relief, sensor geometry)."""
+    """``image`` under a smooth displacement that varies across it by about ``amplitude_px``
+    (relief, sensor geometry)."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float64)
-    fields = [ndimage.zoom(rng.normal(0, 1, (4, 4)), image.shape[0] / 4, order=3)[: image.shape[0], : image.shape[1]]
-              for _ in range(2)]
+    fields = [
+        ndimage.zoom(rng.normal(0, 1, (4, 4)), image.shape[0] / 4, order=3)[: image.shape[0], : image.shape[1]]
+        for _ in range(2)
+    ]
     fx, fy = (amplitude_px * f / np.abs(f).max() for f in fields)
     return ndimage.map_coordinates(image, [rows + fy, cols + fx], order=3, mode="reflect")
 

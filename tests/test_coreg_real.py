@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_tif
 from PIL import Image
 from scipy import ndimage
 
-from conftest import write_tif
 from sitewatch.cli import main
 from sitewatch.coreg import estimate_shift
 from sitewatch.errors import AlignmentError
@@ -79,9 +79,14 @@ def test_unrelated_tiles_are_refused(realdata):
         estimate_shift(a, b)
 
 
-@pytest.mark.parametrize("a_name, b_name", [("test_121_0768_0256.png", "train_36_0512_0512.png"),
-                                             ("val_27_0000_0256.png", "test_7_0256_0512.png"),
-                                             ("test_2_0000_0000.png", "test_55_0256_0000.png")])
+@pytest.mark.parametrize(
+    "a_name, b_name",
+    [
+        ("test_121_0768_0256.png", "train_36_0512_0512.png"),
+        ("val_27_0000_0256.png", "test_7_0256_0512.png"),
+        ("test_2_0000_0000.png", "test_55_0256_0000.png"),
+    ],
+)
 def test_unrelated_small_crops_are_refused(realdata, a_name, b_name):
     """256-px crops hold few edges: unrelated ones can peak as distinctly as 1.65x (these three)."""
     folder = realdata / "realcd" / "levir-cd-256"

@@ -7,12 +7,11 @@ import geopandas as gpd
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import AOI_DIR, FIXTURES, SAMPLES, write_tif
 
 from sitewatch.cli import main
 from sitewatch.io import image_date
 from sitewatch.pipeline import detect
-
-from conftest import AOI_DIR, FIXTURES, SAMPLES, write_tif
 
 
 def _pair(site):
@@ -80,12 +79,29 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
     before, after, _ = _pair("sinuiju-instrument-factory")
     out = tmp_path / "run"
     runner = CliRunner()
-    res = runner.invoke(main, ["detect", str(before), str(after), "--aoi", str(AOI_DIR / "sinuiju-instrument-factory.geojson"),
-                               "-o", str(out), "--json"])
+    res = runner.invoke(
+        main,
+        [
+            "detect",
+            str(before),
+            str(after),
+            "--aoi",
+            str(AOI_DIR / "sinuiju-instrument-factory.geojson"),
+            "-o",
+            str(out),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["counts"]["new"] >= 3 and report["counts"]["removed"] >= 3
-    assert sorted(p.name for p in out.iterdir()) == ["change_score.tif", "changes.geojson", "changes.gpkg", "overlay.png", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "change_score.tif",
+        "changes.geojson",
+        "changes.gpkg",
+        "overlay.png",
+        "summary.json",
+    ]
     gj = json.loads((out / "changes.geojson").read_text())
     props = gj["features"][0]["properties"]
     for key in ("change", "area_m2", "length_m", "width_m", "orientation_deg", "score", "relative_size"):
@@ -98,7 +114,9 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dates"] == {"before": "2022-09-05", "after": "2024-04-12"}
     stamp = (out / "summary.json").stat().st_mtime_ns
-    res = runner.invoke(main, ["detect", str(before), str(after), "--aoi", "sinuiju-instrument-factory", "-o", str(out)])
+    res = runner.invoke(
+        main, ["detect", str(before), str(after), "--aoi", "sinuiju-instrument-factory", "-o", str(out)]
+    )
     assert res.exit_code == 2 and "--overwrite" in res.output
     assert (out / "summary.json").stat().st_mtime_ns == stamp
 
@@ -117,15 +135,26 @@ def test_bad_inputs_fail_cleanly(tmp_path):
         data, transform = src.read(), src.transform
     # no CRS
     nocrs = tmp_path / "nocrs.tif"
-    with rasterio.open(nocrs, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3, dtype="uint8") as dst:
+    with rasterio.open(
+        nocrs, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3, dtype="uint8"
+    ) as dst:
         dst.write(data)
     # corrupt file
     corrupt = tmp_path / "corrupt.tif"
     corrupt.write_bytes(good.read_bytes()[:5000])
     # wrong band count
     oneband = tmp_path / "oneband.tif"
-    with rasterio.open(oneband, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=1, dtype="uint8",
-                       crs="EPSG:32651", transform=transform) as dst:
+    with rasterio.open(
+        oneband,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32651",
+        transform=transform,
+    ) as dst:
         dst.write(data[:1])
     # elsewhere in the world: no overlap with the AOI
     far = write_tif(tmp_path / "far.tif", data, crs="EPSG:32651", origin=(200000.0, 3000000.0))
@@ -172,8 +201,20 @@ def test_image_date_sources(tmp_path):
 def test_assume_registered_goes_on_where_coregistration_refuses(tmp_path):
     before, unrelated = _unrelated_pair(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["detect", str(before), str(unrelated), "--aoi", "sinuiju-instrument-factory",
-                                    "-o", str(out), "--assume-registered", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "detect",
+            str(before),
+            str(unrelated),
+            "--aoi",
+            "sinuiju-instrument-factory",
+            "-o",
+            str(out),
+            "--assume-registered",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shift"]["model"] == "none" and summary["shift"]["shift_px"] == [0.0, 0.0]

@@ -18,16 +18,22 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 def _run(name: str):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute()
     return nb
 
 
 def _map_html(nb) -> str:
     """The page inside the last map output (folium shows it in an iframe's srcdoc)."""
-    pages = [out["data"]["text/html"] for cell in nb.cells if cell.cell_type == "code"
-             for out in cell.get("outputs", []) if "text/html" in out.get("data", {}) and "srcdoc" in out["data"]["text/html"]]
+    pages = [
+        out["data"]["text/html"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "text/html" in out.get("data", {}) and "srcdoc" in out["data"]["text/html"]
+    ]
     assert pages, "no map output"
     srcdoc = re.search(r'srcdoc="(.*?)"', pages[-1], re.S).group(1)
     return html.unescape(srcdoc)
@@ -35,8 +41,8 @@ def _map_html(nb) -> str:
 
 def _assert_offline(page: str) -> None:
     # no script, stylesheet or image fetched from anywhere: Leaflet is inlined
-    assert not re.search(r'<script[^>]+src=', page)
-    assert not re.search(r'<link[^>]+href=', page)
+    assert not re.search(r"<script[^>]+src=", page)
+    assert not re.search(r"<link[^>]+href=", page)
     assert not re.search(r'src="https?://', page)
     assert "L.map(" in page and "L.control.layers(" in page
 
@@ -77,5 +83,9 @@ def test_tumangang_notebook_runs_and_maps_railcars():
     assert len(counts) == 3 and counts[-1] > 2 * counts[0]  # the sample's rise, 20 -> 73 planted
     assert page.count('"kind": "railcar"') == sum(counts)
     # the timeline chart is shown inline
-    assert any("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
-               for out in cell.get("outputs", []))
+    assert any(
+        "image/png" in out.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
+from conftest import textured
 
 from sitewatch.radiometry import histogram_match, invariant_regression
-
-from conftest import textured
 
 
 def test_regression_recovers_gain_offset_despite_changed_pixels():

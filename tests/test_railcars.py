@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_tif
 from pyproj import CRS
 from shapely.geometry import LineString, Point
 
-from conftest import write_tif
 from sitewatch.cli import main
 from sitewatch.railcars import METHOD_INDIVIDUAL, METHOD_LENGTH, count_railcars, shadow_geometry
 from sitewatch.synth import render
@@ -21,8 +21,15 @@ UTM52 = CRS.from_epsg(32652)
 X0, Y0 = 700000.0, 4700000.0
 
 
-def planted_scene(counts: list[int], *, gsd: float, curved: bool = False, seed: int = 3,
-                  sun: tuple[float, float] = (150.0, 45.0), spacing: float = 4.5) -> Scene:
+def planted_scene(
+    counts: list[int],
+    *,
+    gsd: float,
+    curved: bool = False,
+    seed: int = 3,
+    sun: tuple[float, float] = (150.0, 45.0),
+    spacing: float = 4.5,
+) -> Scene:
     """One or more parallel tracks across a 300 x 100 m frame with ``counts[i]`` cars on track i."""
     acq = Acquisition("2024-05-01", "summer", sun[0], sun[1], (1.0, 1.0, 1.0), (0.01, 0.012, 0.02), (0.0, 0.0))
     scene = Scene("test", UTM52.to_wkt(), (X0, Y0, X0 + 300, Y0 + 100), gsd, [acq], seed=seed)
@@ -41,9 +48,15 @@ def planted_scene(counts: list[int], *, gsd: float, curved: bool = False, seed: 
 
 def pixel_lines(scene: Scene, shift_m: tuple[float, float] = (0.0, 0.0)) -> dict[str, np.ndarray]:
     west, _, _, north = scene.bounds
-    return {tid: np.column_stack([(np.asarray(ln.coords)[:, 0] + shift_m[0] - west) / scene.gsd,
-                                  (north - np.asarray(ln.coords)[:, 1] - shift_m[1]) / scene.gsd])
-            for tid, ln in scene.tracks}
+    return {
+        tid: np.column_stack(
+            [
+                (np.asarray(ln.coords)[:, 0] + shift_m[0] - west) / scene.gsd,
+                (north - np.asarray(ln.coords)[:, 1] - shift_m[1]) / scene.gsd,
+            ]
+        )
+        for tid, ln in scene.tracks
+    }
 
 
 def counts(scene: Scene, **kw) -> dict[str, int]:
@@ -91,8 +104,11 @@ def test_a_neighbours_shadow_across_empty_track_is_not_a_car(sun):
     assert counts(scene) == {"t1": 0, "t2": 8, "t3": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="known miss: a higher sun's shadow covering most of the empty bed, "
-                                       "darker than the shadow colour learnt elsewhere, reads as cars")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known miss: a higher sun's shadow covering most of the empty bed, "
+    "darker than the shadow colour learnt elsewhere, reads as cars",
+)
 def test_a_shorter_shadow_across_empty_track_is_not_a_car():
     scene = planted_scene([3, 8, 0], gsd=0.5, sun=(150.0, 45.0))
     assert counts(scene)["t3"] == 0
@@ -218,6 +234,7 @@ def test_random_yards_at_three_metres_without_the_sun_stay_above_the_measured_fl
 def test_rail_correlation_sees_rails_on_empty_track_in_sun_and_shade_but_not_on_cars():
     from sitewatch.railcars.rails import RAIL_VISIBLE, align_to_rails
     from sitewatch.railcars.strip import sample_strip
+
     scene = planted_scene([0, 8, 0], gsd=0.5, sun=(150.0, 30.0))
     image = render(scene, 0).astype(np.float32) / 255.0
     lines = pixel_lines(scene)
@@ -282,6 +299,7 @@ def test_count_rejects_an_image_without_bands():
 
 # ---------------------------------------------------------------- CLI and files
 
+
 @pytest.fixture()
 def yard_tif(tmp_path):
     scene = planted_scene([5, 3], gsd=0.5)
@@ -293,8 +311,13 @@ def yard_tif(tmp_path):
     to_lonlat = Transformer.from_crs(UTM52, "EPSG:4326", always_xy=True).transform
     for tid, ln in scene.tracks:
         coords = [list(to_lonlat(x, y)) for x, y in ln.coords]
-        tracks["features"].append({"type": "Feature", "properties": {"track_id": tid},
-                                   "geometry": {"type": "LineString", "coordinates": coords}})
+        tracks["features"].append(
+            {
+                "type": "Feature",
+                "properties": {"track_id": tid},
+                "geometry": {"type": "LineString", "coordinates": coords},
+            }
+        )
     tracks_path = tmp_path / "tracks.geojson"
     tracks_path.write_text(json.dumps(tracks))
     return path, tracks_path, tracks
@@ -317,12 +340,15 @@ def test_cli_railcars_json_and_outputs(yard_tif, tmp_path):
     assert (out / "railcars.csv").read_text().count("\n") == 3
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("outside", "track 't2' lies outside"),
-    ("empty", "track 't2' has an empty geometry"),
-    ("no_id", "feature 1 has no track_id"),
-    ("point", "track 't2' is a Point"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("outside", "track 't2' lies outside"),
+        ("empty", "track 't2' has an empty geometry"),
+        ("no_id", "feature 1 has no track_id"),
+        ("point", "track 't2' is a Point"),
+    ],
+)
 def test_cli_bad_tracks_name_the_track(yard_tif, tmp_path, problem, message):
     image, _, tracks = yard_tif
     feat = tracks["features"][1]
@@ -348,8 +374,19 @@ def test_timeline_on_sample_imagery_shows_the_rise(tmp_path):
 
     images = sorted((SAMPLES / "tumangang-rail-crossing").glob("*.tif"))
     out = tmp_path / "tl"
-    res = CliRunner().invoke(main, ["timeline", *map(str, images), "--aoi", "tumangang-rail-crossing", "-o", str(out),
-                                    "--no-structures", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            *map(str, images),
+            "--aoi",
+            "tumangang-rail-crossing",
+            "-o",
+            str(out),
+            "--no-structures",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     totals = [d["railcars_total"] for d in doc["dates"]]
@@ -375,16 +412,19 @@ def test_image_sun_reads_stac_then_geotiff_tags(tmp_path):
     import rasterio
 
     from sitewatch.io import image_sun
+
     path = write_tif(tmp_path / "scene.tif", np.zeros((3, 4, 4)))
     assert image_sun(path) is None
     with rasterio.open(path, "r+") as dst:
         dst.update_tags(sun_azimuth="151.5", sun_elevation="38.2")
     assert image_sun(path) == (151.5, 38.2)
-    path.with_suffix(".json").write_text(json.dumps({"properties": {"view:sun_azimuth": -20.0,
-                                                                     "view:sun_elevation": 61.0}}))
+    path.with_suffix(".json").write_text(
+        json.dumps({"properties": {"view:sun_azimuth": -20.0, "view:sun_elevation": 61.0}})
+    )
     assert image_sun(path) == (340.0, 61.0)  # the STAC item wins; azimuth folded into 0-360
-    path.with_suffix(".json").write_text(json.dumps({"properties": {"view:sun_azimuth": 120.0,
-                                                                     "view:sun_elevation": 95.0}}))
+    path.with_suffix(".json").write_text(
+        json.dumps({"properties": {"view:sun_azimuth": 120.0, "view:sun_elevation": 95.0}})
+    )
     assert image_sun(path) == (151.5, 38.2)  # an impossible elevation is not used
 
 

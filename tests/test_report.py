@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import AOI_DIR, SAMPLES
 from PIL import Image
 
 from sitewatch.cli import main
-
-from conftest import AOI_DIR, SAMPLES
 
 
 class _Page(HTMLParser):
@@ -75,8 +74,18 @@ def _parse(path: Path) -> tuple[_Page, str]:
 def detect_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "hamhung"
     site = SAMPLES / "hamhung-feb11-plant"
-    res = CliRunner().invoke(main, ["detect", str(site / "2023-06-15.tif"), str(site / "2024-10-20.tif"),
-                                    "--aoi", str(AOI_DIR / "hamhung-feb11-plant.geojson"), "-o", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "detect",
+            str(site / "2023-06-15.tif"),
+            str(site / "2024-10-20.tif"),
+            "--aoi",
+            str(AOI_DIR / "hamhung-feb11-plant.geojson"),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -85,8 +94,9 @@ def detect_run(tmp_path_factory):
 def timeline_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "tumangang"
     images = sorted(str(p) for p in (SAMPLES / "tumangang-rail-crossing").glob("*.tif"))
-    res = CliRunner().invoke(main, ["timeline", *images, "--aoi", str(AOI_DIR / "tumangang-rail-crossing.geojson"),
-                                    "-o", str(out)])
+    res = CliRunner().invoke(
+        main, ["timeline", *images, "--aoi", str(AOI_DIR / "tumangang-rail-crossing.geojson"), "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -167,14 +177,31 @@ def test_report_renders_in_headless_browser(detect_run, tmp_path):
     assert CliRunner().invoke(main, ["report", str(detect_run), "-o", str(target)]).exit_code == 0
     shot = tmp_path / "shot.png"
     # the flags keep Chromium off the network entirely (this machine has none anyway)
-    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--window-size=1200,2600",
-                    f"--screenshot={shot}", target.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1200,2600",
+            f"--screenshot={shot}",
+            target.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert rgb.shape[:2] == (2600, 1200)
     # the panels rendered: plenty of imagery colours, not a blank page
     assert len(np.unique(rgb[::4, ::4].reshape(-1, 3), axis=0)) > 2000
     # the change polygons rendered in their colour (#e8412c for "new")
-    red = (np.abs(rgb - [232, 65, 44]).sum(axis=2) < 40)
+    red = np.abs(rgb - [232, 65, 44]).sum(axis=2) < 40
     assert red.sum() > 500

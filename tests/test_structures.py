@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from affine import Affine
+from conftest import textured
 from shapely.geometry import box
 
 from sitewatch.change import CHANGE_METHODS, excess_green
 from sitewatch.structures import assign_relative_size, detect_structure_changes, rectangle_measures
-
-from conftest import textured
 
 
 def scene(seed=0):
@@ -27,7 +26,10 @@ def scene(seed=0):
     # removed building: blue roof 20 x 16 px with its 6 px shadow, present only BEFORE
     before[:, 40:56, 100:120] = np.array([56.0, 92.0, 143.0])[:, None, None]
     before[:, 56:62, 100:120] *= 0.3
-    noise = lambda: rng.normal(0, 1.5, before.shape)
+
+    def noise() -> np.ndarray:
+        return rng.normal(0, 1.5, before.shape)
+
     return (before + noise()).astype(np.float32), (after + noise()).astype(np.float32)
 
 
@@ -82,20 +84,28 @@ def test_bad_arguments():
 
 def test_rectangle_measures_and_relative_size():
     from shapely import affinity
+
     r = affinity.rotate(box(0, 0, 40, 10), 30, origin=(0, 0))
     length, width, orient, rect = rectangle_measures(r)
     assert (length, width, rect) == pytest.approx((40, 10, 1.0), rel=1e-6)
     assert orient == pytest.approx(60, abs=1e-6)  # 30 deg north of east = 60 deg from north
 
     from sitewatch.structures import ChangeObject
+
     obj = ChangeObject("new", box(100, 0, 130, 20), 600.0, 30, 20, 90, 5.0, 1.0)
     assign_relative_size([obj], [("far", box(1000, 0, 1010, 10)), ("near", box(0, 0, 40, 25))])
     assert obj.relative_to == "near" and obj.relative_size == pytest.approx(0.6)
 
 
 def test_excess_green_separates_vegetation_from_roofs():
-    colours = {"grass": (0.20, 0.31, 0.13), "dry": (0.50, 0.42, 0.21), "grey": (0.6, 0.59, 0.57),
-               "blue": (0.22, 0.36, 0.56), "teal": (0.2, 0.45, 0.48), "rust": (0.47, 0.22, 0.16)}
+    colours = {
+        "grass": (0.20, 0.31, 0.13),
+        "dry": (0.50, 0.42, 0.21),
+        "grey": (0.6, 0.59, 0.57),
+        "blue": (0.22, 0.36, 0.56),
+        "teal": (0.2, 0.45, 0.48),
+        "rust": (0.47, 0.22, 0.16),
+    }
     img = np.array(list(colours.values()), dtype=np.float32).T[:, None, :]
     exg = dict(zip(colours, excess_green(img)[0]))
     assert exg["grass"] > 0.05 and exg["dry"] > 0.05

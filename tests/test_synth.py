@@ -16,7 +16,9 @@ def test_synth_is_deterministic_and_georeferenced(tmp_path):
     outs = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        res = runner.invoke(main, ["synth", "sinuiju-instrument-factory", "--out", str(out), "--gsd", "2", "--seed", "5"])
+        res = runner.invoke(
+            main, ["synth", "sinuiju-instrument-factory", "--out", str(out), "--gsd", "2", "--seed", "5"]
+        )
         assert res.exit_code == 0, res.output
         outs.append(out)
     a, b = _read_all(outs[0]), _read_all(outs[1])
@@ -30,7 +32,9 @@ def test_synth_is_deterministic_and_georeferenced(tmp_path):
         lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", [src.bounds.left], [src.bounds.top])
         assert abs(lon[0] - 124.398) < 0.01 and abs(lat[0] - 40.10) < 0.01
     # another seed gives another scene
-    res = runner.invoke(main, ["synth", "sinuiju-instrument-factory", "--out", str(tmp_path / "s6"), "--gsd", "2", "--seed", "6"])
+    res = runner.invoke(
+        main, ["synth", "sinuiju-instrument-factory", "--out", str(tmp_path / "s6"), "--gsd", "2", "--seed", "6"]
+    )
     assert res.exit_code == 0
     assert not np.array_equal(_read_all(tmp_path / "s6")["2024-04-12.tif"], a["2024-04-12.tif"])
 

@@ -198,8 +198,7 @@ def aoi_problems(path: str | os.PathLike[str]) -> list[str]:
         minx, miny, maxx, maxy = geom.bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             problems.append(
-                f"{label}: coordinates outside lon/lat range (GeoJSON must be WGS84 lon, lat): "
-                f"bounds {geom.bounds}"
+                f"{label}: coordinates outside lon/lat range (GeoJSON must be WGS84 lon, lat): bounds {geom.bounds}"
             )
         if not geom.is_valid:
             problems.append(f"{label}: invalid geometry ({shapely.is_valid_reason(geom)})")

@@ -112,12 +112,19 @@ def segment_surfaces(image: np.ndarray, *, pixel_size: float, valid: np.ndarray 
     scale, min_size = SEGMENT_SCALE_M2 / area, max(4, int(round(SEGMENT_MIN_M2 / area)))
     # tile by tile: the graph method's time and memory grow faster than the pixel count
     # (about 3 s for 1024 x 1024 px; a 4096 x 4096 scene whole took minutes and gigabytes)
-    corners = [(r, c) for r in range(0, picture.shape[0], SEGMENT_TILE_PX) for c in range(0, picture.shape[1], SEGMENT_TILE_PX)]
+    corners = [
+        (r, c) for r in range(0, picture.shape[0], SEGMENT_TILE_PX) for c in range(0, picture.shape[1], SEGMENT_TILE_PX)
+    ]
 
     def segment(corner: tuple[int, int]) -> np.ndarray:
         r, c = corner
-        return felzenszwalb(picture[r:r + SEGMENT_TILE_PX, c:c + SEGMENT_TILE_PX], scale=scale, sigma=0.8,
-                            min_size=min_size, channel_axis=-1)
+        return felzenszwalb(
+            picture[r : r + SEGMENT_TILE_PX, c : c + SEGMENT_TILE_PX],
+            scale=scale,
+            sigma=0.8,
+            min_size=min_size,
+            channel_axis=-1,
+        )
 
     # the graph method releases the GIL for most of its work: tiles run side by side on threads
     with ThreadPoolExecutor(max_workers=min(len(corners), os.cpu_count() or 1)) as pool:
@@ -125,7 +132,7 @@ def segment_surfaces(image: np.ndarray, *, pixel_size: float, valid: np.ndarray 
     labels = np.empty(picture.shape[:2], np.int32)
     offset = 0
     for (r, c), tile in zip(corners, tiles):
-        labels[r:r + SEGMENT_TILE_PX, c:c + SEGMENT_TILE_PX] = tile + offset
+        labels[r : r + SEGMENT_TILE_PX, c : c + SEGMENT_TILE_PX] = tile + offset
         offset += int(tile.max()) + 1
     return labels
 
@@ -142,9 +149,16 @@ def _weighted_lower_quartile(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.25 * cumulative[-1])])
 
 
-def new_structure_score(earlier: np.ndarray, later: np.ndarray, regions: np.ndarray, *,
-                        valid: np.ndarray | None = None, roof_earlier: np.ndarray | None = None,
-                        roof_later: np.ndarray | None = None, dark_later: np.ndarray | None = None) -> np.ndarray:
+def new_structure_score(
+    earlier: np.ndarray,
+    later: np.ndarray,
+    regions: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    roof_earlier: np.ndarray | None = None,
+    roof_later: np.ndarray | None = None,
+    dark_later: np.ndarray | None = None,
+) -> np.ndarray:
     """Per pixel, how strongly its region of ``later`` is a roof that ``earlier`` did not show.
 
     A region's score is ``roofness(later) * max(1 - roofness(earlier), change) * (1 - shadow)``,
@@ -209,8 +223,9 @@ def outline_share(labels: np.ndarray, mask: np.ndarray, *, ring_px: int) -> np.n
     return share
 
 
-def cast_shadow(image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None,
-                dark: np.ndarray | None = None) -> np.ndarray:
+def cast_shadow(
+    image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None, dark: np.ndarray | None = None
+) -> np.ndarray:
     """Shadow: darker than half the scene's median brightness, or than its surroundings.
 
     The second test (:data:`SHADOW_SURROUND_FRACTION` of the mean over
@@ -256,8 +271,9 @@ class BuildingEvidence:
     """float32: :func:`chromaticity_change` from before to after."""
 
 
-def building_evidence(before: np.ndarray, after: np.ndarray, *, pixel_size: float,
-                      valid: np.ndarray | None = None) -> BuildingEvidence:
+def building_evidence(
+    before: np.ndarray, after: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None
+) -> BuildingEvidence:
     """Evidence of new and removed structures between two dates on one grid.
 
     Pass the images as they came from the sensor: :func:`roofness` reads colour ratios,
@@ -268,10 +284,28 @@ def building_evidence(before: np.ndarray, after: np.ndarray, *, pixel_size: floa
     # each date's roofness and darkness once, for both directions and the shadows
     roof_before, roof_after = roofness(before), roofness(after)
     dark_before, dark_after = shadow_mask(before, valid=valid), shadow_mask(after, valid=valid)
-    new = new_structure_score(before, after, segment_surfaces(after, pixel_size=pixel_size, valid=valid), valid=valid,
-                              roof_earlier=roof_before, roof_later=roof_after, dark_later=dark_after)
-    removed = new_structure_score(after, before, segment_surfaces(before, pixel_size=pixel_size, valid=valid),
-                                  valid=valid, roof_earlier=roof_after, roof_later=roof_before, dark_later=dark_before)
-    return BuildingEvidence(new, removed, cast_shadow(before, pixel_size=pixel_size, valid=valid, dark=dark_before),
-                            cast_shadow(after, pixel_size=pixel_size, valid=valid, dark=dark_after),
-                            chromaticity_change(before, after))
+    new = new_structure_score(
+        before,
+        after,
+        segment_surfaces(after, pixel_size=pixel_size, valid=valid),
+        valid=valid,
+        roof_earlier=roof_before,
+        roof_later=roof_after,
+        dark_later=dark_after,
+    )
+    removed = new_structure_score(
+        after,
+        before,
+        segment_surfaces(before, pixel_size=pixel_size, valid=valid),
+        valid=valid,
+        roof_earlier=roof_after,
+        roof_later=roof_before,
+        dark_later=dark_before,
+    )
+    return BuildingEvidence(
+        new,
+        removed,
+        cast_shadow(before, pixel_size=pixel_size, valid=valid, dark=dark_before),
+        cast_shadow(after, pixel_size=pixel_size, valid=valid, dark=dark_after),
+        chromaticity_change(before, after),
+    )

@@ -6,11 +6,10 @@ radiometric normalisation) and return (M, N) arrays; none modifies its inputs.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from skimage.filters import threshold_otsu
-
 
 # For the magnitude of three bands of Gaussian noise (a chi distribution, 3 degrees of
 # freedom) the lower quartile is 0.717 of the median.

@@ -11,8 +11,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -72,6 +73,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 # ------------------------------------------------------------------ aoi
 
+
 @main.group()
 def aoi() -> None:
     """List, show and validate areas of interest."""
@@ -104,15 +106,26 @@ def aoi_show(site: str, aoi_dir: Path | None, as_json: bool) -> None:
 
     s = resolve_site(site, aoi_dir)
     info = s.summary()
-    info["feature_list"] = [{"role": f.role, "name": f.name, "basis": f.basis, "geometry": f.geometry.geom_type,
-                             **({"track_id": f.track_id} if f.track_id else {})} for f in s.features]
+    info["feature_list"] = [
+        {
+            "role": f.role,
+            "name": f.name,
+            "basis": f.basis,
+            "geometry": f.geometry.geom_type,
+            **({"track_id": f.track_id} if f.track_id else {}),
+        }
+        for f in s.features
+    ]
     if as_json:
         _echo_json(info)
         return
     click.echo(f"{s.name}  [{s.site_id}]")
     click.echo(f"  aliases:    {', '.join(s.aliases)}")
     click.echo(f"  confidence: {s.confidence}")
-    click.echo(f"  centroid:   lon {info['centroid_lonlat'][0]}, lat {info['centroid_lonlat'][1]}  ({info['footprint_km2']} km²)")
+    click.echo(
+        f"  centroid:   lon {info['centroid_lonlat'][0]}, lat {info['centroid_lonlat'][1]}  "
+        f"({info['footprint_km2']} km²)"
+    )
     click.echo("  features:")
     for f in info["feature_list"]:
         extra = f"  track_id={f['track_id']}" if "track_id" in f else ""
@@ -144,9 +157,12 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
 
 # ------------------------------------------------------------------ synth
 
+
 @main.command()
 @click.argument("site")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
 @click.option("--gsd", type=click.FloatRange(0.1, 10.0), default=1.0, show_default=True, help="Pixel size in metres.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same images.")
 @overwrite_option
@@ -167,18 +183,31 @@ def synth(ctx: click.Context, site: str, out_dir: Path, gsd: float, seed: int, o
 
 # ------------------------------------------------------------------ coreg
 
+
 @main.command("coreg")
 @click.argument("reference", type=click.Path(path_type=Path))
 @click.argument("moving", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "out_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write MOVING with the correction in its geotransform (pixels unchanged).")
+@click.option(
+    "--out",
+    "-o",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write MOVING with the correction in its geotransform (pixels unchanged).",
+)
 @click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path | None, show_windows: bool,
-              overwrite: bool, as_json: bool) -> None:
+def coreg_cmd(
+    ctx: click.Context,
+    reference: Path,
+    moving: Path,
+    out_file: Path | None,
+    show_windows: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Measure the shift of MOVING's content relative to REFERENCE (a feature at (col, row) in
     REFERENCE appears at (col + dx, row + dy) in MOVING)."""
     from .pipeline import coregister
@@ -190,10 +219,14 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
     if ctx.obj["quiet"]:
         return
     s = result.shift
-    click.echo(f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
-               f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}")
-    click.echo(f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
-               f"residual {s.residual_px:.2f} px; gradient correlation {s.correlation_unaligned:.2f} -> {s.correlation:.2f}")
+    click.echo(
+        f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
+        f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}"
+    )
+    click.echo(
+        f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
+        f"residual {s.residual_px:.2f} px; gradient correlation {s.correlation_unaligned:.2f} -> {s.correlation:.2f}"
+    )
     if out_file is not None:
         click.echo(f"  corrected: {out_file}")
 
@@ -201,51 +234,102 @@ def coreg_cmd(ctx: click.Context, reference: Path, moving: Path, out_file: Path 
 # ------------------------------------------------------------------ detect
 
 normalisation_option = click.option(
-    "--normalisation", type=click.Choice(["regression", "irmad", "histogram", "none"]), default="regression",
-    show_default=True, help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on IR-MAD "
-                            "no-change pixels; none: as they are).")
+    "--normalisation",
+    type=click.Choice(["regression", "irmad", "histogram", "none"]),
+    default="regression",
+    show_default=True,
+    help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on IR-MAD "
+    "no-change pixels; none: as they are).",
+)
 
 
 @main.command()
 @click.argument("before", type=click.Path(path_type=Path))
 @click.argument("after", type=click.Path(path_type=Path))
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--method", type=click.Choice(["building", "cva", "log_ratio"]), default="building", show_default=True,
-              help="building: roof-like regions confirmed by shadows; cva, log_ratio: colour change per pixel.")
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["building", "cva", "log_ratio"]),
+    default="building",
+    show_default=True,
+    help="building: roof-like regions confirmed by shadows; cva, log_ratio: colour change per pixel.",
+)
 @normalisation_option
-@click.option("--min-area", "min_area_m2", type=click.FloatRange(min=0), default=40.0, show_default=True,
-              help="Smallest structure reported, m².")
-@click.option("--assume-registered", is_flag=True,
-              help="If co-registration finds no reliable shift, go on unshifted instead of stopping.")
+@click.option(
+    "--min-area",
+    "min_area_m2",
+    type=click.FloatRange(min=0),
+    default=40.0,
+    show_default=True,
+    help="Smallest structure reported, m².",
+)
+@click.option(
+    "--assume-registered",
+    is_flag=True,
+    help="If co-registration finds no reliable shift, go on unshifted instead of stopping.",
+)
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir: Path, method: str, normalisation: str,
-           min_area_m2: float, assume_registered: bool, overwrite: bool, as_json: bool) -> None:
+def detect(
+    ctx: click.Context,
+    before: Path,
+    after: Path,
+    aoi_ref: str,
+    out_dir: Path,
+    method: str,
+    normalisation: str,
+    min_area_m2: float,
+    assume_registered: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Find new and removed structures between BEFORE and AFTER inside an AOI."""
     from .pipeline import detect as run_detect
 
-    result = run_detect(before, after, aoi_ref, out_dir=out_dir, overwrite=overwrite, method=method,
-                        normalisation=normalisation, min_area_m2=min_area_m2, assume_registered=assume_registered,
-                        progress=_progress(ctx.obj["quiet"]))
+    result = run_detect(
+        before,
+        after,
+        aoi_ref,
+        out_dir=out_dir,
+        overwrite=overwrite,
+        method=method,
+        normalisation=normalisation,
+        min_area_m2=min_area_m2,
+        assume_registered=assume_registered,
+        progress=_progress(ctx.obj["quiet"]),
+    )
     s = result.summary
     if as_json:
-        _echo_json({**s, "out_dir": str(out_dir),
-                    "changes": [{"id": i + 1, **o.properties()} for i, o in enumerate(result.objects)]})
+        _echo_json(
+            {
+                **s,
+                "out_dir": str(out_dir),
+                "changes": [{"id": i + 1, **o.properties()} for i, o in enumerate(result.objects)],
+            }
+        )
         return
     if ctx.obj["quiet"]:
         return
     shift = s["shift"]
-    click.echo(f"{s['site_id']}: {s['dates']['before']} -> {s['dates']['after']}, {s['pixel_size_m']:.2f} m pixels, "
-               f"shift {shift['shift_px'][0]:+.2f}, {shift['shift_px'][1]:+.2f} px")
-    click.echo(f"  {s['counts']['new']} new ({s['area_m2']['new']:.0f} m²), {s['counts']['removed']} removed "
-               f"({s['area_m2']['removed']:.0f} m²)")
+    click.echo(
+        f"{s['site_id']}: {s['dates']['before']} -> {s['dates']['after']}, {s['pixel_size_m']:.2f} m pixels, "
+        f"shift {shift['shift_px'][0]:+.2f}, {shift['shift_px'][1]:+.2f} px"
+    )
+    click.echo(
+        f"  {s['counts']['new']} new ({s['area_m2']['new']:.0f} m²), {s['counts']['removed']} removed "
+        f"({s['area_m2']['removed']:.0f} m²)"
+    )
     for i, o in enumerate(result.objects[:10]):
         rel = f", {o.relative_size:.0%} of {o.relative_to}" if o.relative_size is not None else ""
-        click.echo(f"  #{i + 1:<3d} {o.change:8s} {o.area_m2:8.0f} m²  {o.length_m:5.0f} x {o.width_m:<4.0f} m  "
-                   f"score {o.score:4.1f}{rel}")
+        click.echo(
+            f"  #{i + 1:<3d} {o.change:8s} {o.area_m2:8.0f} m²  {o.length_m:5.0f} x {o.width_m:<4.0f} m  "
+            f"score {o.score:4.1f}{rel}"
+        )
     if len(result.objects) > 10:
         click.echo(f"  … {len(result.objects) - 10} more in changes.geojson")
     click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, overlay.png, summary.json)")
@@ -254,38 +338,69 @@ def detect(ctx: click.Context, before: Path, after: Path, aoi_ref: str, out_dir:
 # ------------------------------------------------------------------ railcars
 
 nominal_length_option = click.option(
-    "--car-length", "car_length_m", type=click.FloatRange(8.0, 30.0), default=15.5, show_default=True,
-    help="Nominal railcar length in metres; sets the count where cars blur together (pixels over 1 m).")
+    "--car-length",
+    "car_length_m",
+    type=click.FloatRange(8.0, 30.0),
+    default=15.5,
+    show_default=True,
+    help="Nominal railcar length in metres; sets the count where cars blur together (pixels over 1 m).",
+)
 
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--aoi", "aoi_ref", help="AOI GeoJSON file or site id whose rail_track lines to count along.")
-@click.option("--tracks", "tracks_file", type=click.Path(path_type=Path),
-              help="GeoJSON of LineStrings with a track_id property (instead of --aoi).")
-@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder for railcars.geojson, railcars.csv and railcars.json.")
+@click.option(
+    "--tracks",
+    "tracks_file",
+    type=click.Path(path_type=Path),
+    help="GeoJSON of LineStrings with a track_id property (instead of --aoi).",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder for railcars.geojson, railcars.csv and railcars.json.",
+)
 @nominal_length_option
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def railcars(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str | None, tracks_file: Path | None,
-             out_dir: Path | None, car_length_m: float, overwrite: bool, as_json: bool) -> None:
+def railcars(
+    ctx: click.Context,
+    images: tuple[Path, ...],
+    aoi_ref: str | None,
+    tracks_file: Path | None,
+    out_dir: Path | None,
+    car_length_m: float,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Count railcars on each track of each IMAGE."""
     from .pipeline import count_railcars
     from .railcars import SegmentationPrior
 
-    results = count_railcars(list(images), aoi=aoi_ref, tracks=tracks_file, out_dir=out_dir, overwrite=overwrite,
-                             prior=SegmentationPrior(nominal_length_m=car_length_m), progress=_progress(ctx.obj["quiet"]))
+    results = count_railcars(
+        list(images),
+        aoi=aoi_ref,
+        tracks=tracks_file,
+        out_dir=out_dir,
+        overwrite=overwrite,
+        prior=SegmentationPrior(nominal_length_m=car_length_m),
+        progress=_progress(ctx.obj["quiet"]),
+    )
     if as_json:
         _echo_json({"images": [r.to_dict() for r in results]})
         return
     if ctx.obj["quiet"]:
         return
     for r in results:
-        click.echo(f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
-                   f"[{r.result.method}, {r.grid.pixel_size:.2f} m pixels]")
+        click.echo(
+            f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
+            f"[{r.result.method}, {r.grid.pixel_size:.2f} m pixels]"
+        )
         for t in r.result.tracks:
             click.echo(f"  {t.track_id:16s} {t.count:4d}  ± {t.uncertainty:3.1f}   {t.occupied_m:6.0f} m occupied")
     if out_dir is not None:
@@ -295,21 +410,40 @@ def railcars(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str | None, 
 @main.command("timeline")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--no-structures", is_flag=True, help="Count railcars only; skip structure change against the first date.")
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "--no-structures", is_flag=True, help="Count railcars only; skip structure change against the first date."
+)
 @nominal_length_option
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out_dir: Path, no_structures: bool,
-                 car_length_m: float, overwrite: bool, as_json: bool) -> None:
+def timeline_cmd(
+    ctx: click.Context,
+    images: tuple[Path, ...],
+    aoi_ref: str,
+    out_dir: Path,
+    no_structures: bool,
+    car_length_m: float,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Railcars per track and structure change, date by date, from IMAGES of one site."""
     from .pipeline import timeline
     from .railcars import SegmentationPrior
 
-    result = timeline(list(images), aoi=aoi_ref, out_dir=out_dir, overwrite=overwrite, structures=not no_structures,
-                      prior=SegmentationPrior(nominal_length_m=car_length_m), progress=_progress(ctx.obj["quiet"]))
+    result = timeline(
+        list(images),
+        aoi=aoi_ref,
+        out_dir=out_dir,
+        overwrite=overwrite,
+        structures=not no_structures,
+        prior=SegmentationPrior(nominal_length_m=car_length_m),
+        progress=_progress(ctx.obj["quiet"]),
+    )
     if as_json:
         _echo_json(result.to_dict())
         return
@@ -326,38 +460,64 @@ def timeline_cmd(ctx: click.Context, images: tuple[Path, ...], aoi_ref: str, out
         if has_structures:
             line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
         click.echo(line)
-    click.echo(f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)")
+    click.echo(
+        f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)"
+    )
 
 
 # ------------------------------------------------------------------ evaluate
 
+
 @main.command("evaluate")
 @click.argument("set_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--gsd", type=click.FloatRange(0.05, 100.0, min_open=False), required=True,
-              help="Pixel size of the set in metres (LEVIR-CD: 0.5).")
-@click.option("--masks-out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write each change mask (255 = change) as a PNG named like its input.")
+@click.option(
+    "--gsd",
+    type=click.FloatRange(0.05, 100.0, min_open=False),
+    required=True,
+    help="Pixel size of the set in metres (LEVIR-CD: 0.5).",
+)
+@click.option(
+    "--masks-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each change mask (255 = change) as a PNG named like its input.",
+)
 @click.option("--per-pair", is_flag=True, help="With --json, add each pair's counts.")
 @normalisation_option
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def evaluate_cmd(ctx: click.Context, set_dir: Path, gsd: float, masks_out: Path | None, per_pair: bool,
-                 normalisation: str, overwrite: bool, as_json: bool) -> None:
+def evaluate_cmd(
+    ctx: click.Context,
+    set_dir: Path,
+    gsd: float,
+    masks_out: Path | None,
+    per_pair: bool,
+    normalisation: str,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Score the default detector on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
     from .pipeline import evaluate
 
-    result = evaluate(set_dir, gsd=gsd, masks_out=masks_out, overwrite=overwrite, normalisation=normalisation,
-                      progress=_progress(ctx.obj["quiet"]))
+    result = evaluate(
+        set_dir,
+        gsd=gsd,
+        masks_out=masks_out,
+        overwrite=overwrite,
+        normalisation=normalisation,
+        progress=_progress(ctx.obj["quiet"]),
+    )
     d = result.to_dict(per_pair=per_pair)
     if as_json:
         _echo_json(d)
         return
     if ctx.obj["quiet"]:
         return
-    click.echo(f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {gsd} m pixels"
-               + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else ""))
+    click.echo(
+        f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {gsd} m pixels"
+        + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else "")
+    )
     click.echo(f"  precision {d['precision']:.3f}  recall {d['recall']:.3f}  F1 {d['f1']:.3f}  IoU {d['iou']:.3f}")
     click.echo(f"  false-alarm rate {d['false_alarm_rate']:.4f}  object recall {d['object_recall']:.3f}")
     if masks_out is not None:
@@ -366,10 +526,16 @@ def evaluate_cmd(ctx: click.Context, set_dir: Path, gsd: float, masks_out: Path 
 
 # ------------------------------------------------------------------ report
 
+
 @main.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", "-o", "out_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file to write [default: RUN_DIR/report.html].")
+@click.option(
+    "--out",
+    "-o",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write [default: RUN_DIR/report.html].",
+)
 @overwrite_option
 @click.pass_context
 @handle_errors

@@ -46,8 +46,14 @@ class WindowShift:
     inlier: bool
 
     def to_dict(self) -> dict:
-        return {"col": round(self.col, 1), "row": round(self.row, 1), "dx": round(self.dx, 3), "dy": round(self.dy, 3),
-                "correlation": round(self.correlation, 3), "inlier": self.inlier}
+        return {
+            "col": round(self.col, 1),
+            "row": round(self.row, 1),
+            "dx": round(self.dx, 3),
+            "dy": round(self.dy, 3),
+            "correlation": round(self.correlation, 3),
+            "inlier": self.inlier,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,20 @@ class ShiftResult:
         return (self.dx * self.pixel_size, self.dy * self.pixel_size)
 
     def to_dict(self, *, windows: bool = False) -> dict:
-        d = {"dx": round(self.dx, 4), "dy": round(self.dy, 4), "pixel_size": self.pixel_size,
-             "shift_px": [round(self.dx, 3), round(self.dy, 3)], "shift_m": [round(v, 3) for v in self.shift_m],
-             "correlation": round(self.correlation, 4), "correlation_unaligned": round(self.correlation_unaligned, 4),
-             "windows_valid": self.windows_valid, "windows_rejected": self.windows_rejected,
-             "confidence": round(self.confidence, 3), "residual_px": round(self.residual_px, 3), "model": self.model}
+        d = {
+            "dx": round(self.dx, 4),
+            "dy": round(self.dy, 4),
+            "pixel_size": self.pixel_size,
+            "shift_px": [round(self.dx, 3), round(self.dy, 3)],
+            "shift_m": [round(v, 3) for v in self.shift_m],
+            "correlation": round(self.correlation, 4),
+            "correlation_unaligned": round(self.correlation_unaligned, 4),
+            "windows_valid": self.windows_valid,
+            "windows_rejected": self.windows_rejected,
+            "confidence": round(self.confidence, 3),
+            "residual_px": round(self.residual_px, 3),
+            "model": self.model,
+        }
         if self.model == "affine":
             d["gradient"] = [round(v, 6) for v in self.gradient]
             d["centre"] = [round(v, 1) for v in self.centre]
@@ -162,8 +177,9 @@ def _central(shape: tuple[int, ...]) -> tuple[slice, slice]:
     return tuple(slice(a, a + min(n, WHOLE_IMAGE_MAX_PX)) for a, n in zip(starts, shape[-2:]))
 
 
-def _residual_shift(ref: np.ndarray, mov: np.ndarray, valid: np.ndarray, offset: np.ndarray,
-                    upsample: int) -> np.ndarray:
+def _residual_shift(
+    ref: np.ndarray, mov: np.ndarray, valid: np.ndarray, offset: np.ndarray, upsample: int
+) -> np.ndarray:
     """Whole-image shift left after ``mov`` is resampled by ``offset`` (dx, dy), as an array (dx, dy)."""
     crop = _central(ref.shape)
     ref, mov, valid = ref[crop], mov[crop], valid[crop]
@@ -180,7 +196,7 @@ def _residual_shift(ref: np.ndarray, mov: np.ndarray, valid: np.ndarray, offset:
 def _window_grid(shape: tuple[int, int], size: int, max_per_side: int = 8) -> list[tuple[int, int]]:
     """Top-left corners of up to ``max_per_side``² evenly spread windows, overlapping by half or more."""
     corners = []
-    for n, extent in zip((0, 1), shape):
+    for extent in shape:
         count = min(max_per_side, max(1, 2 * (extent - size) // size + 1))
         corners.append(np.linspace(0, extent - size, count).round().astype(int) if extent > size else np.array([0]))
     return [(int(r), int(c)) for r in corners[0] for c in corners[1]]
@@ -193,15 +209,23 @@ def _affine_fit(centres: np.ndarray, shifts: np.ndarray, centre: tuple[float, fl
     return coef[0], coef[1:].T
 
 
-def _model_residual(centres: np.ndarray, shifts: np.ndarray, offset: np.ndarray, grad: np.ndarray,
-                    centre: tuple[float, float]) -> np.ndarray:
+def _model_residual(
+    centres: np.ndarray, shifts: np.ndarray, offset: np.ndarray, grad: np.ndarray, centre: tuple[float, float]
+) -> np.ndarray:
     predicted = offset[None, :] + (centres - np.asarray(centre)) @ grad.T
     return np.hypot(*(shifts - predicted).T)
 
 
-def _robust_model(centres: np.ndarray, shifts: np.ndarray, centre: tuple[float, float], *, radius: float,
-                  min_affine_inliers: int, min_gradient_effect: float,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def _robust_model(
+    centres: np.ndarray,
+    shifts: np.ndarray,
+    centre: tuple[float, float],
+    *,
+    radius: float,
+    min_affine_inliers: int,
+    min_gradient_effect: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """RANSAC over window shifts: a translation, or an affine displacement where the misalignment varies.
 
     Every window proposes a translation; random triples propose affine models.  The model
@@ -249,9 +273,27 @@ def _shift_image(image: np.ndarray, dx: np.ndarray | float, dy: np.ndarray | flo
     return ndimage.map_coordinates(image, [rows + dy, cols + dx], order=order, mode="nearest").astype(image.dtype)
 
 
-def _measure_windows(ref_e: np.ndarray, mov_e: np.ndarray, valid: np.ndarray, size: int, upsample: int,
-                     base: tuple[float, float] | None = None, model=None,
-                     min_peak_drop: float = 0.25) -> list[tuple[float, float, float, float, float]]:
+def _corr_at(ref_w: np.ndarray, aligned: np.ndarray, ox: int, oy: int) -> float:
+    """Correlation of a reference window with an aligned moving window moved by whole pixels.
+
+    Both are compared inside a margin of an eighth of the window, so whole-pixel steps from
+    the aligned window are exact slices of it.
+    """
+    size = ref_w.shape[0]
+    lo, hi = size // 8, size - size // 8
+    return _corr(ref_w[lo:hi, lo:hi], aligned[lo + oy : hi + oy, lo + ox : hi + ox])
+
+
+def _measure_windows(
+    ref_e: np.ndarray,
+    mov_e: np.ndarray,
+    valid: np.ndarray,
+    size: int,
+    upsample: int,
+    base: tuple[float, float] | None = None,
+    model=None,
+    min_peak_drop: float = 0.25,
+) -> list[tuple[float, float, float, float, float]]:
     """Per window: (centre col, centre row, dx, dy, correlation), the prior displacement included.
 
     The moving window is cut where the content should be: ``base`` pixels over (integers), or
@@ -284,29 +326,34 @@ def _measure_windows(ref_e: np.ndarray, mov_e: np.ndarray, valid: np.ndarray, si
         dx, dy = _xcorr_shift(ref_w, mov_w, mask, upsample)
         if max(abs(dx), abs(dy)) > size / 4:
             continue  # a peak this far off in a residual is noise, not a shift
-        lo, hi = size // 8, size - size // 8
         aligned = _shift_image(mov_w, dx, dy, order=1)
-
-        def corr_at(ox: int, oy: int) -> float:
-            # whole-pixel steps from the aligned window are exact slices of it
-            return _corr(ref_w[lo:hi, lo:hi], aligned[lo + oy : hi + oy, lo + ox : hi + ox])
-
-        corr = corr_at(0, 0)
+        corr = _corr_at(ref_w, aligned, 0, 0)
         # the aperture problem: one straight edge (a road) pins the shift across it, not along
         # it; a window counts only if its correlation falls off 2 px away along both axes
-        along_x = max(corr_at(-2, 0), corr_at(2, 0))
-        along_y = max(corr_at(0, -2), corr_at(0, 2))
+        along_x = max(_corr_at(ref_w, aligned, -2, 0), _corr_at(ref_w, aligned, 2, 0))
+        along_y = max(_corr_at(ref_w, aligned, 0, -2), _corr_at(ref_w, aligned, 0, 2))
         if corr - max(along_x, along_y) < min_peak_drop * corr:
             continue
         out.append((c0 + size / 2, r0 + size / 2, bx + dx, by + dy, corr))
     return out
 
 
-def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: float = 1.0,
-                   reference_valid: np.ndarray | None = None, moving_valid: np.ndarray | None = None,
-                   upsample_factor: int = 100, window: int | None = None, min_windows: int = 3,
-                   min_window_correlation: float = 0.15, radius_px: float = 1.5, min_agreement: float = 0.2,
-                   min_peak_ratio: float = 1.7, min_gradient_effect_px: float = 0.3) -> ShiftResult:
+def estimate_shift(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    pixel_size: float = 1.0,
+    reference_valid: np.ndarray | None = None,
+    moving_valid: np.ndarray | None = None,
+    upsample_factor: int = 100,
+    window: int | None = None,
+    min_windows: int = 3,
+    min_window_correlation: float = 0.15,
+    radius_px: float = 1.5,
+    min_agreement: float = 0.2,
+    min_peak_ratio: float = 1.7,
+    min_gradient_effect_px: float = 0.3,
+) -> ShiftResult:
     """Sub-pixel shift of ``moving`` relative to ``reference`` from a grid of windows with outlier rejection.
 
     Parameters
@@ -374,8 +421,14 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     kept = table[table[:, 4] >= min_window_correlation]
     inlier = np.zeros(len(kept), bool)
     if len(kept) >= min_windows:
-        inlier, offset, grad, affine = _robust_model(kept[:, :2], kept[:, 2:4], centre, radius=radius_px,
-                                                     min_affine_inliers=6, min_gradient_effect=min_gradient_effect_px)
+        inlier, offset, grad, affine = _robust_model(
+            kept[:, :2],
+            kept[:, 2:4],
+            centre,
+            radius=radius_px,
+            min_affine_inliers=6,
+            min_gradient_effect=min_gradient_effect_px,
+        )
     n_in = int(inlier.sum())
     if n_in < min_windows or n_in < min_agreement * len(kept):
         # too few windows agree (large change, floods, parallax): accept the whole-image
@@ -383,26 +436,39 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
         central = _central(shape)
         gdx, gdy, ratio = _global_peak(ref_e[central], mov_e[central], both[central], upsample_factor)
         if ratio < min_peak_ratio:
-            raise AlignmentError(f"no reliable shift: only {n_in} of {len(table)} windows agree on one and the "
-                                 "whole-image correlation peak is not distinct "
-                                 f"(ratio {ratio:.2f} < {min_peak_ratio}); the images may not show the same place")
+            raise AlignmentError(
+                f"no reliable shift: only {n_in} of {len(table)} windows agree on one and the "
+                "whole-image correlation peak is not distinct "
+                f"(ratio {ratio:.2f} < {min_peak_ratio}); the images may not show the same place"
+            )
         kept = np.array([[centre[0], centre[1], gdx, gdy, 0.0]])
         inlier, offset, grad, affine = np.array([True]), np.array([gdx, gdy]), np.zeros((2, 2)), False
         n_in = 0  # no window agreed: confidence 0, the shift rests on the whole image
 
     # 5. refine on the residual: each window resampled by the estimate and measured again near zero
     def model_at(off: np.ndarray):
-        return lambda c, r: (off[0] + grad[0, 0] * (c - centre[0]) + grad[0, 1] * (r - centre[1]),
-                             off[1] + grad[1, 0] * (c - centre[0]) + grad[1, 1] * (r - centre[1]))
+        return lambda c, r: (
+            off[0] + grad[0, 0] * (c - centre[0]) + grad[0, 1] * (r - centre[1]),
+            off[1] + grad[1, 0] * (c - centre[0]) + grad[1, 1] * (r - centre[1]),
+        )
 
-    residual = [w for w in _measure_windows(ref_e, mov_e, both, size, upsample_factor, model=model_at(offset))
-                if w[4] >= min_window_correlation]
+    residual = [
+        w
+        for w in _measure_windows(ref_e, mov_e, both, size, upsample_factor, model=model_at(offset))
+        if w[4] >= min_window_correlation
+    ]
     table = kept
     if len(residual) >= min_windows:
         res = np.array(residual)
         prior = np.array([model_at(offset)(c, r) for c, r in res[:, :2]])
-        res_in, r_off, _, _ = _robust_model(res[:, :2], res[:, 2:4] - prior, centre, radius=min(radius_px, 0.5),
-                                            min_affine_inliers=np.inf, min_gradient_effect=np.inf)
+        res_in, r_off, _, _ = _robust_model(
+            res[:, :2],
+            res[:, 2:4] - prior,
+            centre,
+            radius=min(radius_px, 0.5),
+            min_affine_inliers=np.inf,
+            min_gradient_effect=np.inf,
+        )
         if res_in.sum() >= min_windows:
             offset = offset + r_off
             table, inlier, n_in = res, res_in, int(res_in.sum())
@@ -428,12 +494,22 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, pixel_size: flo
     inner[:margin] = inner[-margin:] = False
     inner[:, :margin] = inner[:, -margin:] = False
     ref_c, mov_c = ref_e[r0 : r0 + crop, c0 : c0 + crop], mov_e[r0 : r0 + crop, c0 : c0 + crop]
-    windows = tuple(WindowShift(float(c), float(r), float(x), float(y), float(k), bool(i))
-                    for (c, r, x, y, k), i in zip(table, inlier))
+    windows = tuple(
+        WindowShift(float(c), float(r), float(x), float(y), float(k), bool(i))
+        for (c, r, x, y, k), i in zip(table, inlier)
+    )
     return ShiftResult(
-        float(offset[0]), float(offset[1]), float(pixel_size),
-        correlation=_corr(ref_c[inner], aligned[inner]), correlation_unaligned=_corr(ref_c[inner], mov_c[inner]),
-        windows_valid=n_in, windows_rejected=len(table) - n_in, confidence=n_in / max(len(table), 1), residual_px=rms,
+        float(offset[0]),
+        float(offset[1]),
+        float(pixel_size),
+        correlation=_corr(ref_c[inner], aligned[inner]),
+        correlation_unaligned=_corr(ref_c[inner], mov_c[inner]),
+        windows_valid=n_in,
+        windows_rejected=len(table) - n_in,
+        confidence=n_in / max(len(table), 1),
+        residual_px=rms,
         model="affine" if affine else "translation",
         gradient=tuple(float(v) for v in grad.ravel()) if affine else (0.0, 0.0, 0.0, 0.0),
-        centre=centre, windows=windows)
+        centre=centre,
+        windows=windows,
+    )

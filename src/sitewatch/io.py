@@ -12,11 +12,12 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -150,8 +151,9 @@ def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     is not).
     """
     props, tags = _image_metadata(Path(path))
-    return (_sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation"))
-            or _sun_pair(*(tags.get(t) for t in SUN_TAGS)))
+    return _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation")) or _sun_pair(
+        *(tags.get(t) for t in SUN_TAGS)
+    )
 
 
 def _check_raster(src, path: Path, min_bands: int) -> None:
@@ -183,7 +185,9 @@ def _read_bounds(src, path: Path, bounds: tuple[float, float, float, float]) -> 
     return RasterWindow(path, data, _valid_mask(src, data), grid, image_date(path))
 
 
-def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, min_bands: int = 1) -> RasterWindow:
+def read_aoi_window(
+    path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, min_bands: int = 1
+) -> RasterWindow:
     """Read the part of an image that covers an AOI footprint, on the image's own grid.
 
     Raises
@@ -199,7 +203,10 @@ def read_aoi_window(path: str | os.PathLike[str], footprint_lonlat: BaseGeometry
         image_box = box(*src.bounds)
         overlap = fp.intersection(image_box)
         if overlap.is_empty or overlap.area <= 0:
-            raise ImageryError(f"{path}: does not overlap the AOI footprint (image bounds {tuple(round(v) for v in src.bounds)} in {src.crs})")
+            raise ImageryError(
+                f"{path}: does not overlap the AOI footprint "
+                f"(image bounds {tuple(round(v) for v in src.bounds)} in {src.crs})"
+            )
         return _read_bounds(src, path, overlap.bounds)
 
 
@@ -235,9 +242,13 @@ def read_source(path: str | os.PathLike[str], *, min_bands: int = 1) -> SourceRa
         return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))
 
 
-def corrected_transform(source_transform: Affine, grid_transform: Affine, shift_px: tuple[float, float] = (0.0, 0.0),
-                        gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-                        centre: tuple[float, float] = (0.0, 0.0)) -> Affine:
+def corrected_transform(
+    source_transform: Affine,
+    grid_transform: Affine,
+    shift_px: tuple[float, float] = (0.0, 0.0),
+    gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    centre: tuple[float, float] = (0.0, 0.0),
+) -> Affine:
     """A source image's geotransform with a co-registration correction folded in.
 
     The correction is measured on the reference grid: content that belongs at reference
@@ -260,8 +271,12 @@ WARP_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_
 def _whole_pixel_offset(src_transform: Affine, src_crs: CRS, grid: Grid) -> tuple[int, int] | None:
     """(row, col) of ``grid``'s first pixel in the source, when both share one pixel lattice."""
     g = grid.transform
-    if src_crs != grid.crs or not np.allclose([src_transform.a, src_transform.b, src_transform.d, src_transform.e],
-                                              [g.a, g.b, g.d, g.e], rtol=0, atol=1e-9 * abs(g.a)):
+    if src_crs != grid.crs or not np.allclose(
+        [src_transform.a, src_transform.b, src_transform.d, src_transform.e],
+        [g.a, g.b, g.d, g.e],
+        rtol=0,
+        atol=1e-9 * abs(g.a),
+    ):
         return None
     col, row = ~src_transform * (g.c, g.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -269,9 +284,15 @@ def _whole_pixel_offset(src_transform: Affine, src_crs: CRS, grid: Grid) -> tupl
     return int(round(row)), int(round(col))
 
 
-def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, float] = (0.0, 0.0),
-                   gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-                   centre: tuple[float, float] = (0.0, 0.0), resampling: Resampling = Resampling.cubic) -> RasterWindow:
+def warp_onto_grid(
+    source: SourceRaster,
+    grid: Grid,
+    *,
+    shift_px: tuple[float, float] = (0.0, 0.0),
+    gradient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    centre: tuple[float, float] = (0.0, 0.0),
+    resampling: Resampling = Resampling.cubic,
+) -> RasterWindow:
     """Warp an in-memory image onto ``grid`` in a single resampling.
 
     ``shift_px = (dx, dy)`` is the displacement of this image's content relative to the
@@ -293,9 +314,18 @@ def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, f
         if not valid.any():
             raise ImageryError(f"{source.path}: does not overlap the reference image's AOI window")
         return RasterWindow(source.path, out, valid, grid, source.date)
-    reproject(source.data, out, src_transform=src_transform, src_crs=source.crs, dst_transform=grid.transform,
-              dst_crs=grid.crs, resampling=resampling, src_nodata=np.nan, dst_nodata=np.nan,
-              num_threads=WARP_THREADS)
+    reproject(
+        source.data,
+        out,
+        src_transform=src_transform,
+        src_crs=source.crs,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        resampling=resampling,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+        num_threads=WARP_THREADS,
+    )
     valid = np.all(np.isfinite(out), axis=0)
     if not valid.any():
         raise ImageryError(f"{source.path}: does not overlap the reference image's AOI window")
@@ -303,6 +333,7 @@ def warp_onto_grid(source: SourceRaster, grid: Grid, *, shift_px: tuple[float, f
 
 
 # ---------------------------------------------------------------- tracks
+
 
 def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
     """Track centrelines from a GeoJSON of LineStrings, each with a ``track_id`` property.
@@ -348,8 +379,13 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
     return tracks
 
 
-def read_track_window(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGeometry], *,
-                      margin_m: float = 20.0, skip_outside: bool = False) -> tuple[RasterWindow, dict[str, LineString]]:
+def read_track_window(
+    path: str | os.PathLike[str],
+    tracks_lonlat: dict[str, BaseGeometry],
+    *,
+    margin_m: float = 20.0,
+    skip_outside: bool = False,
+) -> tuple[RasterWindow, dict[str, LineString]]:
     """Read the part of an image around a set of track lines, and the lines in its CRS.
 
     A line partly outside the image is clipped to it.  A line wholly outside, or with less
@@ -368,8 +404,10 @@ def read_track_window(path: str | os.PathLike[str], tracks_lonlat: dict[str, Bas
         _check_raster(src, path, 1)
         crs = CRS.from_user_input(src.crs)
         if not crs.is_projected:
-            raise ImageryError(f"{path}: CRS {crs.to_string()} is geographic; railcar lengths need a projected CRS "
-                               "(reproject first, e.g. with gdalwarp -t_srs to the local UTM zone)")
+            raise ImageryError(
+                f"{path}: CRS {crs.to_string()} is geographic; railcar lengths need a projected CRS "
+                "(reproject first, e.g. with gdalwarp -t_srs to the local UTM zone)"
+            )
         image_box = box(*src.bounds)
         inner = image_box.buffer(-2 * abs(src.transform.a))
         projected: dict[str, LineString] = {}
@@ -381,20 +419,25 @@ def read_track_window(path: str | os.PathLike[str], tracks_lonlat: dict[str, Bas
             if clipped.is_empty or clipped.length < 20.0:
                 if skip_outside:
                     continue
-                raise TrackError(f"track {track_id!r} lies outside {path} (image bounds "
-                                 f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})")
+                raise TrackError(
+                    f"track {track_id!r} lies outside {path} (image bounds "
+                    f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
+                )
             if clipped.geom_type != "LineString":
                 # leaves and re-enters the image: keep the longest piece
                 clipped = max(getattr(clipped, "geoms", [clipped]), key=lambda g: g.length)
             projected[track_id] = clipped
         if not projected:
-            raise TrackError(f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
-                             f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})")
+            raise TrackError(
+                f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
+                f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
+            )
         extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
         return _read_bounds(src, path, extent.bounds), projected
 
 
 # ---------------------------------------------------------------- writing
+
 
 def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
     """Refuse to start when an output exists and ``overwrite`` is false."""
@@ -423,25 +466,58 @@ def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwri
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_geotiff(path: Path, data: np.ndarray, grid: Grid, *, nodata: float | None = None, tags: dict[str, Any] | None = None,
-                  cog: bool = False, overviews: tuple[int, ...] = (2, 4, 8), descriptions: tuple[str, ...] | None = None) -> None:
+def write_geotiff(
+    path: Path,
+    data: np.ndarray,
+    grid: Grid,
+    *,
+    nodata: float | None = None,
+    tags: dict[str, Any] | None = None,
+    cog: bool = False,
+    overviews: tuple[int, ...] = (2, 4, 8),
+    descriptions: tuple[str, ...] | None = None,
+) -> None:
     """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG)."""
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
     bands, rows, cols = data.shape
     predictor = 3 if data.dtype.kind == "f" else 2
-    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype=data.dtype.name, crs=grid.crs,
-                   transform=grid.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate", predictor=predictor)
+    profile = dict(
+        driver="GTiff",
+        width=cols,
+        height=rows,
+        count=bands,
+        dtype=data.dtype.name,
+        crs=grid.crs,
+        transform=grid.transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=predictor,
+    )
     if cog:
         # the COG driver writes by copy: stage a plain GeoTIFF, then translate
         tmp = path.with_name(path.name + ".src.tif")
         write_geotiff(tmp, data, grid, nodata=nodata, tags=tags, cog=False, overviews=())
         with rasterio.open(tmp) as src:
-            with rasterio.open(path, "w", driver="COG", width=cols, height=rows, count=bands, dtype=data.dtype.name,
-                               crs=grid.crs, transform=grid.transform, nodata=nodata, compress="deflate",
-                               predictor=predictor, blocksize=256) as dst:
+            with rasterio.open(
+                path,
+                "w",
+                driver="COG",
+                width=cols,
+                height=rows,
+                count=bands,
+                dtype=data.dtype.name,
+                crs=grid.crs,
+                transform=grid.transform,
+                nodata=nodata,
+                compress="deflate",
+                predictor=predictor,
+                blocksize=256,
+            ) as dst:
                 dst.write(src.read())
                 dst.update_tags(**(tags or {}))
         tmp.unlink()
@@ -458,8 +534,14 @@ def write_geotiff(path: Path, data: np.ndarray, grid: Grid, *, nodata: float | N
             dst.update_tags(ns="rio_overview", resampling="average")
 
 
-def write_vectors(records: list[dict[str, Any]], crs: Any, geojson_path: Path | None = None, gpkg_path: Path | None = None,
-                  *, layer: str = "changes") -> None:
+def write_vectors(
+    records: list[dict[str, Any]],
+    crs: Any,
+    geojson_path: Path | None = None,
+    gpkg_path: Path | None = None,
+    *,
+    layer: str = "changes",
+) -> None:
     """Write features (dicts with a ``geometry`` key in ``crs``) as GeoJSON (lon/lat) and/or GPKG (native CRS)."""
     import geopandas as gpd
 
@@ -494,8 +576,10 @@ def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CR
         gdf = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise RunError(f"{path}: cannot be read as vectors ({exc})") from exc
-    records = [{**{k: v for k, v in row.items() if k != "geometry"}, "geometry": row["geometry"]}
-               for row in gdf.to_dict("records")]
+    records = [
+        {**{k: v for k, v in row.items() if k != "geometry"}, "geometry": row["geometry"]}
+        for row in gdf.to_dict("records")
+    ]
     return records, CRS.from_user_input(gdf.crs)
 
 

@@ -5,14 +5,15 @@ The normalisations return a new float32 array of MOVING's shape and never modify
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from skimage.exposure import match_histograms
 
 
-def histogram_match(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                    candidates: np.ndarray | None = None) -> np.ndarray:
+def histogram_match(
+    reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None, candidates: np.ndarray | None = None
+) -> np.ndarray:
     """Per-band histogram matching of ``moving`` to ``reference``, arrays of shape (B, M, N).
 
     ``candidates`` is accepted for a common signature and ignored: histograms are matched
@@ -50,9 +51,16 @@ def _orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(my - a * mx)
 
 
-def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                         candidates: np.ndarray | None = None, keep_fraction: float = 0.6,
-                         max_samples: int = 200_000, seed: int = 0) -> np.ndarray:
+def invariant_regression(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    keep_fraction: float = 0.6,
+    max_samples: int = 200_000,
+    seed: int = 0,
+) -> np.ndarray:
     """Per-band linear mapping fitted on pseudo-invariant pixels.
 
     First a fit from the candidates' medians and 5-95 % spreads (wide enough to span
@@ -104,9 +112,16 @@ def invariant_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np
     return out
 
 
-def irmad_no_change(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                    max_iterations: int = 30, tolerance: float = 1e-4, max_samples: int = 200_000,
-                    seed: int = 0) -> np.ndarray:
+def irmad_no_change(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    max_iterations: int = 30,
+    tolerance: float = 1e-4,
+    max_samples: int = 200_000,
+    seed: int = 0,
+) -> np.ndarray:
     """Probability of no change per pixel by iteratively reweighted MAD (Nielsen 2007).
 
     Canonical correlation analysis between the two images' bands gives MAD variates (the
@@ -169,9 +184,15 @@ def irmad_no_change(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndar
     return np.where(mask, p, 0.0).astype(np.float32)
 
 
-def irmad_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                     candidates: np.ndarray | None = None, no_change_probability: float = 0.95,
-                     min_pixels: int = 200) -> np.ndarray:
+def irmad_regression(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    no_change_probability: float = 0.95,
+    min_pixels: int = 200,
+) -> np.ndarray:
     """Per-band orthogonal regression of ``moving`` on ``reference`` over IR-MAD no-change pixels.
 
     Canty's radcal: pixels IR-MAD finds unchanged with probability above
@@ -189,13 +210,16 @@ def irmad_regression(reference: np.ndarray, moving: np.ndarray, *, valid: np.nda
         return invariant_regression(reference, moving, valid=valid, candidates=candidates)
     out = np.empty(moving.shape, np.float32)
     for band in range(moving.shape[0]):
-        a, c = _orthogonal_fit(moving[band][invariant].astype(np.float64), reference[band][invariant].astype(np.float64))
+        a, c = _orthogonal_fit(
+            moving[band][invariant].astype(np.float64), reference[band][invariant].astype(np.float64)
+        )
         out[band] = (a * moving[band] + c).astype(np.float32)
     return out
 
 
-def no_normalisation(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                     candidates: np.ndarray | None = None) -> np.ndarray:
+def no_normalisation(
+    reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None, candidates: np.ndarray | None = None
+) -> np.ndarray:
     """``moving`` as it is (float32): for imagery already calibrated alike (surface
     reflectance), or scenes so changed that any fit would be bent by the change."""
     return np.array(moving, dtype=np.float32, copy=True)

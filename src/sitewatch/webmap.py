@@ -48,8 +48,9 @@ def new_map(bounds_lonlat: tuple[float, float, float, float], *, basemap: str | 
     """An empty map fitted to ``(west, south, east, north)``, with only Leaflet's own code inlined."""
     folium = _folium()
     west, south, east, north = bounds_lonlat
-    fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], tiles=None, control_scale=True,
-                      zoom_start=15, max_zoom=22)
+    fmap = folium.Map(
+        location=[(south + north) / 2, (west + east) / 2], tiles=None, control_scale=True, zoom_start=15, max_zoom=22
+    )
     fmap.default_js = [js for js in fmap.default_js if js[0] == "leaflet"]
     fmap.default_css = [css for css in fmap.default_css if css[0] == "leaflet_css"]
     if basemap:
@@ -58,8 +59,9 @@ def new_map(bounds_lonlat: tuple[float, float, float, float], *, basemap: str | 
     return fmap
 
 
-def image_overlay(rgb: np.ndarray, grid: Grid, name: str, *, valid: np.ndarray | None = None, opacity: float = 1.0,
-                  show: bool = True):
+def image_overlay(
+    rgb: np.ndarray, grid: Grid, name: str, *, valid: np.ndarray | None = None, opacity: float = 1.0, show: bool = True
+):
     """A picture on ``grid`` as a Leaflet image overlay, warped to Web Mercator.
 
     Parameters
@@ -77,17 +79,35 @@ def image_overlay(rgb: np.ndarray, grid: Grid, name: str, *, valid: np.ndarray |
     alpha = np.full((rows, cols), 255, np.uint8) if valid is None else np.where(valid, 255, 0).astype(np.uint8)
     bands = np.concatenate([np.moveaxis(rgb, -1, 0), alpha[None]], axis=0)
     west, south, east, north = grid.bounds
-    dst_transform, width, height = calculate_default_transform(grid.crs, WEB_MERCATOR, cols, rows, west, south, east, north)
+    dst_transform, width, height = calculate_default_transform(
+        grid.crs, WEB_MERCATOR, cols, rows, west, south, east, north
+    )
     warped = np.zeros((4, height, width), np.uint8)
-    reproject(bands, warped, src_transform=grid.transform, src_crs=grid.crs, dst_transform=dst_transform,
-              dst_crs=WEB_MERCATOR, resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+    reproject(
+        bands,
+        warped,
+        src_transform=grid.transform,
+        src_crs=grid.crs,
+        dst_transform=dst_transform,
+        dst_crs=WEB_MERCATOR,
+        resampling=Resampling.nearest,
+        src_nodata=None,
+        dst_nodata=0,
+    )
     to_lonlat = Transformer.from_crs(WEB_MERCATOR, LONLAT, always_xy=True)
     x0, y0 = dst_transform * (0, 0)
     x1, y1 = dst_transform * (width, height)
     (lon0, lon1), (lat0, lat1) = to_lonlat.transform([x0, x1], [y0, y1])
     uri = "data:image/webp;base64," + base64.b64encode(webp_bytes(np.moveaxis(warped, 0, -1))).decode("ascii")
-    return folium.raster_layers.ImageOverlay(uri, bounds=[[min(lat0, lat1), lon0], [max(lat0, lat1), lon1]], name=name,
-                                             opacity=opacity, show=show, interactive=False, cross_origin=False)
+    return folium.raster_layers.ImageOverlay(
+        uri,
+        bounds=[[min(lat0, lat1), lon0], [max(lat0, lat1), lon1]],
+        name=name,
+        opacity=opacity,
+        show=show,
+        interactive=False,
+        cross_origin=False,
+    )
 
 
 def _lonlat(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
@@ -95,9 +115,18 @@ def _lonlat(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
     return shapely.transform(geometry, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
 
 
-def geojson_layer(records: list[dict[str, Any]], crs: Any, name: str, *, colour: str | dict[str, str],
-                  colour_by: str | None = None, popup_fields: list[str] | None = None, weight: float = 2.0,
-                  fill_opacity: float = 0.15, show: bool = True):
+def geojson_layer(
+    records: list[dict[str, Any]],
+    crs: Any,
+    name: str,
+    *,
+    colour: str | dict[str, str],
+    colour_by: str | None = None,
+    popup_fields: list[str] | None = None,
+    weight: float = 2.0,
+    fill_opacity: float = 0.15,
+    show: bool = True,
+):
     """Features (dicts with a ``geometry`` in ``crs``) as a GeoJSON layer with popups.
 
     ``colour`` is one colour, or a mapping from the value of ``colour_by`` to a colour.
@@ -120,7 +149,7 @@ def geojson_layer(records: list[dict[str, Any]], crs: Any, name: str, *, colour:
     return layer
 
 
-def change_map(result: "DetectResult", *, basemap: str | None = None):
+def change_map(result: DetectResult, *, basemap: str | None = None):
     """Before, after and change score as toggleable overlays, with the change polygons.
 
     Parameters
@@ -140,21 +169,35 @@ def change_map(result: "DetectResult", *, basemap: str | None = None):
     fmap = new_map(_bounds_lonlat(grid), basemap=basemap)
     limits = stretch_limits(result.before, valid)
     dates = result.summary["dates"]
-    image_overlay(display_rgb(result.before, valid, limits=limits), grid, f"before {dates['before']}", valid=valid,
-                  show=False).add_to(fmap)
-    image_overlay(display_rgb(result.after, valid, limits=limits), grid, f"after {dates['after']}", valid=valid).add_to(fmap)
-    image_overlay(score_rgb(result.changes.score, result.changes.threshold, valid), grid, "change score", valid=valid,
-                  opacity=0.85, show=False).add_to(fmap)
+    image_overlay(
+        display_rgb(result.before, valid, limits=limits), grid, f"before {dates['before']}", valid=valid, show=False
+    ).add_to(fmap)
+    image_overlay(display_rgb(result.after, valid, limits=limits), grid, f"after {dates['after']}", valid=valid).add_to(
+        fmap
+    )
+    image_overlay(
+        score_rgb(result.changes.score, result.changes.threshold, valid),
+        grid,
+        "change score",
+        valid=valid,
+        opacity=0.85,
+        show=False,
+    ).add_to(fmap)
     _site_layers(fmap, result.site, grid.crs)
     records = change_records(result)
-    geojson_layer(records, grid.crs, f"changes ({len(records)})", colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
-                  colour_by="change", popup_fields=["id", "change", "area_m2", "relative_size", "relative_to", "score",
-                                                    "length_m", "width_m"]).add_to(fmap)
+    geojson_layer(
+        records,
+        grid.crs,
+        f"changes ({len(records)})",
+        colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
+        colour_by="change",
+        popup_fields=["id", "change", "area_m2", "relative_size", "relative_to", "score", "length_m", "width_m"],
+    ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     return fmap
 
 
-def railcar_map(result: "Timeline", *, basemap: str | None = None):
+def railcar_map(result: Timeline, *, basemap: str | None = None):
     """Each date's image (toggleable), the track lines, each date's railcars and structure change.
 
     Parameters
@@ -172,21 +215,34 @@ def railcar_map(result: "Timeline", *, basemap: str | None = None):
     last = len(result.railcars) - 1
     for k, res in enumerate(result.railcars):
         win = window if k == 0 else read_aoi_window(res.path, result.site.footprint)
-        image_overlay(display_rgb(win.data, win.valid), win.grid, f"image {res.date}", valid=win.valid,
-                      show=k == last).add_to(fmap)
+        image_overlay(
+            display_rgb(win.data, win.valid), win.grid, f"image {res.date}", valid=win.valid, show=k == last
+        ).add_to(fmap)
     _site_layers(fmap, result.site, first.grid.crs)
     records = railcar_records(result.railcars)
     for k, res in enumerate(result.railcars):
         mine = [r for r in records if r["image"] == res.path.name]
-        geojson_layer(mine, first.grid.crs, f"railcars {res.date} ({res.total})", colour=COLOURS["railcar"], weight=1.5,
-                      fill_opacity=0.3, popup_fields=["track_id", "index", "kind", "date", "method"],
-                      show=k == last).add_to(fmap)
+        geojson_layer(
+            mine,
+            first.grid.crs,
+            f"railcars {res.date} ({res.total})",
+            colour=COLOURS["railcar"],
+            weight=1.5,
+            fill_opacity=0.3,
+            popup_fields=["track_id", "index", "kind", "date", "method"],
+            show=k == last,
+        ).add_to(fmap)
     if result.last_detect is not None:
         det = result.last_detect
         changes = change_records(det)
-        geojson_layer(changes, det.grid.crs, f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}",
-                      colour={"new": COLOURS["new"], "removed": COLOURS["removed"]}, colour_by="change",
-                      popup_fields=["id", "change", "area_m2", "relative_size", "score"]).add_to(fmap)
+        geojson_layer(
+            changes,
+            det.grid.crs,
+            f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}",
+            colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
+            colour_by="change",
+            popup_fields=["id", "change", "area_m2", "relative_size", "score"],
+        ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     return fmap
 
@@ -194,19 +250,39 @@ def railcar_map(result: "Timeline", *, basemap: str | None = None):
 def _site_layers(fmap, site, crs: Any) -> None:
     """The AOI footprint, reference buildings and rail tracks, as thin outlines."""
     feats = site.features_in(crs)
-    for role, colour, label in (("footprint", "#ffffff", "AOI footprint"), ("reference_structure", "#7fff00", "reference buildings"),
-                                ("rail_track", COLOURS["track"], "rail tracks")):
-        recs = [{"name": f.name, "role": f.role, "basis": f.basis, **({"track_id": f.track_id} if f.track_id else {}),
-                 "geometry": f.geometry} for f in feats if f.role == role]
+    for role, colour, label in (
+        ("footprint", "#ffffff", "AOI footprint"),
+        ("reference_structure", "#7fff00", "reference buildings"),
+        ("rail_track", COLOURS["track"], "rail tracks"),
+    ):
+        recs = [
+            {
+                "name": f.name,
+                "role": f.role,
+                "basis": f.basis,
+                **({"track_id": f.track_id} if f.track_id else {}),
+                "geometry": f.geometry,
+            }
+            for f in feats
+            if f.role == role
+        ]
         if recs:
-            geojson_layer(recs, crs, label, colour=colour, weight=1.0 if role != "rail_track" else 1.5, fill_opacity=0.0,
-                          popup_fields=["name", "basis"] + (["track_id"] if role == "rail_track" else [])).add_to(fmap)
+            geojson_layer(
+                recs,
+                crs,
+                label,
+                colour=colour,
+                weight=1.0 if role != "rail_track" else 1.5,
+                fill_opacity=0.0,
+                popup_fields=["name", "basis"] + (["track_id"] if role == "rail_track" else []),
+            ).add_to(fmap)
 
 
 def _bounds_lonlat(grid: Grid) -> tuple[float, float, float, float]:
     west, south, east, north = grid.bounds
-    lons, lats = Transformer.from_crs(grid.crs, LONLAT, always_xy=True).transform([west, east, west, east],
-                                                                                  [south, south, north, north])
+    lons, lats = Transformer.from_crs(grid.crs, LONLAT, always_xy=True).transform(
+        [west, east, west, east], [south, south, north, north]
+    )
     return min(lons), min(lats), max(lons), max(lats)
 
 

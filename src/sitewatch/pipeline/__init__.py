@@ -19,5 +19,23 @@ from .railcars import ImageRailcars, count_railcars, load_tracks, write_railcars
 from .synthetic import synthesize
 from .timeline import Timeline, timeline, timeline_figure
 
-__all__ = ["Coregistration", "coregister", "DETECT_OUTPUTS", "DetectResult", "Evaluation", "evaluate", "ImageRailcars", "Progress", "Timeline", "change_records",
-           "count_railcars", "detect", "load_tracks", "synthesize", "timeline", "timeline_figure", "write_detection", "write_railcars"]
+__all__ = [
+    "Coregistration",
+    "coregister",
+    "DETECT_OUTPUTS",
+    "DetectResult",
+    "Evaluation",
+    "evaluate",
+    "ImageRailcars",
+    "Progress",
+    "Timeline",
+    "change_records",
+    "count_railcars",
+    "detect",
+    "load_tracks",
+    "synthesize",
+    "timeline",
+    "timeline_figure",
+    "write_detection",
+    "write_railcars",
+]

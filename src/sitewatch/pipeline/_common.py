@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -23,5 +24,10 @@ def site_of(aoi: SiteAOI | str | os.PathLike[str]) -> SiteAOI:
 
 def versions() -> dict[str, Any]:
     """Software versions recorded in every summary, so a result can be reproduced."""
-    return {"sitewatch": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
+    return {
+        "sitewatch": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+    }

@@ -36,12 +36,21 @@ class Coregistration:
     seconds: float
 
     def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
-        return {"reference": str(self.reference), "moving": str(self.moving), **self.shift.to_dict(windows=windows),
-                "seconds": round(self.seconds, 3)}
+        return {
+            "reference": str(self.reference),
+            "moving": str(self.moving),
+            **self.shift.to_dict(windows=windows),
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def coregister(reference: str | os.PathLike[str], moving: str | os.PathLike[str], *,
-               out: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Coregistration:
+def coregister(
+    reference: str | os.PathLike[str],
+    moving: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> Coregistration:
     """Measure how far MOVING's content is displaced from REFERENCE's; optionally write it corrected.
 
     Parameters
@@ -64,10 +73,23 @@ def coregister(reference: str | os.PathLike[str], moving: str | os.PathLike[str]
     grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
     on_ref = warp_onto_grid(mov, grid, resampling=Resampling.bilinear)
     ref_valid = np.all(np.isfinite(ref.data), axis=0)
-    shift = estimate_shift(np.nan_to_num(ref.data), np.nan_to_num(on_ref.data), pixel_size=grid.pixel_size,
-                           reference_valid=ref_valid, moving_valid=on_ref.valid)
-    log.info("%s relative to %s: %+.3f, %+.3f px (%s, %d windows agree, %d rejected)", mov.path.name, ref.path.name,
-             shift.dx, shift.dy, shift.model, shift.windows_valid, shift.windows_rejected)
+    shift = estimate_shift(
+        np.nan_to_num(ref.data),
+        np.nan_to_num(on_ref.data),
+        pixel_size=grid.pixel_size,
+        reference_valid=ref_valid,
+        moving_valid=on_ref.valid,
+    )
+    log.info(
+        "%s relative to %s: %+.3f, %+.3f px (%s, %d windows agree, %d rejected)",
+        mov.path.name,
+        ref.path.name,
+        shift.dx,
+        shift.dy,
+        shift.model,
+        shift.windows_valid,
+        shift.windows_rejected,
+    )
     if out is not None:
         _write_corrected(Path(moving), Path(out), grid, shift, overwrite=overwrite)
     return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0)
@@ -78,15 +100,21 @@ def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *,
     # nodata, tags and pixels exactly
     with rasterio.open(moving) as src:
         if src.crs != grid.crs:
-            raise ImageryError(f"{moving}: its CRS differs from the reference's; a corrected copy by geotransform "
-                               "edit needs both in one CRS (reproject first)")
+            raise ImageryError(
+                f"{moving}: its CRS differs from the reference's; a corrected copy by geotransform "
+                "edit needs both in one CRS (reproject first)"
+            )
         profile = src.profile.copy()
         data = src.read()
-        transform = corrected_transform(src.transform, grid.transform, (shift.dx, shift.dy), shift.gradient, shift.centre)
+        transform = corrected_transform(
+            src.transform, grid.transform, (shift.dx, shift.dy), shift.gradient, shift.centre
+        )
         tags = src.tags()
     profile.update(transform=transform)
     with staged_outputs(out.parent if str(out.parent) else ".", [out.name], overwrite=overwrite) as stage:
         with rasterio.open(stage / out.name, "w", **profile) as dst:
             dst.write(data)
-            dst.update_tags(**tags, SITEWATCH_COREG=f"dx={shift.dx:.4f} dy={shift.dy:.4f} model={shift.model} "
-                                                   f"reference={grid.transform}")
+            dst.update_tags(
+                **tags,
+                SITEWATCH_COREG=f"dx={shift.dx:.4f} dy={shift.dy:.4f} model={shift.model} reference={grid.transform}",
+            )

@@ -20,8 +20,19 @@ from rasterio.enums import Resampling
 from ..aoi import SiteAOI
 from ..coreg import ShiftResult, estimate_shift
 from ..errors import AlignmentError, ImageryError
-from ..io import (Grid, RasterWindow, SourceRaster, check_outputs_free, read_aoi_window, read_source, staged_outputs,
-                 warp_onto_grid, write_geotiff, write_json, write_vectors)
+from ..io import (
+    Grid,
+    RasterWindow,
+    SourceRaster,
+    check_outputs_free,
+    read_aoi_window,
+    read_source,
+    staged_outputs,
+    warp_onto_grid,
+    write_geotiff,
+    write_json,
+    write_vectors,
+)
 from ..radiometry import NORMALISATION_METHODS
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
 from ..structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
@@ -30,9 +41,11 @@ from ._common import Progress, site_of, versions
 log = logging.getLogger(__name__)
 
 # what change_score.tif holds, by method
-SCORE_DESCRIPTIONS = {"building": "new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
-                      "cva": "change score in multiples of the unchanged median",
-                      "log_ratio": "change score in multiples of the unchanged median"}
+SCORE_DESCRIPTIONS = {
+    "building": "new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
+    "cva": "change score in multiples of the unchanged median",
+    "log_ratio": "change score in multiples of the unchanged median",
+}
 
 DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "overlay.png", "summary.json"]
 
@@ -68,9 +81,13 @@ def _footprint_mask(site: SiteAOI, grid: Grid) -> np.ndarray:
     inside = [f.geometry for f in feats if f.role == "footprint"]
     excluded = [f.geometry for f in feats if f.role == "exclusion"]
     excluded += [f.geometry.buffer(RAIL_TRACK_EXCLUSION_M) for f in feats if f.role == "rail_track"]
-    mask = features.rasterize(((g, 1) for g in inside), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+    mask = features.rasterize(
+        ((g, 1) for g in inside), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
+    ).astype(bool)
     if excluded:
-        mask &= ~features.rasterize(((g, 1) for g in excluded), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+        mask &= ~features.rasterize(
+            ((g, 1) for g in excluded), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
+        ).astype(bool)
     return mask
 
 
@@ -85,9 +102,18 @@ class GridDetection:
     changes: StructureChanges
 
 
-def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarray, *, method: str = "building",
-                   normalisation: str = "regression", min_area_m2: float = 40.0, step: Progress | None = None,
-                   timings: dict[str, float] | None = None, assume_registered: bool = False) -> GridDetection:
+def detect_on_grid(
+    ref: RasterWindow,
+    source: SourceRaster,
+    footprint: np.ndarray,
+    *,
+    method: str = "building",
+    normalisation: str = "regression",
+    min_area_m2: float = 40.0,
+    step: Progress | None = None,
+    timings: dict[str, float] | None = None,
+    assume_registered: bool = False,
+) -> GridDetection:
     """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
 
     ``detect`` (GeoTIFFs and an AOI) and ``evaluate`` (labelled PNG pairs) both run this, so
@@ -110,25 +136,48 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
     timings = timings if timings is not None else {}
     coarse = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
     if coarse.data.shape[0] != ref.data.shape[0]:
-        raise ImageryError(f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
-                           "before and after must have the same bands")
-    log.info("read %s: %d x %d px window, %.2f m pixels, %d bands; %s warped onto it", ref.path.name,
-             ref.grid.shape[1], ref.grid.shape[0], ref.grid.pixel_size, ref.data.shape[0], coarse.path.name)
+        raise ImageryError(
+            f"{coarse.path}: has {coarse.data.shape[0]} bands but {ref.path} has {ref.data.shape[0]}; "
+            "before and after must have the same bands"
+        )
+    log.info(
+        "read %s: %d x %d px window, %.2f m pixels, %d bands; %s warped onto it",
+        ref.path.name,
+        ref.grid.shape[1],
+        ref.grid.shape[0],
+        ref.grid.pixel_size,
+        ref.data.shape[0],
+        coarse.path.name,
+    )
 
     step("co-registering")
     t = time.perf_counter()
     try:
-        shift = estimate_shift(ref.data, np.nan_to_num(coarse.data), pixel_size=ref.grid.pixel_size,
-                               reference_valid=ref.valid, moving_valid=coarse.valid)
+        shift = estimate_shift(
+            ref.data,
+            np.nan_to_num(coarse.data),
+            pixel_size=ref.grid.pixel_size,
+            reference_valid=ref.valid,
+            moving_valid=coarse.valid,
+        )
     except AlignmentError as exc:
         if not assume_registered:
             raise
         log.warning("%s: %s; going on unshifted, as asked", coarse.path.name, exc)
         shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size, 0.0, 0.0, model="none")
-    log.info("shift of %s relative to %s: dx=%.2f px, dy=%.2f px (gradient correlation %.2f -> %.2f)",
-             coarse.path.name, ref.path.name, shift.dx, shift.dy, shift.correlation_unaligned, shift.correlation)
+    log.info(
+        "shift of %s relative to %s: dx=%.2f px, dy=%.2f px (gradient correlation %.2f -> %.2f)",
+        coarse.path.name,
+        ref.path.name,
+        shift.dx,
+        shift.dy,
+        shift.correlation_unaligned,
+        shift.correlation,
+    )
     del coarse
-    moved = warp_onto_grid(source, ref.grid, shift_px=(shift.dx, shift.dy), gradient=shift.gradient, centre=shift.centre)
+    moved = warp_onto_grid(
+        source, ref.grid, shift_px=(shift.dx, shift.dy), gradient=shift.gradient, centre=shift.centre
+    )
     timings["coreg_s"] = time.perf_counter() - t
 
     step("normalising")
@@ -138,19 +187,35 @@ def detect_on_grid(ref: RasterWindow, source: SourceRaster, footprint: np.ndarra
         raise ImageryError(f"{ref.path} and {moved.path}: no pixel is valid in both images inside the AOI footprint")
     after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
     # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
-    evidence = gather_evidence(ref.data, after_data, valid=valid,
-                               pixel_size=ref.grid.pixel_size if method == "building" else None)
-    after_norm = NORMALISATION_METHODS[normalisation](ref.data, after_data, valid=valid,
-                                                      candidates=~evidence.vegetation & ~evidence.shadow)
+    evidence = gather_evidence(
+        ref.data, after_data, valid=valid, pixel_size=ref.grid.pixel_size if method == "building" else None
+    )
+    after_norm = NORMALISATION_METHODS[normalisation](
+        ref.data, after_data, valid=valid, candidates=~evidence.vegetation & ~evidence.shadow
+    )
     timings["normalise_s"] = time.perf_counter() - t
-    log.info("normalised %s to %s (%s) over %d valid pixels; %d vegetation and %d shadow pixels set aside",
-             moved.path.name, ref.path.name, normalisation, int(valid.sum()), int(evidence.vegetation.sum()),
-             int(evidence.shadow.sum()))
+    log.info(
+        "normalised %s to %s (%s) over %d valid pixels; %d vegetation and %d shadow pixels set aside",
+        moved.path.name,
+        ref.path.name,
+        normalisation,
+        int(valid.sum()),
+        int(evidence.vegetation.sum()),
+        int(evidence.shadow.sum()),
+    )
 
     step("scoring change")
     t = time.perf_counter()
-    changes = detect_structure_changes(ref.data, after_norm, pixel_size=ref.grid.pixel_size, transform=ref.grid.transform,
-                                       valid=valid, method=method, min_area_m2=min_area_m2, evidence=evidence)
+    changes = detect_structure_changes(
+        ref.data,
+        after_norm,
+        pixel_size=ref.grid.pixel_size,
+        transform=ref.grid.transform,
+        valid=valid,
+        method=method,
+        min_area_m2=min_area_m2,
+        evidence=evidence,
+    )
     timings["detect_s"] = time.perf_counter() - t
     return GridDetection(shift, moved, valid, after_norm, changes)
 
@@ -209,17 +274,33 @@ def detect(
     step("reading")
     ref = read_aoi_window(before, site.footprint)
     if not ref.grid.crs.is_projected:
-        raise ImageryError(f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
-                           f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})")
+        raise ImageryError(
+            f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
+            f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})"
+        )
     source = read_source(after)  # read once; warped twice, the second time with the shift folded in
     timings["read_s"] = time.perf_counter() - t0
-    found = detect_on_grid(ref, source, _footprint_mask(site, ref.grid), method=method, normalisation=normalisation,
-                           min_area_m2=min_area_m2, step=step, timings=timings, assume_registered=assume_registered)
+    found = detect_on_grid(
+        ref,
+        source,
+        _footprint_mask(site, ref.grid),
+        method=method,
+        normalisation=normalisation,
+        min_area_m2=min_area_m2,
+        step=step,
+        timings=timings,
+        assume_registered=assume_registered,
+    )
     shift, moved, valid, after_norm, changes = found.shift, found.moved, found.valid, found.after_norm, found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
-    log.info("%d change objects (%d new, %d removed); threshold %.2f", len(changes.objects),
-             sum(o.change == "new" for o in changes.objects), sum(o.change == "removed" for o in changes.objects), changes.threshold)
+    log.info(
+        "%d change objects (%d new, %d removed); threshold %.2f",
+        len(changes.objects),
+        sum(o.change == "new" for o in changes.objects),
+        sum(o.change == "removed" for o in changes.objects),
+        changes.threshold,
+    )
 
     summary = {
         "site_id": site.site_id,
@@ -231,12 +312,20 @@ def detect(
         "pixel_size_m": ref.grid.pixel_size,
         "window": {"rows": ref.grid.shape[0], "cols": ref.grid.shape[1], "bounds": list(ref.grid.bounds)},
         "shift": shift.to_dict(),
-        "method": {"change": method, "normalisation": normalisation, "threshold": round(changes.threshold, 3),
-                   "min_area_m2": min_area_m2},
-        "counts": {"new": sum(o.change == "new" for o in changes.objects),
-                   "removed": sum(o.change == "removed" for o in changes.objects)},
-        "area_m2": {"new": round(sum(o.area_m2 for o in changes.objects if o.change == "new"), 1),
-                    "removed": round(sum(o.area_m2 for o in changes.objects if o.change == "removed"), 1)},
+        "method": {
+            "change": method,
+            "normalisation": normalisation,
+            "threshold": round(changes.threshold, 3),
+            "min_area_m2": min_area_m2,
+        },
+        "counts": {
+            "new": sum(o.change == "new" for o in changes.objects),
+            "removed": sum(o.change == "removed" for o in changes.objects),
+        },
+        "area_m2": {
+            "new": round(sum(o.area_m2 for o in changes.objects if o.change == "new"), 1),
+            "removed": round(sum(o.area_m2 for o in changes.objects if o.change == "removed"), 1),
+        },
         "stats": changes.stats,
         "versions": versions(),
     }
@@ -262,12 +351,23 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
         records = change_records(result)
         write_vectors(records, result.grid.crs, stage / "changes.geojson", stage / "changes.gpkg")
         score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
-        write_geotiff(stage / "change_score.tif", score, result.grid, nodata=float("nan"), cog=True,
-                      tags={"description": SCORE_DESCRIPTIONS[result.summary["method"]["change"]],
-                            "threshold": f"{result.changes.threshold:.4f}"})
-        render_overlay(overlay_panels(result), stage / "overlay.png",
-                       caption=f"red: new, blue: removed; numbers are the ids in changes.geojson. "
-                               f"Change score from 0 to {3 * result.changes.threshold:.1f} (threshold {result.changes.threshold:.1f}).")
+        write_geotiff(
+            stage / "change_score.tif",
+            score,
+            result.grid,
+            nodata=float("nan"),
+            cog=True,
+            tags={
+                "description": SCORE_DESCRIPTIONS[result.summary["method"]["change"]],
+                "threshold": f"{result.changes.threshold:.4f}",
+            },
+        )
+        render_overlay(
+            overlay_panels(result),
+            stage / "overlay.png",
+            caption=f"red: new, blue: removed; numbers are the ids in changes.geojson. "
+            f"Change score from 0 to {3 * result.changes.threshold:.1f} (threshold {result.changes.threshold:.1f}).",
+        )
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
 
@@ -279,9 +379,23 @@ def overlay_panels(result: DetectResult) -> list[Panel]:
     unlabelled = [Shape(s.geometry, s.colour) for s in shapes]
     dates = result.summary["dates"]
     transform = result.grid.transform
-    return [Panel(f"before {dates['before'] or result.before_path.name}", display_rgb(result.before, result.valid, limits=limits),
-                  transform, unlabelled),
-            Panel(f"after {dates['after'] or result.after_path.name}", display_rgb(result.after, result.valid, limits=limits),
-                  transform, unlabelled),
-            Panel("change score and objects", score_rgb(result.changes.score, result.changes.threshold, result.valid),
-                  transform, shapes)]
+    return [
+        Panel(
+            f"before {dates['before'] or result.before_path.name}",
+            display_rgb(result.before, result.valid, limits=limits),
+            transform,
+            unlabelled,
+        ),
+        Panel(
+            f"after {dates['after'] or result.after_path.name}",
+            display_rgb(result.after, result.valid, limits=limits),
+            transform,
+            unlabelled,
+        ),
+        Panel(
+            "change score and objects",
+            score_rgb(result.changes.score, result.changes.threshold, result.valid),
+            transform,
+            shapes,
+        ),
+    ]

@@ -47,13 +47,22 @@ class PairScore:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn, "objects": self.objects,
-                "objects_found": self.objects_found,
-                "shift_px": None if self.shift_px is None else [round(v, 2) for v in self.shift_px],
-                "seconds": round(self.seconds, 2)}
+        return {
+            "name": self.name,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "objects": self.objects,
+            "objects_found": self.objects_found,
+            "shift_px": None if self.shift_px is None else [round(v, 2) for v in self.shift_px],
+            "seconds": round(self.seconds, 2),
+        }
 
 
-def score_pair(name: str, flagged: np.ndarray, label: np.ndarray, shift_px: tuple[float, float] | None = None) -> PairScore:
+def score_pair(
+    name: str, flagged: np.ndarray, label: np.ndarray, shift_px: tuple[float, float] | None = None
+) -> PairScore:
     """Compare a flagged mask with a label mask (both bool, same shape)."""
     tp = int(np.count_nonzero(flagged & label))
     fp = int(np.count_nonzero(flagged & ~label))
@@ -109,13 +118,19 @@ class Evaluation:
         return _ratio(self._sum("objects_found"), self._sum("objects"))
 
     def to_dict(self, *, per_pair: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"set": str(self.set_dir), "pixel_size_m": self.pixel_size_m,
-                               "precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                               "f1": round(self.f1, 4), "iou": round(self.iou, 4),
-                               "false_alarm_rate": round(self.false_alarm_rate, 5),
-                               "object_recall": round(self.object_recall, 4), "pairs": len(self.pairs),
-                               "objects": self._sum("objects"),
-                               "refused": sum(p.shift_px is None for p in self.pairs)}
+        out: dict[str, Any] = {
+            "set": str(self.set_dir),
+            "pixel_size_m": self.pixel_size_m,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "iou": round(self.iou, 4),
+            "false_alarm_rate": round(self.false_alarm_rate, 5),
+            "object_recall": round(self.object_recall, 4),
+            "pairs": len(self.pairs),
+            "objects": self._sum("objects"),
+            "refused": sum(p.shift_px is None for p in self.pairs),
+        }
         if per_pair:
             out["per_pair"] = [p.to_dict() for p in self.pairs]
         return out
@@ -132,7 +147,9 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
     root = Path(set_dir)
     for sub in ("A", "B", "label"):
         if not (root / sub).is_dir():
-            raise ImageryError(f"{root}: no {sub}/ folder; a set needs A/ (before), B/ (after) and label/ (255 = change)")
+            raise ImageryError(
+                f"{root}: no {sub}/ folder; a set needs A/ (before), B/ (after) and label/ (255 = change)"
+            )
     names = sorted(p.name for p in (root / "A").iterdir() if p.suffix.lower() in PICTURE_SUFFIXES)
     if not names:
         raise ImageryError(f"{root / 'A'}: holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
@@ -145,28 +162,44 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
     return pairs
 
 
-def flagged_mask(before: RasterWindow, after: RasterWindow, *,
-                 normalisation: str = "regression") -> tuple[np.ndarray, tuple[float, float] | None]:
+def flagged_mask(
+    before: RasterWindow, after: RasterWindow, *, normalisation: str = "regression"
+) -> tuple[np.ndarray, tuple[float, float] | None]:
     """The default detector's change mask for a pair on one grid, and the shift it found.
 
     A pair that co-registration refuses is scored unshifted, and its shift is ``None``
     (``detect`` would stop there with an error).
     """
-    source = SourceRaster(after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None)
+    source = SourceRaster(
+        after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None
+    )
     # a labelled pair shows one place: where co-registration refuses (big change, floods),
     # score the pair unshifted rather than drop it, and count it as refused
-    found = detect_on_grid(before, source, np.ones(before.grid.shape, bool), assume_registered=True,
-                           normalisation=normalisation)
+    found = detect_on_grid(
+        before, source, np.ones(before.grid.shape, bool), assume_registered=True, normalisation=normalisation
+    )
     objects = found.changes.objects
     mask = np.zeros(before.grid.shape, bool)
     if objects:
-        mask = features.rasterize(((o.geometry, 1) for o in objects), out_shape=before.grid.shape,
-                                  transform=before.grid.transform, fill=0, dtype="uint8").astype(bool)
+        mask = features.rasterize(
+            ((o.geometry, 1) for o in objects),
+            out_shape=before.grid.shape,
+            transform=before.grid.transform,
+            fill=0,
+            dtype="uint8",
+        ).astype(bool)
     return mask, None if found.shift.model == "none" else (found.shift.dx, found.shift.dy)
 
 
-def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os.PathLike[str] | None = None,
-             overwrite: bool = False, normalisation: str = "regression", progress: Progress | None = None) -> Evaluation:
+def evaluate(
+    set_dir: str | os.PathLike[str],
+    *,
+    gsd: float,
+    masks_out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    normalisation: str = "regression",
+    progress: Progress | None = None,
+) -> Evaluation:
     """Run the default detector on every pair of a labelled set and pool its scores.
 
     Parameters
@@ -195,16 +228,25 @@ def evaluate(set_dir: str | os.PathLike[str], *, gsd: float, masks_out: str | os
         before, after = read_picture(a, gsd), read_picture(b, gsd)
         label = read_picture(lab, gsd, mode="L").data[0] > 127
         if before.data.shape != after.data.shape or label.shape != before.data.shape[1:]:
-            raise ImageryError(f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
-                               f"{label.shape} differ in size")
+            raise ImageryError(
+                f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
+                f"{label.shape} differ in size"
+            )
         flagged, shift = flagged_mask(before, after, normalisation=normalisation)
         score = score_pair(a.name, flagged, label, shift)
         score.seconds = time.perf_counter() - t
         result.pairs.append(score)
         if masks_out is not None:
             masks[Path(a.name).stem + ".png"] = flagged
-        log.info("%s: %d flagged, %d labelled, %d of %d buildings found, %.1f s", a.name, score.tp + score.fp,
-                 score.tp + score.fn, score.objects_found, score.objects, score.seconds)
+        log.info(
+            "%s: %d flagged, %d labelled, %d of %d buildings found, %.1f s",
+            a.name,
+            score.tp + score.fp,
+            score.tp + score.fn,
+            score.objects_found,
+            score.objects,
+            score.seconds,
+        )
     if masks_out is not None:
         with staged_outputs(masks_out, list(masks), overwrite=overwrite) as stage:
             for name, mask in masks.items():

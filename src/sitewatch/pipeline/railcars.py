@@ -17,8 +17,16 @@ from shapely.geometry.base import BaseGeometry
 from .. import railcars as core
 from ..aoi import SiteAOI
 from ..errors import TrackError
-from ..io import (Grid, check_outputs_free, image_sun, read_track_window, read_tracks_file, staged_outputs, write_json,
-                  write_vectors)
+from ..io import (
+    Grid,
+    check_outputs_free,
+    image_sun,
+    read_track_window,
+    read_tracks_file,
+    staged_outputs,
+    write_json,
+    write_vectors,
+)
 from ._common import Progress, site_of, versions
 
 log = logging.getLogger(__name__)
@@ -43,15 +51,21 @@ class ImageRailcars:
         return self.result.total
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "date": self.date, "total": self.total,
-                "uncertainty": round(self.result.uncertainty, 2), "method": self.result.method,
-                "pixel_size_m": round(self.grid.pixel_size, 3),
-                "line_shift_px": [round(v, 2) for v in self.result.line_shift_px],
-                "tracks": [t.to_dict() for t in self.result.tracks]}
+        return {
+            "path": str(self.path),
+            "date": self.date,
+            "total": self.total,
+            "uncertainty": round(self.result.uncertainty, 2),
+            "method": self.result.method,
+            "pixel_size_m": round(self.grid.pixel_size, 3),
+            "line_shift_px": [round(v, 2) for v in self.result.line_shift_px],
+            "tracks": [t.to_dict() for t in self.result.tracks],
+        }
 
 
-def load_tracks(*, aoi: SiteAOI | str | os.PathLike[str] | None = None,
-                tracks: str | os.PathLike[str] | None = None) -> dict[str, BaseGeometry]:
+def load_tracks(
+    *, aoi: SiteAOI | str | os.PathLike[str] | None = None, tracks: str | os.PathLike[str] | None = None
+) -> dict[str, BaseGeometry]:
     """Track centrelines (lon/lat) from an AOI's ``rail_track`` features or a tracks GeoJSON.
 
     Raises
@@ -85,9 +99,14 @@ def _to_crs(ring_px: np.ndarray, grid: Grid) -> Polygon:
     return Polygon([grid.transform * (float(c), float(r)) for c, r in ring_px])
 
 
-def count_in_image(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGeometry], *,
-                   prior: core.SegmentationPrior = core.SegmentationPrior(),
-                   max_line_error_m: float | None = None, skip_outside: bool = False) -> ImageRailcars:
+def count_in_image(
+    path: str | os.PathLike[str],
+    tracks_lonlat: dict[str, BaseGeometry],
+    *,
+    prior: core.SegmentationPrior = core.SegmentationPrior(),
+    max_line_error_m: float | None = None,
+    skip_outside: bool = False,
+) -> ImageRailcars:
     """Count railcars on each track in one image (read only around the tracks).
 
     With ``skip_outside``, tracks that miss the image are left out (logged) instead of
@@ -104,12 +123,24 @@ def count_in_image(path: str | os.PathLike[str], tracks_lonlat: dict[str, BaseGe
     data = np.where(np.isnan(data), med[:, None, None], data).astype(np.float32)
     angles = image_sun(path)
     sun = None if angles is None else core.shadow_geometry(*angles, tuple(grid.transform)[:6])
-    result = core.count_railcars(data, {t: _to_pixels(ln, grid) for t, ln in lines.items()},
-                                 pixel_size_m=grid.pixel_size, prior=prior, max_line_error_m=max_line_error_m, sun=sun)
+    result = core.count_railcars(
+        data,
+        {t: _to_pixels(ln, grid) for t, ln in lines.items()},
+        pixel_size_m=grid.pixel_size,
+        prior=prior,
+        max_line_error_m=max_line_error_m,
+        sun=sun,
+    )
     seconds = time.perf_counter() - t0
-    log.info("%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, sun %s, %.2f s", Path(path).name,
-             result.total, result.method, *result.line_shift_px,
-             "not in the metadata" if angles is None else "azimuth %.0f, elevation %.0f degrees" % angles, seconds)
+    log.info(
+        "%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, sun %s, %.2f s",
+        Path(path).name,
+        result.total,
+        result.method,
+        *result.line_shift_px,
+        "not in the metadata" if angles is None else f"azimuth {angles[0]:.0f}, elevation {angles[1]:.0f} degrees",
+        seconds,
+    )
     return ImageRailcars(Path(path), window.date, grid, result, lines, seconds)
 
 
@@ -178,10 +209,21 @@ def railcar_records(results: list[ImageRailcars]) -> list[dict[str, Any]]:
             individual = t.method == core.METHOD_INDIVIDUAL
             for k, ring in enumerate(t.cars_px if individual else t.runs_px):
                 geom = _to_crs(ring, res.grid)
-                records.append({"image": res.path.name, "date": res.date, "track_id": t.track_id,
-                                "kind": "railcar" if individual else "train", "index": k + 1, "method": t.method,
-                                "geometry": shapely.transform(geom, lambda xy, t=to_target: np.column_stack(
-                                    t.transform(xy[:, 0], xy[:, 1]))) if to_target else geom})
+                records.append(
+                    {
+                        "image": res.path.name,
+                        "date": res.date,
+                        "track_id": t.track_id,
+                        "kind": "railcar" if individual else "train",
+                        "index": k + 1,
+                        "method": t.method,
+                        "geometry": shapely.transform(
+                            geom, lambda xy, t=to_target: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))
+                        )
+                        if to_target
+                        else geom,
+                    }
+                )
     return records
 
 
@@ -197,11 +239,14 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None
         writer.writerows(rows)
 
 
-def write_railcars(results: list[ImageRailcars], out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+def write_railcars(
+    results: list[ImageRailcars], out_dir: str | os.PathLike[str], *, overwrite: bool = False
+) -> list[Path]:
     """Write ``railcars.geojson``, ``railcars.csv`` and ``railcars.json`` (all or nothing)."""
     with staged_outputs(out_dir, RAILCAR_OUTPUTS, overwrite=overwrite) as stage:
-        write_vectors(railcar_records(results), results[0].grid.crs, geojson_path=stage / "railcars.geojson",
-                      layer="railcars")
+        write_vectors(
+            railcar_records(results), results[0].grid.crs, geojson_path=stage / "railcars.geojson", layer="railcars"
+        )
         write_csv(stage / "railcars.csv", track_rows(results), RAILCAR_CSV_FIELDS)
         write_json(stage / "railcars.json", {"images": [r.to_dict() for r in results], "versions": versions()})
     return [Path(out_dir) / n for n in RAILCAR_OUTPUTS]

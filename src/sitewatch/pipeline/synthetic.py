@@ -14,8 +14,15 @@ from ..io import Grid, staged_outputs, write_geotiff, write_vectors
 from ._common import Progress, site_of
 
 
-def synthesize(site: SiteAOI | str | os.PathLike[str], out_dir: str | os.PathLike[str], *, gsd: float = 1.0,
-               seed: int = 0, overwrite: bool = False, progress: Progress | None = None) -> list[Path]:
+def synthesize(
+    site: SiteAOI | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    gsd: float = 1.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> list[Path]:
     """Write a site's synthetic images (``DIR/YYYY-MM-DD.tif``) and ``DIR/truth.geojson``.
 
     Deterministic for a given site, ``gsd`` and ``seed``.
@@ -32,16 +39,27 @@ def synthesize(site: SiteAOI | str | os.PathLike[str], out_dir: str | os.PathLik
     scene = build_scene(site, gsd=gsd, seed=seed)
     names = [f"{a.date}.tif" for a in scene.acquisitions] + ["truth.geojson"]
     west, south, east, north = scene.bounds
-    grid = Grid(rasterio.crs.CRS.from_wkt(scene.crs_wkt), rasterio.transform.from_origin(west, north, gsd, gsd), scene.shape)
+    grid = Grid(
+        rasterio.crs.CRS.from_wkt(scene.crs_wkt), rasterio.transform.from_origin(west, north, gsd, gsd), scene.shape
+    )
     with staged_outputs(out_dir, names, overwrite=overwrite) as stage:
         for i, acq in enumerate(scene.acquisitions):
             step(f"rendering {acq.date}")
             image = render(scene, i)
-            write_geotiff(stage / f"{acq.date}.tif", image, grid, descriptions=("red", "green", "blue"), tags={
-                "TIFFTAG_DATETIME": acq.date.replace("-", ":") + " 10:30:00",
-                "SITEWATCH_SYNTHETIC": "yes", "SITE_ID": site.site_id, "SEED": seed,
-                "SUN_AZIMUTH": acq.sun_azimuth_deg, "SUN_ELEVATION": acq.sun_elevation_deg,
-            })
+            write_geotiff(
+                stage / f"{acq.date}.tif",
+                image,
+                grid,
+                descriptions=("red", "green", "blue"),
+                tags={
+                    "TIFFTAG_DATETIME": acq.date.replace("-", ":") + " 10:30:00",
+                    "SITEWATCH_SYNTHETIC": "yes",
+                    "SITE_ID": site.site_id,
+                    "SEED": seed,
+                    "SUN_AZIMUTH": acq.sun_azimuth_deg,
+                    "SUN_ELEVATION": acq.sun_elevation_deg,
+                },
+            )
         records = []
         for t in scene.truth:
             rec = {k: v for k, v in t.items()}
@@ -56,11 +74,22 @@ def _annotate_truth(path: Path, site: SiteAOI, scene, gsd: float, seed: int) -> 
     """Add the scene's provenance (dates, sun, true misregistration) to the truth file."""
     doc = json.loads(path.read_text("utf-8"))
     doc["properties"] = {
-        "site_id": site.site_id, "seed": seed, "gsd_m": gsd, "crs": rasterio.crs.CRS.from_wkt(scene.crs_wkt).to_string(),
+        "site_id": site.site_id,
+        "seed": seed,
+        "gsd_m": gsd,
+        "crs": rasterio.crs.CRS.from_wkt(scene.crs_wkt).to_string(),
         "generator": f"sitewatch {__version__}",
-        "acquisitions": [{"date": a.date, "season": a.season, "sun_azimuth_deg": a.sun_azimuth_deg,
-                          "sun_elevation_deg": a.sun_elevation_deg, "shift_px": list(a.shift_px)}
-                         for a in scene.acquisitions],
-        "shift_convention": "shift_px = (dx, dy): a ground feature at true pixel (col, row) appears at (col + dx, row + dy)",
+        "acquisitions": [
+            {
+                "date": a.date,
+                "season": a.season,
+                "sun_azimuth_deg": a.sun_azimuth_deg,
+                "sun_elevation_deg": a.sun_elevation_deg,
+                "shift_px": list(a.shift_px),
+            }
+            for a in scene.acquisitions
+        ],
+        "shift_convention": "shift_px = (dx, dy): a ground feature at true pixel (col, row) "
+        "appears at (col + dx, row + dy)",
     }
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

@@ -15,8 +15,15 @@ from ..io import check_outputs_free, image_date, read_aoi_window, staged_outputs
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay
 from ._common import Progress, site_of, versions
 from .detect import DetectResult, change_records, detect, overlay_panels
-from .railcars import (RAILCAR_CSV_FIELDS, ImageRailcars, count_in_image, load_tracks, railcar_records, track_rows,
-                       write_csv)
+from .railcars import (
+    RAILCAR_CSV_FIELDS,
+    ImageRailcars,
+    count_in_image,
+    load_tracks,
+    railcar_records,
+    track_rows,
+    write_csv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +46,33 @@ class Timeline:
     last_detect: DetectResult | None = field(default=None, repr=False)  # first date -> last date
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"site_id": self.site.site_id, "site_name": self.site.name, "sources": list(self.site.sources),
-               "aoi": str(self.site.path) if self.site.path else None, "statement": self.statement,
-               "dates": self.rows, "images": [r.to_dict() for r in self.railcars]}
+        out = {
+            "site_id": self.site.site_id,
+            "site_name": self.site.name,
+            "sources": list(self.site.sources),
+            "aoi": str(self.site.path) if self.site.path else None,
+            "statement": self.statement,
+            "dates": self.rows,
+            "images": [r.to_dict() for r in self.railcars],
+        }
         if self.last_detect is not None:
             det = self.last_detect
-            out["structures"] = {"dates": det.summary["dates"], "shift": det.summary["shift"],
-                                 "changes": [{k: v for k, v in r.items() if k != "geometry"} for r in change_records(det)]}
+            out["structures"] = {
+                "dates": det.summary["dates"],
+                "shift": det.summary["shift"],
+                "changes": [{k: v for k, v in r.items() if k != "geometry"} for r in change_records(det)],
+            }
         return out
 
 
 def change_statement(rows: list[dict[str, Any]]) -> str:
     """``"railcars ×3.6 from 2023-03-10 to 2023-10-18 (20 → 73)"``, or why there is no factor."""
     if len(rows) < 2:
-        return f"railcars: {rows[0]['railcars_total']} on {rows[0]['date']} (one date, no change factor)" if rows else "no dates"
+        return (
+            f"railcars: {rows[0]['railcars_total']} on {rows[0]['date']} (one date, no change factor)"
+            if rows
+            else "no dates"
+        )
     first, last = rows[0], rows[-1]
     a, b = first["railcars_total"], last["railcars_total"]
     if a == 0:
@@ -94,8 +114,10 @@ def timeline(
     for p in images:
         d = image_date(p)
         if d is None:
-            raise ImageryError(f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
-                               "date such as 2023-10-18 in the file name)")
+            raise ImageryError(
+                f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
+                "date such as 2023-10-18 in the file name)"
+            )
         dated.append((d, Path(p)))
     dated.sort()
     dates = [d for d, _ in dated]
@@ -114,15 +136,25 @@ def timeline(
     det = None
     for i, ((d, p), res) in enumerate(zip(dated, counted)):
         per_track = {t.track_id: t.count for t in res.result.tracks}
-        row: dict[str, Any] = {"date": d, "image": p.name, "railcars_total": res.total,
-                               "railcars_uncertainty": round(res.result.uncertainty, 2), "method": res.result.method}
+        row: dict[str, Any] = {
+            "date": d,
+            "image": p.name,
+            "railcars_total": res.total,
+            "railcars_uncertainty": round(res.result.uncertainty, 2),
+            "method": res.result.method,
+        }
         row.update({f"track:{t}": per_track.get(t, 0) for t in track_ids})
         if structures and i > 0:
             step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
             det = detect(dated[0][1], p, site)
-            row.update({"new_structures": det.summary["counts"]["new"], "new_area_m2": det.summary["area_m2"]["new"],
-                        "removed_structures": det.summary["counts"]["removed"],
-                        "removed_area_m2": det.summary["area_m2"]["removed"]})
+            row.update(
+                {
+                    "new_structures": det.summary["counts"]["new"],
+                    "new_area_m2": det.summary["area_m2"]["new"],
+                    "removed_structures": det.summary["counts"]["removed"],
+                    "removed_area_m2": det.summary["area_m2"]["removed"],
+                }
+            )
         elif structures:
             row.update({"new_structures": 0, "new_area_m2": 0.0, "removed_structures": 0, "removed_area_m2": 0.0})
         rows.append(row)
@@ -155,8 +187,15 @@ def timeline_figure(result: Timeline):
             ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
             bottom = [b + v for b, v in zip(bottom, vals)]
     totals = [r["railcars_total"] for r in result.rows]
-    ax.errorbar(x, totals, yerr=[r["railcars_uncertainty"] for r in result.rows], fmt="o-", color="black",
-                label="total ± 1σ", capsize=4)
+    ax.errorbar(
+        x,
+        totals,
+        yerr=[r["railcars_uncertainty"] for r in result.rows],
+        fmt="o-",
+        color="black",
+        label="total ± 1σ",
+        capsize=4,
+    )
     for xi, tot in zip(x, totals):
         ax.annotate(str(tot), (xi, tot), textcoords="offset points", xytext=(8, 4), fontsize=9)
     ax.set_xticks(x, dates)
@@ -165,7 +204,9 @@ def timeline_figure(result: Timeline):
     if "new_area_m2" in result.rows[0]:
         ax2 = ax.twinx()
         ax2.plot(x, [r["new_area_m2"] for r in result.rows], "s--", color="tab:red", label="new structures (m²)")
-        ax2.plot(x, [r["removed_area_m2"] for r in result.rows], "v--", color="tab:purple", label="removed structures (m²)")
+        ax2.plot(
+            x, [r["removed_area_m2"] for r in result.rows], "v--", color="tab:purple", label="removed structures (m²)"
+        )
         ax2.set_ylabel(f"structure area vs {dates[0]} (m²)")
         ax2.set_ylim(bottom=0)
         handles, labels = ax.get_legend_handles_labels()
@@ -190,12 +231,19 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
     with staged_outputs(out_dir, TIMELINE_OUTPUTS, overwrite=overwrite) as stage:
         write_csv(stage / "timeline.csv", result.rows, fields)
         write_csv(stage / "railcars.csv", track_rows(result.railcars), RAILCAR_CSV_FIELDS)
-        write_vectors(railcar_records(result.railcars), result.railcars[0].grid.crs,
-                      geojson_path=stage / "railcars.geojson", layer="railcars")
+        write_vectors(
+            railcar_records(result.railcars),
+            result.railcars[0].grid.crs,
+            geojson_path=stage / "railcars.geojson",
+            layer="railcars",
+        )
         plot_timeline(result, stage / "timeline.png")
-        render_overlay(overlay_panels_timeline(result), stage / "overlay.png",
-                       caption="yellow: railcars (orange: trains where cars are not separable), cyan: track lines; "
-                               "red: new and blue: removed structures, first date to last")
+        render_overlay(
+            overlay_panels_timeline(result),
+            stage / "overlay.png",
+            caption="yellow: railcars (orange: trains where cars are not separable), cyan: track lines; "
+            "red: new and blue: removed structures, first date to last",
+        )
         write_json(stage / "timeline.json", {**result.to_dict(), "versions": versions()})
     return [Path(out_dir) / n for n in TIMELINE_OUTPUTS]
 
@@ -211,9 +259,17 @@ def overlay_panels_timeline(result: Timeline) -> list[Panel]:
         # railcar records are in the first image's CRS; all dates share it in practice, and
         # a date in another CRS is drawn from its own pixels without its cars
         if window.grid.crs == result.railcars[0].grid.crs:
-            shapes += [Shape(r["geometry"], COLOURS[r["kind"]], width=1.2) for r in records if r["image"] == res.path.name]
-        panels.append(Panel(f"{res.date}: {res.total} railcars", display_rgb(window.data, window.valid), window.grid.transform,
-                            shapes))
+            shapes += [
+                Shape(r["geometry"], COLOURS[r["kind"]], width=1.2) for r in records if r["image"] == res.path.name
+            ]
+        panels.append(
+            Panel(
+                f"{res.date}: {res.total} railcars",
+                display_rgb(window.data, window.valid),
+                window.grid.transform,
+                shapes,
+            )
+        )
     if result.last_detect is not None:
         change = overlay_panels(result.last_detect)[-1]
         change.title = f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}"

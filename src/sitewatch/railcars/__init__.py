@@ -26,21 +26,50 @@ from dataclasses import dataclass, field
 import numpy as np
 from shapely.geometry import LineString
 
-from .bed import (BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill, bed_fill_scorer,
-                  best_fill_shift)
-from .evidence import (COARSE_PIXEL_M, DEEPEST_SHADE, OCCUPIED_SPREADS, Ground, TrackEvidence, empty_track_ground,
-                       track_evidence, with_neighbour_shade, with_side_shade)
+from .bed import BED_MAX_PIXEL_M, BED_SHADOW_HEIGHT_M, align_to_bed, align_to_bed_fill, bed_fill_scorer, best_fill_shift
+from .evidence import (
+    COARSE_PIXEL_M,
+    DEEPEST_SHADE,
+    OCCUPIED_SPREADS,
+    Ground,
+    TrackEvidence,
+    empty_track_ground,
+    track_evidence,
+    with_neighbour_shade,
+    with_side_shade,
+)
 from .profile import DEFAULT_SHADOW_PER_HEIGHT, ShadowGeometry, profile_cars, shadow_geometry
 from .rails import RAIL_MAX_PIXEL_M, RAIL_MIN_SEEN, RailFit, align_to_rails
-from .segment import (CAR_LENGTH_RANGE_M, CAR_WIDTH_M, COUPLER_GAP_M, NOMINAL_CAR_LENGTH_M, SegmentationPrior,
-                      segment_cars)
+from .segment import (
+    CAR_LENGTH_RANGE_M,
+    CAR_WIDTH_M,
+    COUPLER_GAP_M,
+    NOMINAL_CAR_LENGTH_M,
+    SegmentationPrior,
+    segment_cars,
+)
 from .shadows import DEFAULT_REACH_M, ShadowView, shadow_direction, shadow_reach, shadow_view, sun_first_order
 from .strip import TrackStrip, align_tracks, band_mean, centred_strip, sample_strip
 
 __all__ = [
-    "CAR_LENGTH_RANGE_M", "CAR_WIDTH_M", "COARSE_PIXEL_M", "COUPLER_GAP_M", "METHOD_INDIVIDUAL", "METHOD_LENGTH",
-    "NOMINAL_CAR_LENGTH_M", "Ground", "RailcarCount", "SegmentationPrior", "ShadowGeometry", "TrackCount",
-    "TrackEvidence", "TrackStrip", "count_railcars", "segment_cars", "shadow_geometry", "track_evidence",
+    "CAR_LENGTH_RANGE_M",
+    "CAR_WIDTH_M",
+    "COARSE_PIXEL_M",
+    "COUPLER_GAP_M",
+    "METHOD_INDIVIDUAL",
+    "METHOD_LENGTH",
+    "NOMINAL_CAR_LENGTH_M",
+    "Ground",
+    "RailcarCount",
+    "SegmentationPrior",
+    "ShadowGeometry",
+    "TrackCount",
+    "TrackEvidence",
+    "TrackStrip",
+    "count_railcars",
+    "segment_cars",
+    "shadow_geometry",
+    "track_evidence",
 ]
 
 METHOD_INDIVIDUAL = "individual-cars"
@@ -107,8 +136,13 @@ class TrackCount:
     offset_m: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"track_id": self.track_id, "count": self.count, "occupied_m": round(self.occupied_m, 1),
-                "method": self.method, "uncertainty": round(self.uncertainty, 2)}
+        return {
+            "track_id": self.track_id,
+            "count": self.count,
+            "occupied_m": round(self.occupied_m, 1),
+            "method": self.method,
+            "uncertainty": round(self.uncertainty, 2),
+        }
 
 
 @dataclass
@@ -164,8 +198,14 @@ def _runs(cars: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int, int
     return [tuple(r) for r in runs]
 
 
-def _placements_across(score: Callable[[np.ndarray], np.ndarray], best: tuple[float, float],
-                       lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float) -> list[tuple[float, float]]:
+def _placements_across(
+    score: Callable[[np.ndarray], np.ndarray],
+    best: tuple[float, float],
+    lines_px: list[np.ndarray],
+    *,
+    pixel_size_m: float,
+    max_shift_m: float,
+) -> list[tuple[float, float]]:
     """Other common shifts worth unmixing: every ``PLACEMENT_STEP_M`` across the tracks from
     ``best``, within ``max_shift_m``, where the bed footprint scores at least
     ``PLACEMENT_SCORE_SHARE`` of its score at ``best``."""
@@ -194,14 +234,23 @@ class _Placement:
     reach: float
 
 
-def _place(data: np.ndarray, wide: list[TrackStrip], rails: list[np.ndarray] | None, rail_fit: RailFit | None,
-           common_shift_px: tuple[float, float] | None, *, pixel_size_m: float, max_line_error_m: float) -> _Placement:
+def _place(
+    data: np.ndarray,
+    wide: list[TrackStrip],
+    rails: list[np.ndarray] | None,
+    rail_fit: RailFit | None,
+    common_shift_px: tuple[float, float] | None,
+    *,
+    pixel_size_m: float,
+    max_line_error_m: float,
+) -> _Placement:
     """Tracks placed by the rails (``rail_fit``) or by a common shift and each track's symmetry."""
     if rail_fit is not None:
         offsets, shift = rail_fit.offsets, rail_fit.shift_px
     else:
-        offsets, shift = align_tracks(wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                      common_shift_px=common_shift_px)
+        offsets, shift = align_tracks(
+            wide, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m, common_shift_px=common_shift_px
+        )
     strips = [centred_strip(s, o, 3.5, pixel_size_m=pixel_size_m) for s, o in zip(wide, offsets)]
     ground = empty_track_ground(strips, rails, pixel_size_m=pixel_size_m)
     direction, reach = None, DEFAULT_REACH_M
@@ -211,8 +260,9 @@ def _place(data: np.ndarray, wide: list[TrackStrip], rails: list[np.ndarray] | N
     return _Placement(offsets, shift, strips, ground, direction, reach)
 
 
-def _shadow_geometry(data: np.ndarray, strips: list[TrackStrip], ground: Ground, *,
-                     pixel_size_m: float) -> tuple[Ground, np.ndarray | None, float]:
+def _shadow_geometry(
+    data: np.ndarray, strips: list[TrackStrip], ground: Ground, *, pixel_size_m: float
+) -> tuple[Ground, np.ndarray | None, float]:
     """Shadow colour, the side shadows fall to and their reach, for pixels without rails.
 
     Returns the ground (with a shadow colour where one is found), the shadows' direction
@@ -223,8 +273,9 @@ def _shadow_geometry(data: np.ndarray, strips: list[TrackStrip], ground: Ground,
         return ground, None, DEFAULT_REACH_M
     centres = [band_mean(s, 0.0, 0.9) for s in strips]
     # cars unlike ballast in sun or shade: not a neighbour's shadow lying across the track
-    confident = [ground.contrast(c, np.ones(c.shape[1], bool), deepest=DEEPEST_SHADE) > 2 * OCCUPIED_SPREADS
-                 for c in centres]
+    confident = [
+        ground.contrast(c, np.ones(c.shape[1], bool), deepest=DEEPEST_SHADE) > 2 * OCCUPIED_SPREADS for c in centres
+    ]
     direction = shadow_direction(strips, confident)
     if direction is None:
         return ground, None, DEFAULT_REACH_M
@@ -234,9 +285,14 @@ def _shadow_geometry(data: np.ndarray, strips: list[TrackStrip], ground: Ground,
     # where a confidently occupied neighbour's shadow covers a track's whole middle, that
     # track is mostly empty ballast in shadow: the surest shadow colour
     first = dict(enumerate(confident))
-    ground = with_neighbour_shade(ground, centres, [
-        shadow_view(data, k, strips, first, direction, reach, pixel_size_m=pixel_size_m).far_edge_m
-        for k in range(len(strips))])
+    ground = with_neighbour_shade(
+        ground,
+        centres,
+        [
+            shadow_view(data, k, strips, first, direction, reach, pixel_size_m=pixel_size_m).far_edge_m
+            for k in range(len(strips))
+        ],
+    )
     return ground, direction, reach
 
 
@@ -300,8 +356,16 @@ def count_railcars(
         data = (data - scale[0][:, None, None]) / np.maximum(scale[1] - scale[0], 1e-6)[:, None, None]
 
     ids = list(tracks_px)
-    wide = [sample_strip(data, np.asarray(tracks_px[t], float), pixel_size_m=pixel_size_m,
-                         half_width_m=max_line_error_m + 0.5 + 5.0, extend_m=max_line_error_m + 5.0) for t in ids]
+    wide = [
+        sample_strip(
+            data,
+            np.asarray(tracks_px[t], float),
+            pixel_size_m=pixel_size_m,
+            half_width_m=max_line_error_m + 0.5 + 5.0,
+            extend_m=max_line_error_m + 5.0,
+        )
+        for t in ids
+    ]
     rails: list[np.ndarray] | None = None
     fit = None
     if pixel_size_m <= RAIL_MAX_PIXEL_M:
@@ -317,15 +381,22 @@ def count_railcars(
         if pixel_size_m <= BED_MAX_PIXEL_M:
             common = align_to_bed(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
         elif sun is not None:
-            score = bed_fill_scorer(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m,
-                                    shadow_px=sun.direction_px, shadow_m=BED_SHADOW_HEIGHT_M * sun.per_height)
+            score = bed_fill_scorer(
+                data,
+                lines,
+                pixel_size_m=pixel_size_m,
+                max_shift_m=max_line_error_m,
+                shadow_px=sun.direction_px,
+                shadow_m=BED_SHADOW_HEIGHT_M * sun.per_height,
+            )
             if score is not None:
                 common = best_fill_shift(score, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
                 if coarse:
                     # the footprint can still prefer the group one track over, where the cars'
                     # shadows pass for a bed: the unmixing, which knows cars and shadows, decides
-                    alternatives = _placements_across(score, common, lines, pixel_size_m=pixel_size_m,
-                                                      max_shift_m=max_line_error_m)
+                    alternatives = _placements_across(
+                        score, common, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m
+                    )
         else:
             common = align_to_bed_fill(data, lines, pixel_size_m=pixel_size_m, max_shift_m=max_line_error_m)
 
@@ -334,8 +405,9 @@ def count_railcars(
     rail_placed = fit if fit is not None and fit.seen >= RAIL_MIN_SEEN else None
 
     def place(option: tuple[float, float] | None) -> _Placement:
-        return _place(data, wide, rails, rail_placed, option, pixel_size_m=pixel_size_m,
-                      max_line_error_m=max_line_error_m)
+        return _place(
+            data, wide, rails, rail_placed, option, pixel_size_m=pixel_size_m, max_line_error_m=max_line_error_m
+        )
 
     def shadows_of(p: _Placement) -> ShadowGeometry | None:
         if sun is None and p.direction is not None:
@@ -348,8 +420,18 @@ def count_railcars(
         fits = []
         for option in options:
             p = place(option)
-            fits.append(profile_cars(data, p.strips, p.ground, shadows_of(p), pixel_size_m=pixel_size_m, prior=prior,
-                                     passes=1, position_stride=PLACEMENT_STRIDE)[2])
+            fits.append(
+                profile_cars(
+                    data,
+                    p.strips,
+                    p.ground,
+                    shadows_of(p),
+                    pixel_size_m=pixel_size_m,
+                    prior=prior,
+                    passes=1,
+                    position_stride=PLACEMENT_STRIDE,
+                )[2]
+            )
         common = options[int(np.argmax(fits))]
     placed = place(common)
     offsets, shift_px, strips, ground = placed.offsets, placed.shift_px, placed.strips, placed.ground
@@ -372,8 +454,9 @@ def count_railcars(
             elif rails is None:
                 # no shadow side found: shade counts nowhere as empty track
                 shadows = ShadowView.nowhere(strip.values.shape[0], len(strip.along_m))
-            evidence = track_evidence(strip, ground, pixel_size_m=pixel_size_m,
-                                      rails=None if rails is None else rails[k], shadows=shadows)
+            evidence = track_evidence(
+                strip, ground, pixel_size_m=pixel_size_m, rails=None if rails is None else rails[k], shadows=shadows
+            )
             cars = segment_cars(evidence, step_m=step, prior=prior)
             # the neighbours counted later see where this track's cars throw shadow
             covered[k] = np.zeros(len(strip.along_m), bool)
@@ -392,14 +475,26 @@ def count_railcars(
             count = int(sum(per_run))
             rel = prior.length_sigma_m / prior.pitch_m
             # sun angles narrow the spread only where the unmixing used them
-            floor, share = ((LENGTH_DETECTION_FLOOR_CARS_SUN, LENGTH_DETECTION_SHARE_SUN) if coarse and sun is not None
-                            else (LENGTH_DETECTION_FLOOR_CARS, LENGTH_DETECTION_SHARE))
-            uncertainty = float(np.sqrt(sum(rel**2 * n + (2 * pixel_size_m / prior.pitch_m) ** 2 for n in per_run)
-                                        + floor**2 + (share * count) ** 2))
-        by_track[k] = (TrackCount(
-            track_id, count, occupied, method, uncertainty,
+            floor, share = (
+                (LENGTH_DETECTION_FLOOR_CARS_SUN, LENGTH_DETECTION_SHARE_SUN)
+                if coarse and sun is not None
+                else (LENGTH_DETECTION_FLOOR_CARS, LENGTH_DETECTION_SHARE)
+            )
+            uncertainty = float(
+                np.sqrt(
+                    sum(rel**2 * n + (2 * pixel_size_m / prior.pitch_m) ** 2 for n in per_run)
+                    + floor**2
+                    + (share * count) ** 2
+                )
+            )
+        by_track[k] = TrackCount(
+            track_id,
+            count,
+            occupied,
+            method,
+            uncertainty,
             cars_px=[_quad(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b in cars] if individual else [],
             runs_px=[_outline(strip, a, b, CAR_WIDTH_M / 2, pixel_size_m) for a, b, _ in runs],
             offset_m=float(np.median(off)),
-        ))
+        )
     return RailcarCount([by_track[k] for k in range(len(ids))], shift_px, method)

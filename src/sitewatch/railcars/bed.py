@@ -21,10 +21,10 @@ from shapely.geometry import LineString
 
 from .strip import best_shift
 
-BED_HALF_WIDTH_M = 2.2     # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
-OUTLINE_STEP_M = 0.5       # spacing of the outline samples
+BED_HALF_WIDTH_M = 2.2  # ballast shoulder to track centre (a 4-4.5 m bed on 1435 and 1520 mm lines)
+OUTLINE_STEP_M = 0.5  # spacing of the outline samples
 OUTLINE_END_MARGIN_M = 4.0  # a drawn line's ends need not be the bed's: skip the outline there
-OUTLINE_QUANTILE = 40      # the outline's score: this percentile of the gradient across it
+OUTLINE_QUANTILE = 40  # the outline's score: this percentile of the gradient across it
 # Coarser pixels blur a single track's two bed edges (4.4 m apart) into one: the outline
 # then matches anything bed-sized, and the footprint does better.
 BED_MAX_PIXEL_M = 1.5
@@ -34,8 +34,9 @@ BED_MAX_PIXEL_M = 1.5
 BED_SHADOW_HEIGHT_M = 2.0
 
 
-def bed_outline(lines_px: list[np.ndarray], *, pixel_size_m: float,
-                half_width_m: float = BED_HALF_WIDTH_M) -> tuple[np.ndarray, np.ndarray]:
+def bed_outline(
+    lines_px: list[np.ndarray], *, pixel_size_m: float, half_width_m: float = BED_HALF_WIDTH_M
+) -> tuple[np.ndarray, np.ndarray]:
     """Points on the outer edges of the beds of the given track lines, with outward normals.
 
     An edge point of one track that lies within the bed of another (between parallel
@@ -85,8 +86,9 @@ def bed_outline(lines_px: list[np.ndarray], *, pixel_size_m: float,
     return np.concatenate(points), np.concatenate(normals)
 
 
-def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
-                 max_shift_m: float) -> tuple[float, float] | None:
+def align_to_bed(
+    data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float
+) -> tuple[float, float] | None:
     """The common shift that puts the track lines' bed outline on the image's edges.
 
     Parameters
@@ -112,15 +114,20 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
     sigma = max(0.7, 0.5 / pixel_size_m)
     grads = []
     for band in data:
-        grads.append((ndimage.gaussian_filter(band, sigma, order=(0, 1)), ndimage.gaussian_filter(band, sigma, order=(1, 0))))
+        grads.append(
+            (ndimage.gaussian_filter(band, sigma, order=(0, 1)), ndimage.gaussian_filter(band, sigma, order=(1, 0)))
+        )
 
     def score(shifts: np.ndarray) -> np.ndarray:
         at = points[None, :, :] + shifts[:, None, :]  # (S, P, 2)
         coords = [at[..., 1].ravel() - 0.5, at[..., 0].ravel() - 0.5]
         total = np.zeros(at.shape[:2])
         for gx, gy in grads:
-            across = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 0]
-                      + ndimage.map_coordinates(gy, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 1])
+            across = (
+                ndimage.map_coordinates(gx, coords, order=1, mode="nearest").reshape(at.shape[:2]) * normals[None, :, 0]
+                + ndimage.map_coordinates(gy, coords, order=1, mode="nearest").reshape(at.shape[:2])
+                * normals[None, :, 1]
+            )
             total += across**2
         # most of the outline must sit on an edge: a strong shadow edge along part of it
         # must not carry a shift that leaves the rest on nothing
@@ -130,9 +137,15 @@ def align_to_bed(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: 
     return best_shift(score, radius_px, ((radius_px, max(0.25, radius_px / 12)), (0.6, 0.1), (0.12, 0.03)))
 
 
-def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float,
-                      max_shift_m: float, shadow_px: np.ndarray | None = None,
-                      shadow_m: float = 0.0) -> tuple[float, float] | None:
+def align_to_bed_fill(
+    data: np.ndarray,
+    lines_px: list[np.ndarray],
+    *,
+    pixel_size_m: float,
+    max_shift_m: float,
+    shadow_px: np.ndarray | None = None,
+    shadow_m: float = 0.0,
+) -> tuple[float, float] | None:
     """The common shift that best lines the beds of the track lines up with the image, for coarse pixels.
 
     Where a pixel is about as wide as a single bed, its edges cannot be told apart, but the
@@ -154,23 +167,31 @@ def align_to_bed_fill(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_siz
     shadow_m : float
         How far beyond the beds the shadow template reaches, metres.
     """
-    score = bed_fill_scorer(data, lines_px, pixel_size_m=pixel_size_m, max_shift_m=max_shift_m,
-                            shadow_px=shadow_px, shadow_m=shadow_m)
+    score = bed_fill_scorer(
+        data, lines_px, pixel_size_m=pixel_size_m, max_shift_m=max_shift_m, shadow_px=shadow_px, shadow_m=shadow_m
+    )
     if score is None:
         return None
     return best_fill_shift(score, pixel_size_m=pixel_size_m, max_shift_m=max_shift_m)
 
 
-def best_fill_shift(score: Callable[[np.ndarray], np.ndarray], *, pixel_size_m: float,
-                    max_shift_m: float) -> tuple[float, float]:
+def best_fill_shift(
+    score: Callable[[np.ndarray], np.ndarray], *, pixel_size_m: float, max_shift_m: float
+) -> tuple[float, float]:
     """The shift, within ``max_shift_m``, that maximises a :func:`bed_fill_scorer` score."""
     radius_px = max_shift_m / pixel_size_m
     return best_shift(score, radius_px, ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)))
 
 
-def bed_fill_scorer(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_m: float, max_shift_m: float,
-                    shadow_px: np.ndarray | None = None,
-                    shadow_m: float = 0.0) -> Callable[[np.ndarray], np.ndarray] | None:
+def bed_fill_scorer(
+    data: np.ndarray,
+    lines_px: list[np.ndarray],
+    *,
+    pixel_size_m: float,
+    max_shift_m: float,
+    shadow_px: np.ndarray | None = None,
+    shadow_m: float = 0.0,
+) -> Callable[[np.ndarray], np.ndarray] | None:
     """The score :func:`align_to_bed_fill` maximises, as a function of candidate shifts.
 
     Returns a callable taking shifts of shape (S, 2) in pixels (columns, rows) and returning
@@ -190,8 +211,10 @@ def bed_fill_scorer(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_
             continue
         along = np.arange(0.0, line.length + 1e-9, fine / 2)
         xy = np.array([line.interpolate(d).coords[0] for d in along])
-        on_line[np.clip(np.rint((xy[:, 1] - lo[1]) / fine).astype(int), 0, shape[0] - 1),
-                np.clip(np.rint((xy[:, 0] - lo[0]) / fine).astype(int), 0, shape[1] - 1)] = True
+        on_line[
+            np.clip(np.rint((xy[:, 1] - lo[1]) / fine).astype(int), 0, shape[0] - 1),
+            np.clip(np.rint((xy[:, 0] - lo[0]) / fine).astype(int), 0, shape[1] - 1),
+        ] = True
     if not on_line.any():
         return None
     distance_m = ndimage.distance_transform_edt(~on_line) * fine * pixel_size_m
@@ -202,8 +225,12 @@ def bed_fill_scorer(data: np.ndarray, lines_px: list[np.ndarray], *, pixel_size_
         swept = np.zeros(shape, bool)
         cell_m = fine * pixel_size_m
         for t in np.arange(cell_m / 2, reach + 1e-9, cell_m / 2):
-            swept |= ndimage.shift(beds_u8, (shadow_px[1] * t / cell_m, shadow_px[0] * t / cell_m), order=0,
-                                   mode="constant", cval=0) > 0
+            swept |= (
+                ndimage.shift(
+                    beds_u8, (shadow_px[1] * t / cell_m, shadow_px[0] * t / cell_m), order=0, mode="constant", cval=0
+                )
+                > 0
+            )
         shade = (swept & ~beds).astype(np.float64)
 
     def at(grid: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -128,8 +128,9 @@ class Ground:
         axis = self.shade - self.lit
         return ((colours - self.lit[:, None]) * axis[:, None]).sum(axis=0) / float(axis @ axis)
 
-    def contrast(self, colours: np.ndarray, partly_shaded: np.ndarray | None = None, *,
-                 deepest: float = 1.0) -> np.ndarray:
+    def contrast(
+        self, colours: np.ndarray, partly_shaded: np.ndarray | None = None, *, deepest: float = 1.0
+    ) -> np.ndarray:
         """Distance of colours of shape (B, L) from empty track, in spreads, shape (L,).
 
         The distance from lit ballast or, nearer, from shaded ballast, each in its own
@@ -154,8 +155,15 @@ class Ground:
         return dist
 
 
-def shaded_track_colour(strips: list[TrackStrip], centre: np.ndarray, rails: np.ndarray, lit: np.ndarray,
-                        lit_spread: float, *, pixel_size_m: float) -> tuple[np.ndarray, float] | None:
+def shaded_track_colour(
+    strips: list[TrackStrip],
+    centre: np.ndarray,
+    rails: np.ndarray,
+    lit: np.ndarray,
+    lit_spread: float,
+    *,
+    pixel_size_m: float,
+) -> tuple[np.ndarray, float] | None:
     """The colour of ballast in shadow, and its spread.
 
     Shadows are the ground times a per-band factor that is the same for every material, so
@@ -210,8 +218,13 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     if rails is None and pixel_size_m <= COARSE_PIXEL_M:
         # Without rails, a long train of one colour can outnumber the ballast.  Empty track
         # is one colour across the whole bed; a car differs from the shoulders beside it.
-        uneven = [np.maximum(colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
-                             colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1))) for c, s in zip(centres, strips)]
+        uneven = [
+            np.maximum(
+                colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
+                colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1)),
+            )
+            for c, s in zip(centres, strips)
+        ]
         even = np.concatenate(uneven) <= np.quantile(np.concatenate(uneven), EVEN_SHARE)
         pooled = np.concatenate(centres, axis=1)[:, even]
         # a long shadow lying across a whole bed is even too, and darker than lit ballast
@@ -232,8 +245,14 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     return Ground(lit, spread, *(shade or (None, 0.0)))
 
 
-def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                       partly_shaded: np.ndarray | None = None, shadows: ShadowView | None = None) -> np.ndarray:
+def occupancy_contrast(
+    strip: TrackStrip,
+    ground: Ground,
+    *,
+    pixel_size_m: float,
+    partly_shaded: np.ndarray | None = None,
+    shadows: ShadowView | None = None,
+) -> np.ndarray:
     """How car-like each position is, in lit-ballast spreads, shape (L,).
 
     The smaller of (a) the centre band's distance from empty track (:meth:`Ground.contrast`)
@@ -258,8 +277,9 @@ def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float
             explained = shadows.shadowed & ~beyond
             casts_shadow = beyond
             sunward_lit = ground.shade_fraction(shadows.sunward) < SUNWARD_LIT_FRACTION
-            from_ballast = np.where(beyond & sunward_lit & ~shadows.shadowed,
-                                    np.maximum(from_ballast, CAST_SHADOW_SPREADS), from_ballast)
+            from_ballast = np.where(
+                beyond & sunward_lit & ~shadows.shadowed, np.maximum(from_ballast, CAST_SHADOW_SPREADS), from_ballast
+            )
             shaded = ground.contrast(centre, explained, deepest=DEEPEST_SHADE)
             from_ballast = np.where(explained, shaded, from_ballast)
     if pixel_size_m > COARSE_PIXEL_M:
@@ -269,8 +289,14 @@ def occupancy_contrast(strip: TrackStrip, ground: Ground, *, pixel_size_m: float
     inner = max(0.9, 1.55 - 0.5 * pixel_size_m)
     outer = min(2.6, 1.55 + 0.5 * pixel_size_m)
     side_edge = np.maximum(
-        colour_distance(band_mean(strip, inner - 0.4, inner, side=-1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1)),
-        colour_distance(band_mean(strip, inner - 0.4, inner, side=1), band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1)),
+        colour_distance(
+            band_mean(strip, inner - 0.4, inner, side=-1),
+            band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1),
+        ),
+        colour_distance(
+            band_mean(strip, inner - 0.4, inner, side=1),
+            band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1),
+        ),
     )
     # beside its own shadow a dark car's side can be invisible: the shadow vouches for it
     return np.where(casts_shadow, from_ballast, np.minimum(from_ballast, side_edge / ground.lit_spread))
@@ -288,14 +314,20 @@ class TrackEvidence:
     boundary: np.ndarray
 
 
-def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
-                   rails: np.ndarray | None = None, shadows: ShadowView | None = None) -> TrackEvidence:
+def track_evidence(
+    strip: TrackStrip,
+    ground: Ground,
+    *,
+    pixel_size_m: float,
+    rails: np.ndarray | None = None,
+    shadows: ShadowView | None = None,
+) -> TrackEvidence:
     """Occupancy and boundary evidence along a centred strip.
 
     Occupancy is :func:`occupancy_contrast` in units of the ballast cluster's own spread
     (so the scale adapts to the image's noise and contrast), 0 at ``OCCUPIED_SPREADS``
-    (``OCCUPIED_SPREADS_NO_RAILS`` with ``shadows``) spreads and saturating towards ±1.  Where ``rails`` (the rail correlation along the
-    track, :func:`.rails.rail_correlation`) is given:
+    (``OCCUPIED_SPREADS_NO_RAILS`` with ``shadows``) spreads and saturating towards ±1.  Where
+    ``rails`` (the rail correlation along the track, :func:`.rails.rail_correlation`) is given:
 
     * visible rails cap it: empty track, however dark (a shadow lying across it);
     * covered rails raise it, unless the colour is firmly that of empty track, or the two
@@ -312,9 +344,11 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
     step = float(strip.along_m[1] - strip.along_m[0])
     centre = band_mean(strip, 0.0, 0.9)
     mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
-    ratio = np.maximum(occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable,
-                                          shadows=shadows)
-                       / (OCCUPIED_SPREADS if shadows is None else OCCUPIED_SPREADS_NO_RAILS), 1e-3)
+    ratio = np.maximum(
+        occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable, shadows=shadows)
+        / (OCCUPIED_SPREADS if shadows is None else OCCUPIED_SPREADS_NO_RAILS),
+        1e-3,
+    )
     # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
     smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
     occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), 1e-3)))
@@ -323,7 +357,8 @@ def track_evidence(strip: TrackStrip, ground: Ground, *, pixel_size_m: float,
         left, right = band_mean(strip, 0.4, 1.3, side=-1), band_mean(strip, 0.4, 1.3, side=1)
         lit = ground.lit[:, None]
         apart = colour_distance(left, right) / np.maximum(
-            np.maximum(colour_distance(left, lit), colour_distance(right, lit)), 1e-9)
+            np.maximum(colour_distance(left, lit), colour_distance(right, lit)), 1e-9
+        )
         covered = rails_hidden(rails) * (1.0 - np.clip((apart - 0.3) / 0.4, 0.0, 1.0))
         occupancy = np.where(occupancy > -HIDDEN_FLOOR, np.maximum(occupancy, HIDDEN_GAIN * covered), occupancy)
 
@@ -364,8 +399,9 @@ def with_side_shade(ground: Ground, strips: list[TrackStrip], *, pixel_size_m: f
     as it is.
     """
     centre = np.concatenate([band_mean(s, 0.0, 0.9) for s in strips], axis=1)
-    shade = shaded_track_colour(strips, centre, np.zeros(centre.shape[1]), ground.lit, ground.lit_spread,
-                                pixel_size_m=pixel_size_m)
+    shade = shaded_track_colour(
+        strips, centre, np.zeros(centre.shape[1]), ground.lit, ground.lit_spread, pixel_size_m=pixel_size_m
+    )
     return ground if shade is None else Ground(ground.lit, ground.lit_spread, *shade)
 
 

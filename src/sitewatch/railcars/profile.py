@@ -43,9 +43,9 @@ from .evidence import Ground, TrackEvidence
 from .segment import CAR_WIDTH_M, SegmentationPrior, segment_cars
 from .strip import TrackStrip, sample_across
 
-PROFILE_STEP_M = 0.5        # sampling step across the tracks
-POSITION_STRIDE = 3         # evaluate every third strip position (0.75 m)
-NEIGHBOUR_REACH_M = 12.0    # tracks this close (centre to centre) are modelled together
+PROFILE_STEP_M = 0.5  # sampling step across the tracks
+POSITION_STRIDE = 3  # evaluate every third strip position (0.75 m)
+NEIGHBOUR_REACH_M = 12.0  # tracks this close (centre to centre) are modelled together
 # The profile is a bilinear sample of pixels that are themselves a box blurred by the
 # optics; a Gaussian of half a pixel fitted the development yards best (0.4-0.6 within a
 # point of error, 0.75 four points worse).
@@ -72,8 +72,8 @@ MAX_CAR_COLOUR = 1.8
 # 0-79 and 3000-3099: 14.0 -> 13.2 and 14.5 -> 13.5 % with OCCUPIED_LLR 60 -> 45; yards
 # 2000-2049 12.7 -> 12.9 %.)
 HUBER_SIGMAS = 2.0
-FAR_BAND_M = 2.0            # the profile's far ends averaged for the countryside colour
-FAR_SMOOTH_POSITIONS = 15   # ... and median-filtered along the track over this many positions
+FAR_BAND_M = 2.0  # the profile's far ends averaged for the countryside colour
+FAR_SMOOTH_POSITIONS = 15  # ... and median-filtered along the track over this many positions
 
 
 @dataclass(frozen=True)
@@ -130,16 +130,23 @@ def noise_sigma(data: np.ndarray) -> np.ndarray:
 class _Profiles:
     """One track's profiles and where its neighbours cross them (all per evaluated position)."""
 
-    positions: np.ndarray          # (L,) strip indices evaluated
-    values: np.ndarray             # (B, L, U) the image across the track
-    across_m: np.ndarray           # (U,)
-    offsets_m: np.ndarray          # (K, L) track centres across the profile (row 0: this track)
+    positions: np.ndarray  # (L,) strip indices evaluated
+    values: np.ndarray  # (B, L, U) the image across the track
+    across_m: np.ndarray  # (U,)
+    offsets_m: np.ndarray  # (K, L) track centres across the profile (row 0: this track)
     neighbours: list[tuple[int, np.ndarray]]  # (strip index, nearest position on it) per row 1..K-1
-    cos_shadow: np.ndarray         # (L,) cosine between the profile and the shadows' direction
+    cos_shadow: np.ndarray  # (L,) cosine between the profile and the shadows' direction
 
 
-def _profiles(data: np.ndarray, strips: list[TrackStrip], k: int, shadow: ShadowGeometry | None, *,
-              pixel_size_m: float, stride: int = POSITION_STRIDE) -> _Profiles:
+def _profiles(
+    data: np.ndarray,
+    strips: list[TrackStrip],
+    k: int,
+    shadow: ShadowGeometry | None,
+    *,
+    pixel_size_m: float,
+    stride: int = POSITION_STRIDE,
+) -> _Profiles:
     strip = strips[k]
     pos = np.arange(0, len(strip.along_m), stride)
     here, normal = strip.centre_px[pos], strip.normal_px[pos]
@@ -157,8 +164,9 @@ def _profiles(data: np.ndarray, strips: list[TrackStrip], k: int, shadow: Shadow
     longest = 0.0 if shadow is None else min(max(CAR_HEIGHTS_M) * shadow.per_height, MAX_SHADOW_M)
     half = NEIGHBOUR_REACH_M + CAR_WIDTH_M / 2 + longest + FAR_BAND_M + 1.0 + 2 * pixel_size_m
     across_m = np.arange(-half, half + 1e-9, PROFILE_STEP_M)
-    values = sample_across(data, strip, np.broadcast_to(across_m, (len(strip.along_m), len(across_m))),
-                           pixel_size_m=pixel_size_m)[:, pos, :]
+    values = sample_across(
+        data, strip, np.broadcast_to(across_m, (len(strip.along_m), len(across_m))), pixel_size_m=pixel_size_m
+    )[:, pos, :]
     return _Profiles(pos, values.astype(np.float64), across_m, np.array(offsets), neighbours, cos_shadow)
 
 
@@ -169,9 +177,16 @@ def _huber(z: np.ndarray) -> np.ndarray:
     return np.where(a <= HUBER_SIGMAS, 0.5 * a**2, HUBER_SIGMAS * (a - 0.5 * HUBER_SIGMAS))
 
 
-def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma: np.ndarray,
-                   shadow: ShadowGeometry | None, *, pixel_size_m: float,
-                   neighbour_cars: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+def _occupancy_llr(
+    prof: _Profiles,
+    ballast: np.ndarray,
+    tint: np.ndarray,
+    sigma: np.ndarray,
+    shadow: ShadowGeometry | None,
+    *,
+    pixel_size_m: float,
+    neighbour_cars: list[np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Log-likelihood ratio, per evaluated position, that this track (row 0) is occupied,
     and the best pattern's log-likelihood per residual sample.
 
@@ -221,8 +236,7 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
         patterns = itertools.product(choices, repeat=n_rows)
     else:
         # neighbours stand where the last pass put them; only their shadows' lengths vary
-        patterns = ((own,) + rest for own in choices
-                    for rest in itertools.product(choices[1:], repeat=n_rows - 1))
+        patterns = ((own,) + rest for own in choices for rest in itertools.product(choices[1:], repeat=n_rows - 1))
     best = {True: np.full(n_pos, -np.inf), False: np.full(n_pos, -np.inf)}
     for pattern in patterns:
         on = np.array([p[0] for p in pattern])[:, None] & cars_at
@@ -242,17 +256,26 @@ def _occupancy_llr(prof: _Profiles, ballast: np.ndarray, tint: np.ndarray, sigma
             rhs = np.einsum("ilu,blu->lbi", design * window[None], residual)
             colour = np.clip(np.linalg.solve(gram[:, None], rhs[..., None])[..., 0], 0.0, MAX_CAR_COLOUR)  # (L, B, m)
             residual = residual - np.einsum("lbi,ilu->blu", colour, design)
-        score = -(_huber(residual / sigma[:, None, None]) * window[None]).sum(axis=(0, 2)) \
-            - PATTERN_PENALTY * on.sum(axis=0)
+        score = -(_huber(residual / sigma[:, None, None]) * window[None]).sum(axis=(0, 2)) - PATTERN_PENALTY * on.sum(
+            axis=0
+        )
         key = bool(pattern[0][0])
         best[key] = np.maximum(best[key], score)
     samples = np.maximum(window.sum(axis=1) * y.shape[0], 1)
     return best[True] - best[False], np.maximum(best[True], best[False]) / samples
 
 
-def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, shadow: ShadowGeometry | None, *,
-                 pixel_size_m: float, prior: SegmentationPrior = SegmentationPrior(), passes: int = PASSES,
-                 position_stride: int = POSITION_STRIDE) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence], float]:
+def profile_cars(
+    data: np.ndarray,
+    strips: list[TrackStrip],
+    ground: Ground,
+    shadow: ShadowGeometry | None,
+    *,
+    pixel_size_m: float,
+    prior: SegmentationPrior = SegmentationPrior(),
+    passes: int = PASSES,
+    position_stride: int = POSITION_STRIDE,
+) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence], float]:
     """Cars on every track from the unmixed cross-track profiles.
 
     Parameters
@@ -290,17 +313,21 @@ def profile_cars(data: np.ndarray, strips: list[TrackStrip], ground: Ground, sha
         tint = np.clip(ground.shade / np.maximum(ground.lit, 1e-6), 0.1, 0.8)
     else:
         tint = np.full(data.shape[0], DEFAULT_TINT)
-    profiles = [_profiles(data, strips, k, shadow, pixel_size_m=pixel_size_m, stride=position_stride)
-                for k in range(len(strips))]
+    profiles = [
+        _profiles(data, strips, k, shadow, pixel_size_m=pixel_size_m, stride=position_stride)
+        for k in range(len(strips))
+    ]
     placed: list[np.ndarray] | None = None
     for _ in range(passes):
         cars, evidence, occupied, fits = [], [], [], []
         for strip, prof in zip(strips, profiles):
-            llr, fit = _occupancy_llr(prof, ground.lit, tint, sigma, shadow, pixel_size_m=pixel_size_m,
-                                      neighbour_cars=placed)
+            llr, fit = _occupancy_llr(
+                prof, ground.lit, tint, sigma, shadow, pixel_size_m=pixel_size_m, neighbour_cars=placed
+            )
             llr = np.interp(np.arange(len(strip.along_m)), prof.positions, llr)
-            ev = TrackEvidence(np.tanh((llr - OCCUPIED_LLR) / LLR_SCALE).astype(np.float32),
-                               np.zeros(len(llr), np.float32))
+            ev = TrackEvidence(
+                np.tanh((llr - OCCUPIED_LLR) / LLR_SCALE).astype(np.float32), np.zeros(len(llr), np.float32)
+            )
             found = segment_cars(ev, step_m=float(strip.along_m[1] - strip.along_m[0]), prior=prior)
             cover = np.zeros(len(llr), bool)
             for a, b in found:

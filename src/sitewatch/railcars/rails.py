@@ -15,21 +15,28 @@ from scipy import ndimage
 
 from .strip import STEP_M, TrackStrip
 
-RAIL_OFFSET_M = 0.74      # rail centres either side of the track centre (1435 and 1520 mm gauge)
-RAIL_MAX_PIXEL_M = 0.6    # coarser pixels do not resolve a rail head
-RAIL_WINDOW_M = 1.15      # the pair is matched over the bed to here; a car's sides (1.55 m) stay out
+RAIL_OFFSET_M = 0.74  # rail centres either side of the track centre (1435 and 1520 mm gauge)
+RAIL_MAX_PIXEL_M = 0.6  # coarser pixels do not resolve a rail head
+RAIL_WINDOW_M = 1.15  # the pair is matched over the bed to here; a car's sides (1.55 m) stay out
 RAIL_SIDE_WINDOW_M = 0.45  # each rail on its own, over this much either side of it
-RAIL_LOCAL_M = 0.2        # how far the rails may wander from a track's fitted centre
-RAIL_SHARPENING = 0.5     # correlation taken off per metre of pixel finer than 0.5 m (see below)
+RAIL_LOCAL_M = 0.2  # how far the rails may wander from a track's fitted centre
+RAIL_SHARPENING = 0.5  # correlation taken off per metre of pixel finer than 0.5 m (see below)
 # correlation from "says nothing" to "rails certainly visible"; and from "says nothing" to
 # "rails certainly hidden"
 RAIL_VISIBLE = (0.3, 0.55)
 RAIL_HIDDEN = (-0.05, -0.25)
-RAIL_MIN_SEEN = 0.1       # share of the track length showing rails before they are trusted
+RAIL_MIN_SEEN = 0.1  # share of the track length showing rails before they are trusted
 
 
-def cross_profiles(data: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *, pixel_size_m: float,
-                   half_width_m: float = 1.4, step_m: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def cross_profiles(
+    data: np.ndarray,
+    strip: TrackStrip,
+    offsets_m: np.ndarray,
+    *,
+    pixel_size_m: float,
+    half_width_m: float = 1.4,
+    step_m: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
     """Brightness profiles across the track, finely sampled about given centre offsets.
 
     Parameters
@@ -56,8 +63,15 @@ def cross_profiles(data: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *
     return ndimage.map_coordinates(grey, [rows, cols], order=1, mode="nearest"), across
 
 
-def rail_correlation(profiles: np.ndarray, across_m: np.ndarray, shifts_m: np.ndarray, *,
-                     pixel_size_m: float, smooth_m: float = 1.5, step_m: float = STEP_M) -> np.ndarray:
+def rail_correlation(
+    profiles: np.ndarray,
+    across_m: np.ndarray,
+    shifts_m: np.ndarray,
+    *,
+    pixel_size_m: float,
+    smooth_m: float = 1.5,
+    step_m: float = STEP_M,
+) -> np.ndarray:
     """How much each profile looks like a pair of rails centred at each shift, shape (S, L).
 
     Profiles are averaged over ``smooth_m`` along the track first.  A rail is a Gaussian dip
@@ -125,8 +139,14 @@ class RailFit:
     seen: float
 
 
-def align_to_rails(data: np.ndarray, strips: list[TrackStrip], *, pixel_size_m: float, max_shift_m: float,
-                   max_track_residual_m: float = 0.6) -> RailFit:
+def align_to_rails(
+    data: np.ndarray,
+    strips: list[TrackStrip],
+    *,
+    pixel_size_m: float,
+    max_shift_m: float,
+    max_track_residual_m: float = 0.6,
+) -> RailFit:
     """Find where the tracks are from their rails: one common shift, then a little per track.
 
     Like :func:`.strip.align_tracks`, a common shift (the AOI drawn over a misregistered
@@ -156,8 +176,14 @@ def align_to_rails(data: np.ndarray, strips: list[TrackStrip], *, pixel_size_m: 
     sharpening = RAIL_SHARPENING * max(0.0, 0.5 - pixel_size_m)
     tables, insides = [], []
     for s in strips:
-        profiles, across = cross_profiles(data, s, np.zeros(len(s.along_m)), pixel_size_m=pixel_size_m,
-                                          half_width_m=reach + RAIL_WINDOW_M + step, step_m=step)
+        profiles, across = cross_profiles(
+            data,
+            s,
+            np.zeros(len(s.along_m)),
+            pixel_size_m=pixel_size_m,
+            half_width_m=reach + RAIL_WINDOW_M + step,
+            step_m=step,
+        )
         tables.append(rail_correlation(profiles, across, grid, pixel_size_m=pixel_size_m) - sharpening)
         insides.append((s.along_m >= 0) & (s.along_m <= s.line_length_m))
 

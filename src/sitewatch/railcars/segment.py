@@ -51,7 +51,9 @@ class SegmentationPrior:
         return self.nominal_length_m + COUPLER_GAP_M
 
 
-def segment_cars(evidence: TrackEvidence, *, step_m: float, prior: SegmentationPrior = SegmentationPrior()) -> list[tuple[int, int]]:
+def segment_cars(
+    evidence: TrackEvidence, *, step_m: float, prior: SegmentationPrior = SegmentationPrior()
+) -> list[tuple[int, int]]:
     """Cut a track into empty stretches and cars: a semi-Markov dynamic programme.
 
     Each car spans a run of positions whose length is within ``prior.length_range_m``.  A

@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from .strip import TrackStrip, band_mean, sample_across
 
-CAR_SIDE_M = 1.55           # track centre to a car's side
+CAR_SIDE_M = 1.55  # track centre to a car's side
 # beside a car, where its shadow falls first
 SHADOW_BAND_M = (1.8, 3.3)
 # the band tested for a track's own shadow: its width, and the margin kept from the far
@@ -84,8 +84,9 @@ def sun_first_order(strips: list[TrackStrip], direction: np.ndarray | None) -> l
     return [int(i) for i in np.argsort(depth, kind="stable")]
 
 
-def _open_ground(k: int, strips: list[TrackStrip], occupied: list[np.ndarray], direction: np.ndarray,
-                 reach_px: float) -> np.ndarray:
+def _open_ground(
+    k: int, strips: list[TrackStrip], occupied: list[np.ndarray], direction: np.ndarray, reach_px: float
+) -> np.ndarray:
     """Positions of track ``k`` with no confidently occupied track within ``reach_px`` on the shadow side."""
     here = strips[k].centre_px
     open_ = np.ones(len(here), bool)
@@ -102,8 +103,16 @@ def _open_ground(k: int, strips: list[TrackStrip], occupied: list[np.ndarray], d
     return open_
 
 
-def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.ndarray], empty: list[np.ndarray],
-                 direction: np.ndarray, shade_fraction, *, pixel_size_m: float) -> float | None:
+def shadow_reach(
+    data: np.ndarray,
+    strips: list[TrackStrip],
+    occupied: list[np.ndarray],
+    empty: list[np.ndarray],
+    direction: np.ndarray,
+    shade_fraction,
+    *,
+    pixel_size_m: float,
+) -> float | None:
     """How far shadows reach beyond a car's side, across the tracks, metres.
 
     Read where nothing stands beside a track on the shadow side (no other track, or one
@@ -143,7 +152,7 @@ def shadow_reach(data: np.ndarray, strips: list[TrackStrip], occupied: list[np.n
         dark = np.flatnonzero(darker)
         if len(dark) == 0 or across[dark[0]] > SHADOW_BAND_M[1]:
             continue
-        lit_again = np.flatnonzero(~darker[dark[0]:])
+        lit_again = np.flatnonzero(~darker[dark[0] :])
         last = dark[0] + (lit_again[0] if len(lit_again) else len(across) - dark[0]) - 1
         reaches.append(across[last] - CAR_SIDE_M)
         weights.append(float(occ.sum()))
@@ -185,8 +194,16 @@ class ShadowView:
         return cls(never, np.zeros((bands, length)), never, np.zeros((bands, length)), np.full(length, -np.inf))
 
 
-def shadow_view(data: np.ndarray, k: int, strips: list[TrackStrip], occupied: dict[int, np.ndarray],
-                direction: np.ndarray, reach_m: float, *, pixel_size_m: float) -> ShadowView:
+def shadow_view(
+    data: np.ndarray,
+    k: int,
+    strips: list[TrackStrip],
+    occupied: dict[int, np.ndarray],
+    direction: np.ndarray,
+    reach_m: float,
+    *,
+    pixel_size_m: float,
+) -> ShadowView:
     """Where neighbours' shadows lie on track ``k``, and where to look for its own.
 
     Parameters

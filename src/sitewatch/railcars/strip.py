@@ -107,10 +107,12 @@ def sample_strip(
     off_px = across / pixel_size_m
     cols = pts[:, 0, None] + normal[:, 0, None] * off_px[None, :] - 0.5
     rows = pts[:, 1, None] + normal[:, 1, None] * off_px[None, :] - 0.5
-    values = np.stack([
-        ndimage.map_coordinates(band.astype(np.float32, copy=False), [rows, cols], order=1, mode="nearest")
-        for band in image
-    ]).astype(np.float32)
+    values = np.stack(
+        [
+            ndimage.map_coordinates(band.astype(np.float32, copy=False), [rows, cols], order=1, mode="nearest")
+            for band in image
+        ]
+    ).astype(np.float32)
     return TrackStrip(values, along, across, pts, normal, float(dist[-1] * pixel_size_m))
 
 
@@ -130,27 +132,28 @@ def _symmetry_terms(strip: TrackStrip, pixel_size_m: float) -> tuple[np.ndarray,
     """Asymmetry and structure of the strip about each candidate centre offset.
 
     Returns two arrays of shape (L, W): the summed colour difference between the strip at
-    ``c + u`` and ``c - u`` over ``0 < u <= w`` (w from :func:`_symmetry_half_width_m`), and the summed difference of both from the
-    value at ``c`` (zero where the window does not fit).
+    ``c + u`` and ``c - u`` over ``0 < u <= w`` (w from :func:`_symmetry_half_width_m`), and the
+    summed difference of both from the value at ``c`` (zero where the window does not fit).
     """
     step = float(strip.across_m[1] - strip.across_m[0])
     values = strip.values
     W = values.shape[2]
     K = int(round(_symmetry_half_width_m(pixel_size_m) / step))
-    centre = values[:, :, K:W - K]
+    centre = values[:, :, K : W - K]
     asym = np.zeros(centre.shape[1:], np.float32)
     struct = np.zeros_like(asym)
     for k in range(1, K + 1):
-        right = values[:, :, K + k:W - K + k]
-        left = values[:, :, K - k:W - K - k]
+        right = values[:, :, K + k : W - K + k]
+        left = values[:, :, K - k : W - K - k]
         asym += np.sqrt(((right - left) ** 2).sum(axis=0))
         struct += 0.5 * (np.sqrt(((right - centre) ** 2).sum(axis=0)) + np.sqrt(((left - centre) ** 2).sum(axis=0)))
     pad = ((0, 0), (K, K))
     return np.pad(asym, pad), np.pad(struct, pad)
 
 
-def best_shift(score: Callable[[np.ndarray], np.ndarray], radius: float,
-               stages: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+def best_shift(
+    score: Callable[[np.ndarray], np.ndarray], radius: float, stages: tuple[tuple[float, float], ...]
+) -> tuple[float, float]:
     """Coarse-to-fine grid search for the 2-D shift maximising ``score``.
 
     Each stage is (half-width, grid step) around the last stage's best, starting at zero; no
@@ -225,8 +228,13 @@ def align_tracks(
     if common_shift_px is not None:
         best = np.asarray(common_shift_px, float) * pixel_size_m
     else:
-        best = np.array(best_shift(lambda cand: -cost(cand), max_shift_m,
-                                   ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2))))
+        best = np.array(
+            best_shift(
+                lambda cand: -cost(cand),
+                max_shift_m,
+                ((max_shift_m, max(step, max_shift_m / 12)), (1.0, step), (0.25, step / 2)),
+            )
+        )
     offsets = []
     residual_grid = np.arange(-max_track_residual_m, max_track_residual_m + 1e-9, step)
     for i, s in enumerate(strips):
@@ -244,8 +252,14 @@ def centred_strip(strip: TrackStrip, offsets_m: np.ndarray, half_width_m: float,
     idx = np.rint((offsets_m[:, None] + across[None, :] - strip.across_m[0]) / step).astype(int)
     idx = np.clip(idx, 0, strip.values.shape[2] - 1)
     values = np.take_along_axis(strip.values, np.broadcast_to(idx[None], (strip.values.shape[0],) + idx.shape), axis=2)
-    return TrackStrip(values, strip.along_m, across, strip.centre_px + strip.normal_px * offsets_m[:, None] / pixel_size_m,
-                      strip.normal_px, strip.line_length_m)
+    return TrackStrip(
+        values,
+        strip.along_m,
+        across,
+        strip.centre_px + strip.normal_px * offsets_m[:, None] / pixel_size_m,
+        strip.normal_px,
+        strip.line_length_m,
+    )
 
 
 def sample_across(image: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
@@ -257,8 +271,12 @@ def sample_across(image: np.ndarray, strip: TrackStrip, offsets_m: np.ndarray, *
     off = offsets_m / pixel_size_m
     cols = strip.centre_px[:, 0, None] + strip.normal_px[:, 0, None] * off - 0.5
     rows = strip.centre_px[:, 1, None] + strip.normal_px[:, 1, None] * off - 0.5
-    return np.stack([ndimage.map_coordinates(band.astype(np.float32, copy=False), [rows, cols], order=1, mode="nearest")
-                     for band in image])
+    return np.stack(
+        [
+            ndimage.map_coordinates(band.astype(np.float32, copy=False), [rows, cols], order=1, mode="nearest")
+            for band in image
+        ]
+    )
 
 
 def band_mean(strip: TrackStrip, lo_m: float, hi_m: float, side: int = 0) -> np.ndarray:

@@ -8,9 +8,9 @@ shown in grey.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from affine import Affine
@@ -20,8 +20,13 @@ from shapely.geometry.base import BaseGeometry
 COLOURS = {"new": "#e8412c", "removed": "#2c7be8", "railcar": "#ffd400", "train": "#ffa000", "track": "#00e5ff"}
 
 
-def display_rgb(bands: np.ndarray, valid: np.ndarray | None = None, *, percentiles: tuple[float, float] = (2.0, 98.0),
-                limits: np.ndarray | None = None) -> np.ndarray:
+def display_rgb(
+    bands: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    limits: np.ndarray | None = None,
+) -> np.ndarray:
     """An 8-bit RGB picture of an image, each band stretched between two percentiles.
 
     Parameters
@@ -110,8 +115,14 @@ class Panel:
     shapes: list[Shape] = field(default_factory=list)
 
 
-def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_inches: float = 5.0,
-                   dpi: int = 110, caption: str | None = None) -> bytes:
+def render_overlay(
+    panels: Iterable[Panel],
+    path: Path | None = None,
+    *,
+    panel_inches: float = 5.0,
+    dpi: int = 110,
+    caption: str | None = None,
+) -> bytes:
     """Draw panels side by side with their shapes and write a PNG.
 
     Parameters
@@ -152,15 +163,23 @@ def render_overlay(panels: Iterable[Panel], path: Path | None = None, *, panel_i
         for shp in panel.shapes:
             for ring in to_pixels(shp.geometry, panel.transform):
                 if shp.geometry.geom_type.endswith("Polygon"):
-                    ax.add_patch(PolygonPatch(ring - 0.5, closed=True, fill=False, edgecolor=shp.colour,
-                                              linewidth=shp.width))
+                    ax.add_patch(
+                        PolygonPatch(ring - 0.5, closed=True, fill=False, edgecolor=shp.colour, linewidth=shp.width)
+                    )
                 else:
                     ax.plot(ring[:, 0] - 0.5, ring[:, 1] - 0.5, color=shp.colour, linewidth=shp.width, alpha=0.8)
             if shp.label:
                 c = shp.geometry.representative_point()
                 col, row = ~panel.transform * (c.x, c.y)
-                ax.annotate(shp.label, (col, row), color="white", fontsize=7, ha="center", va="center",
-                            bbox={"boxstyle": "round,pad=0.15", "fc": shp.colour, "ec": "none", "alpha": 0.85})
+                ax.annotate(
+                    shp.label,
+                    (col, row),
+                    color="white",
+                    fontsize=7,
+                    ha="center",
+                    va="center",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": shp.colour, "ec": "none", "alpha": 0.85},
+                )
         ax.set_xlim(-0.5, panel.rgb.shape[1] - 0.5)
         ax.set_ylim(panel.rgb.shape[0] - 0.5, -0.5)
     if caption:

@@ -91,12 +91,15 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RunError(f"{f}: not valid JSON ({exc})") from exc
     if not docs:
-        raise RunError(f"{path}: holds no sitewatch outputs (summary.json, timeline.json or railcars.json); "
-                       "give the folder that detect, timeline or railcars wrote with -o")
+        raise RunError(
+            f"{path}: holds no sitewatch outputs (summary.json, timeline.json or railcars.json); "
+            "give the folder that detect, timeline or railcars wrote with -o"
+        )
     return RunFolder(path, docs.get("summary.json"), docs.get("timeline.json"), docs.get("railcars.json"))
 
 
 # ------------------------------------------------------------------ pieces of HTML
+
 
 def _data_uri(data: bytes, kind: str = "png") -> str:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
@@ -120,8 +123,12 @@ def _table(header: list[str], rows: list[list[Any]], *, css_class: str = "", row
     body = []
     for i, row in enumerate(rows):
         rid = f' id="{escape(row_ids[i])}"' if row_ids else ""
-        cells = "".join(f'<td class="num">{escape(_fmt(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool)
-                        else f"<td>{escape(_fmt(v))}</td>" for v in row)
+        cells = "".join(
+            f'<td class="num">{escape(_fmt(v))}</td>'
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            else f"<td>{escape(_fmt(v))}</td>"
+            for v in row
+        )
         body.append(f"<tr{rid}>{cells}</tr>")
     return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -145,9 +152,12 @@ def _site_section(run: RunFolder) -> str:
         url = str(src.get("url", ""))
         link = f'<a href="{escape(url)}">{escape(url)}</a>' if url.startswith(("http://", "https://")) else escape(url)
         items.append(f"<li><b>[{escape(str(src.get('id', '')))}]</b> {link}<br>{escape(str(src.get('says', '')))}</li>")
-    sources = f"<ul class=\"sources\">{''.join(items)}</ul>" if items else "<p>No sources recorded for this site.</p>"
-    return _section("Site and sources", f"<p><b>{escape(str(site['name']))}</b> "
-                    f"<code>{escape(str(site['site_id']))}</code></p>{sources}", "site")
+    sources = f'<ul class="sources">{"".join(items)}</ul>' if items else "<p>No sources recorded for this site.</p>"
+    return _section(
+        "Site and sources",
+        f"<p><b>{escape(str(site['name']))}</b> <code>{escape(str(site['site_id']))}</code></p>{sources}",
+        "site",
+    )
 
 
 def _inputs_section(run: RunFolder) -> str:
@@ -166,8 +176,10 @@ def _inputs_section(run: RunFolder) -> str:
     extra = ""
     if run.summary:
         s = run.summary
-        extra = (f"<p>CRS {escape(s['crs'])}, pixel size {s['pixel_size_m']:.2f} m, window "
-                 f"{s['window']['cols']} × {s['window']['rows']} pixels.</p>")
+        extra = (
+            f"<p>CRS {escape(s['crs'])}, pixel size {s['pixel_size_m']:.2f} m, window "
+            f"{s['window']['cols']} × {s['window']['rows']} pixels.</p>"
+        )
     aoi_line = f"<p>AOI file: <code>{escape(str(aoi))}</code></p>" if aoi else ""
     return _section("Dates and inputs", _table(["date", "image"], rows) + aoi_line + extra, "inputs")
 
@@ -175,12 +187,17 @@ def _inputs_section(run: RunFolder) -> str:
 def _shift_section(shift: dict[str, Any], before: str, after: str) -> str:
     dx, dy = shift["shift_px"]
     mx, my = shift.get("shift_m", [None, None])
-    body = (f"<p>The {escape(str(after))} image's content sits <b>{dx:+.2f} px</b> across and <b>{dy:+.2f} px</b> down "
-            f"from the {escape(str(before))} image" + (f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None else "")
-            + "; it was corrected before change was scored.")
+    body = (
+        f"<p>The {escape(str(after))} image's content sits <b>{dx:+.2f} px</b> across and <b>{dy:+.2f} px</b> down "
+        f"from the {escape(str(before))} image"
+        + (f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None else "")
+        + "; it was corrected before change was scored."
+    )
     if "correlation" in shift:
-        body += (f" Edge correlation {shift['correlation_unaligned']:.2f} before the correction, "
-                 f"{shift['correlation']:.2f} after.")
+        body += (
+            f" Edge correlation {shift['correlation_unaligned']:.2f} before the correction, "
+            f"{shift['correlation']:.2f} after."
+        )
     return _section("Co-registration", body + "</p>", "shift")
 
 
@@ -207,18 +224,22 @@ def _change_svg(run: RunFolder, records: list[dict[str, Any]]) -> str:
         tip = f"#{cid} {change}, {rec.get('area_m2', 0):.0f} m², score {rec.get('score', 0):.1f}"
         for ring in to_pixels(rec["geometry"], raster.transform):
             pts = " ".join(f"{c:.1f},{r:.1f}" for c, r in ring)
-            shapes.append(f'<a href="#change-{cid}"><polygon class="change {escape(change)}" data-id="{cid}" '
-                          f'points="{pts}" stroke="{COLOURS.get(change, "#fff")}"><title>{escape(tip)}</title></polygon></a>')
+            shapes.append(
+                f'<a href="#change-{cid}"><polygon class="change {escape(change)}" data-id="{cid}" '
+                f'points="{pts}" stroke="{COLOURS.get(change, "#fff")}"><title>{escape(tip)}</title></polygon></a>'
+            )
         p = rec["geometry"].representative_point()
         c, r = ~raster.transform * (p.x, p.y)
         shapes.append(f'<text x="{c:.0f}" y="{r:.0f}" class="label">{cid}</text>')
     font = max(cols, rows) / 60
-    return (f'<svg class="panel" viewBox="0 0 {cols} {rows}" xmlns="http://www.w3.org/2000/svg" '
-            f'role="img" aria-label="change score with {len(records)} change polygons">'
-            f'<image width="{cols}" height="{rows}" preserveAspectRatio="none" href="{_data_uri(picture, "jpeg")}"/>'
-            f'<g style="stroke-width:{max(cols, rows) / 400:.1f};font-size:{font:.0f}px">{"".join(shapes)}</g></svg>'
-            f'<p class="note">Change score, 0 to {3 * threshold:.1f} (threshold {threshold:.1f}); polygons from '
-            f'changes.gpkg. Hover for details; click to reach the row.</p>')
+    return (
+        f'<svg class="panel" viewBox="0 0 {cols} {rows}" xmlns="http://www.w3.org/2000/svg" '
+        f'role="img" aria-label="change score with {len(records)} change polygons">'
+        f'<image width="{cols}" height="{rows}" preserveAspectRatio="none" href="{_data_uri(picture, "jpeg")}"/>'
+        f'<g style="stroke-width:{max(cols, rows) / 400:.1f};font-size:{font:.0f}px">{"".join(shapes)}</g></svg>'
+        f'<p class="note">Change score, 0 to {3 * threshold:.1f} (threshold {threshold:.1f}); polygons from '
+        f"changes.gpkg. Hover for details; click to reach the row.</p>"
+    )
 
 
 def _changes_table(changes: list[dict[str, Any]]) -> str:
@@ -229,8 +250,16 @@ def _changes_table(changes: list[dict[str, Any]]) -> str:
     for c in changes:
         size = c.get("relative_size")
         rel = f"{size:.0%} of {c['relative_to']}" if size is not None and not math.isnan(size) else None
-        rows.append([c["id"], c["change"], round(float(c["area_m2"])), f"{c['length_m']:.0f} × {c['width_m']:.0f}",
-                     rel, c["score"]])
+        rows.append(
+            [
+                c["id"],
+                c["change"],
+                round(float(c["area_m2"])),
+                f"{c['length_m']:.0f} × {c['width_m']:.0f}",
+                rel,
+                c["score"],
+            ]
+        )
     return _table(header, rows, css_class="changes", row_ids=[f"change-{c['id']}" for c in changes])
 
 
@@ -245,8 +274,10 @@ def _detect_sections(run: RunFolder) -> list[str]:
     panels.append(_change_svg(run, records))
     out.append(_section("Before, after and change", "".join(panels), "panels"))
     counts, area = s["counts"], s["area_m2"]
-    summary_line = (f"<p>{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
-                    f"({area['removed']:,.0f} m²) structures of at least {s['method']['min_area_m2']:.0f} m².</p>")
+    summary_line = (
+        f"<p>{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
+        f"({area['removed']:,.0f} m²) structures of at least {s['method']['min_area_m2']:.0f} m².</p>"
+    )
     out.append(_section("Changes", summary_line + _changes_table(changes), "changes"))
     return out
 
@@ -255,9 +286,20 @@ def _railcar_rows(images: list[dict[str, Any]]) -> str:
     rows = []
     for im in images:
         for t in im["tracks"]:
-            rows.append([im.get("date"), Path(im["path"]).name, t["track_id"], t["count"], f"± {t['uncertainty']:.1f}",
-                         round(float(t["occupied_m"])), t["method"]])
-    return _table(["date", "image", "track", "railcars", "uncertainty", "occupied m", "method"], rows, css_class="railcars")
+            rows.append(
+                [
+                    im.get("date"),
+                    Path(im["path"]).name,
+                    t["track_id"],
+                    t["count"],
+                    f"± {t['uncertainty']:.1f}",
+                    round(float(t["occupied_m"])),
+                    t["method"],
+                ]
+            )
+    return _table(
+        ["date", "image", "track", "railcars", "uncertainty", "occupied m", "method"], rows, css_class="railcars"
+    )
 
 
 def _timeline_sections(run: RunFolder) -> list[str]:
@@ -276,17 +318,31 @@ def _timeline_sections(run: RunFolder) -> list[str]:
             row += [r["new_area_m2"], r["removed_area_m2"]]
         rows.append(row)
     chart = _img(run.file("timeline.png").read_bytes(), "railcars by date", "chart") if run.file("timeline.png") else ""
-    out.append(_section("Timeline", f"<p class=\"statement\">{escape(tl['statement'])}</p>{chart}"
-                        + _table(header, rows, css_class="timeline"), "timeline"))
+    out.append(
+        _section(
+            "Timeline",
+            f'<p class="statement">{escape(tl["statement"])}</p>{chart}' + _table(header, rows, css_class="timeline"),
+            "timeline",
+        )
+    )
     if run.file("overlay.png"):
-        out.append(_section("First and last date", _photo(run.file("overlay.png"),
-                                                          "first and last date with railcars, and structure change"),
-                            "panels"))
+        out.append(
+            _section(
+                "First and last date",
+                _photo(run.file("overlay.png"), "first and last date with railcars, and structure change"),
+                "panels",
+            )
+        )
     if "structures" in tl:
         st = tl["structures"]
         out.append(_shift_section(st["shift"], st["dates"]["before"], st["dates"]["after"]))
-        out.append(_section(f"Structure changes {st['dates']['before']} to {st['dates']['after']}",
-                            _changes_table(st["changes"]), "changes"))
+        out.append(
+            _section(
+                f"Structure changes {st['dates']['before']} to {st['dates']['after']}",
+                _changes_table(st["changes"]),
+                "changes",
+            )
+        )
     out.append(_section("Railcars by track", _railcar_rows(tl["images"]), "railcars"))
     return out
 
@@ -296,12 +352,15 @@ def _method_section(run: RunFolder) -> str:
     parts = []
     if run.summary:
         m = run.summary["method"]
-        parts.append(f"<p>Change score <code>{escape(m['change'])}</code>, normalisation "
-                     f"<code>{escape(m['normalisation'])}</code>, threshold {m['threshold']}, minimum area "
-                     f"{m['min_area_m2']} m².</p>")
+        parts.append(
+            f"<p>Change score <code>{escape(m['change'])}</code>, normalisation "
+            f"<code>{escape(m['normalisation'])}</code>, threshold {m['threshold']}, minimum area "
+            f"{m['min_area_m2']} m².</p>"
+        )
         if "timings" in run.summary:
-            parts.append("<p>Timings: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in run.summary["timings"].items())
-                         + "</p>")
+            parts.append(
+                "<p>Timings: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in run.summary["timings"].items()) + "</p>"
+            )
     versions = doc.get("versions") or {}
     if versions:
         parts.append("<p>Software: " + ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in versions.items()) + "</p>")
@@ -311,8 +370,10 @@ def _method_section(run: RunFolder) -> str:
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;
 color:#1d2430;line-height:1.45}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;border-bottom:1px solid #ccd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left}td.num{text-align:right}td{white-space:nowrap}
+h1{font-size:1.5em;margin-bottom:.2em}\
+h2{font-size:1.15em;border-bottom:1px solid #ccd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}\
+th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left}td.num{text-align:right}td{white-space:nowrap}
 th{background:#eef1f6}tr:target{background:#fff3b0}
 img.panel{width:100%;height:auto;display:block;margin:.5em 0;border:1px solid #ccd}
 svg.panel{width:100%;max-width:800px;height:auto;display:block;margin:.5em 0;border:1px solid #ccd}
@@ -344,21 +405,26 @@ def build_report(run_dir: str | os.PathLike[str]) -> str:
         if run.railcars and not run.timeline:
             body.append(_section("Railcars", _railcar_rows(run.railcars["images"]), "railcars"))
     except (KeyError, TypeError) as exc:
-        raise RunError(f"{run.path}: an output lacks a field the report needs ({exc!r}); was it written by this "
-                       f"version of sitewatch ({__version__})?") from exc
+        raise RunError(
+            f"{run.path}: an output lacks a field the report needs ({exc!r}); was it written by this "
+            f"version of sitewatch ({__version__})?"
+        ) from exc
     body.append(_method_section(run))
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<header><h1>{escape(title)}</h1><p class=\"note\">Report of <code>{escape(str(run.path))}</code>, "
-            f"made {made} by sitewatch {escape(__version__)}. Everything is embedded; the page makes no requests.</p>"
-            f"</header>{''.join(body)}<footer><p>Areas are in m² on the image's projected grid. Counts and areas are "
-            f"what the detector found, not verified truth; see the method section.</p></footer></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f'<header><h1>{escape(title)}</h1><p class="note">Report of <code>{escape(str(run.path))}</code>, '
+        f"made {made} by sitewatch {escape(__version__)}. Everything is embedded; the page makes no requests.</p>"
+        f"</header>{''.join(body)}<footer><p>Areas are in m² on the image's projected grid. Counts and areas are "
+        f"what the detector found, not verified truth; see the method section.</p></footer></body></html>\n"
+    )
 
 
-def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
-                 overwrite: bool = False) -> Path:
+def write_report(
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically.
 
     Raises

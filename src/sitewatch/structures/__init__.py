@@ -25,8 +25,17 @@ from .colour import colour_changes
 from .evidence import Evidence, gather_evidence
 from .objects import ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
 
-__all__ = ["STRUCTURE_METHODS", "ChangeObject", "Evidence", "StructureChanges", "assign_relative_size",
-           "detect_structure_changes", "gather_evidence", "polygonize", "rectangle_measures"]
+__all__ = [
+    "STRUCTURE_METHODS",
+    "ChangeObject",
+    "Evidence",
+    "StructureChanges",
+    "assign_relative_size",
+    "detect_structure_changes",
+    "gather_evidence",
+    "polygonize",
+    "rectangle_measures",
+]
 
 # Every method ``detect_structure_changes`` takes; "building" is the default.
 STRUCTURE_METHODS = ("building", *CHANGE_METHODS)
@@ -71,8 +80,9 @@ def detect_structure_changes(
         Colour-change methods: objects filling less of their minimum rotated rectangle are
         dropped (not structures).  ``"building"`` tests solidity and elongation instead.
     min_score : float
-        Colour-change methods (and the colour-change objects ``"building"`` borrows): the threshold (``"noise"``) or its floor (``"otsu"``), in
-        multiples of the median score over possible roofs.  For three bands of Gaussian
+        Colour-change methods (and the colour-change objects ``"building"`` borrows): the
+        threshold (``"noise"``) or its floor (``"otsu"``), in multiples of the median score
+        over possible roofs.  For three bands of Gaussian
         noise, 4 medians is about the 0.1 % tail.
     threshold_method : {"noise", "otsu"}
         Colour-change methods: ``"noise"`` thresholds at ``min_score``; ``"otsu"`` splits
@@ -97,17 +107,31 @@ def detect_structure_changes(
     valid = np.ones(before.shape[1:], bool) if valid is None else valid.copy()
     wants_buildings = method == "building"
     if evidence is None or (wants_buildings and evidence.buildings is None):
-        evidence = gather_evidence(before, after, valid=valid, vegetation_threshold=vegetation_threshold,
-                                   shadow_fraction=shadow_fraction, pixel_size=pixel_size if wants_buildings else None)
+        evidence = gather_evidence(
+            before,
+            after,
+            valid=valid,
+            vegetation_threshold=vegetation_threshold,
+            shadow_fraction=shadow_fraction,
+            pixel_size=pixel_size if wants_buildings else None,
+        )
     vegetation, shadow = evidence.vegetation, evidence.shadow
     candidates = valid & ~vegetation & ~shadow
     # scale the score by its median over possible roofs, not over seasonal ground; but where
     # nearly everything is vegetated, the few possible roofs are mostly the change itself,
     # and their median would hide it: then scale over every valid pixel
     enough = candidates.sum() >= MIN_CANDIDATE_SHARE * valid.sum()  # the rule the radiometric fit follows
-    common = dict(valid=valid, candidates=candidates, enough=enough, pixel_size=pixel_size, transform=transform,
-                  min_area_m2=min_area_m2, min_rectangularity=min_rectangularity, min_score=min_score,
-                  threshold_method=threshold_method)
+    common = dict(
+        valid=valid,
+        candidates=candidates,
+        enough=enough,
+        pixel_size=pixel_size,
+        transform=transform,
+        min_area_m2=min_area_m2,
+        min_rectangularity=min_rectangularity,
+        min_score=min_score,
+        threshold_method=threshold_method,
+    )
     if wants_buildings:
         return building_changes(before, after, evidence, **common)
     return colour_changes(before, after, evidence, method=method, **common)

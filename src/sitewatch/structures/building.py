@@ -56,10 +56,21 @@ MIN_COLOUR_CHANGE = 2.0
 NESTED_SHARE = 0.5
 
 
-
-def building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *, valid: np.ndarray,
-                     candidates: np.ndarray, enough: bool, pixel_size: float, transform: Affine, min_area_m2: float,
-                     min_rectangularity: float, min_score: float, threshold_method: str) -> StructureChanges:
+def building_changes(
+    before: np.ndarray,
+    after: np.ndarray,
+    evidence: Evidence,
+    *,
+    valid: np.ndarray,
+    candidates: np.ndarray,
+    enough: bool,
+    pixel_size: float,
+    transform: Affine,
+    min_area_m2: float,
+    min_rectangularity: float,
+    min_score: float,
+    threshold_method: str,
+) -> StructureChanges:
     """The ``"building"`` method: objects from :class:`~sitewatch.buildings.BuildingEvidence`.
 
     1. Colour change (CVA) in units of its median over surfaces the building evidence
@@ -83,7 +94,13 @@ def building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, 
     :func:`sitewatch.structures.detect_structure_changes`.
     """
     found = evidence.buildings
-    unchanged = valid & (found.new < UNCHANGED_SCORE) & (found.removed < UNCHANGED_SCORE) & ~evidence.shadow & ~evidence.vegetation
+    unchanged = (
+        valid
+        & (found.new < UNCHANGED_SCORE)
+        & (found.removed < UNCHANGED_SCORE)
+        & ~evidence.shadow
+        & ~evidence.vegetation
+    )
     colour_change = CHANGE_METHODS["cva"](before, after, valid=unchanged if unchanged.sum() >= 1000 else valid)
     radius = max(1, int(round(OPENING_M / pixel_size)))
     ring_px = max(1, int(round(SHADOW_RING_M / pixel_size)))
@@ -94,8 +111,10 @@ def building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, 
     shadow_before, shadow_after = found.shadow_before, found.shadow_after
     # (roofness already scores vegetation low, region by region; a pixel-wise vegetation mask
     # would punch holes in roofs that the opening then widens)
-    directions = (("removed", found.removed, REMOVED_SCORE, shadow_after, shadow_before, MIN_VANISHED_SHADOW_SHARE),
-                  ("new", found.new, NEW_SCORE, shadow_before, shadow_after, MIN_NEW_SHADOW_SHARE))
+    directions = (
+        ("removed", found.removed, REMOVED_SCORE, shadow_after, shadow_before, MIN_VANISHED_SHADOW_SHARE),
+        ("new", found.new, NEW_SCORE, shadow_before, shadow_after, MIN_NEW_SHADOW_SHARE),
+    )
     for name, score, threshold, shadow_then, shadow_now, min_share in directions:
         # "then" is the date without the structure, "now" the date with it
         part = valid & (score > threshold)
@@ -115,46 +134,88 @@ def building_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, 
         good = np.zeros(n + 1, bool)
         for region in regionprops(lab):
             k = region.label
-            if region.solidity < MIN_SOLIDITY or region.axis_major_length > MAX_ELONGATION * max(region.axis_minor_length, 1.0):
+            if region.solidity < MIN_SOLIDITY or region.axis_major_length > MAX_ELONGATION * max(
+                region.axis_minor_length, 1.0
+            ):
                 dropped["not_compact"] += 1
-            elif not (rose[k] >= min_share or (lasting[k] >= MIN_LASTING_SHADOW_SHARE and recoloured[k] >= REPLACEMENT_CHROMA)):
+            elif not (
+                rose[k] >= min_share or (lasting[k] >= MIN_LASTING_SHADOW_SHARE and recoloured[k] >= REPLACEMENT_CHROMA)
+            ):
                 dropped["no_shadow"] += 1
             elif mean_change[k] < MIN_COLOUR_CHANGE:
                 dropped["little_change"] += 1
             else:
                 good[k] = True
         lab = np.where(good[lab], lab, 0)
-        found_objects, keep = measured_objects(lab, n, name, score, pixel_size=pixel_size, transform=transform,
-                                               min_area_m2=min_area_m2, min_rectangularity=0.0, dropped=dropped)
+        found_objects, keep = measured_objects(
+            lab,
+            n,
+            name,
+            score,
+            pixel_size=pixel_size,
+            transform=transform,
+            min_area_m2=min_area_m2,
+            min_rectangularity=0.0,
+            dropped=dropped,
+        )
         objects += found_objects
         taken |= keep[lab]
 
-    recolouring = colour_changes(before, after, evidence, valid=valid, candidates=candidates, enough=enough,
-                                 pixel_size=pixel_size, transform=transform, method="cva", min_area_m2=min_area_m2,
-                                 min_rectangularity=min_rectangularity, min_score=min_score,
-                                 threshold_method=threshold_method)
-    recoloured = [mean_inside(o.geometry, found.chroma_change, transform) >= REPLACEMENT_CHROMA
-                  for o in recolouring.objects]
+    recolouring = colour_changes(
+        before,
+        after,
+        evidence,
+        valid=valid,
+        candidates=candidates,
+        enough=enough,
+        pixel_size=pixel_size,
+        transform=transform,
+        method="cva",
+        min_area_m2=min_area_m2,
+        min_rectangularity=min_rectangularity,
+        min_score=min_score,
+        threshold_method=threshold_method,
+    )
+    recoloured = [
+        mean_inside(o.geometry, found.chroma_change, transform) >= REPLACEMENT_CHROMA for o in recolouring.objects
+    ]
     replaced = [o for o, r in zip(recolouring.objects, recoloured) if r]
-    objects = [o for o in objects if not any(r.change == o.change and r.geometry.intersects(o.geometry) for r in replaced)]
+    objects = [
+        o for o in objects if not any(r.change == o.change and r.geometry.intersects(o.geometry) for r in replaced)
+    ]
     # a structure inside a larger changed area (a new building on a new apron) keeps its own outline too
-    nested = [o for o, r in zip(recolouring.objects, recoloured) if not r
-              and any(b.change == o.change and o.area_m2 <= NESTED_SHARE * b.area_m2
-                      and o.geometry.intersection(b.geometry).area >= (1 - NESTED_SHARE) * o.geometry.area for b in objects)]
+    nested = [
+        o
+        for o, r in zip(recolouring.objects, recoloured)
+        if not r
+        and any(
+            b.change == o.change
+            and o.area_m2 <= NESTED_SHARE * b.area_m2
+            and o.geometry.intersection(b.geometry).area >= (1 - NESTED_SHARE) * o.geometry.area
+            for b in objects
+        )
+    ]
     # score every object on one scale: the building evidence of its direction over its footprint
-    borrowed = [replace(o, score=mean_inside(o.geometry, found.new if o.change == "new" else found.removed, transform))
-                for o in replaced + nested]
+    borrowed = [
+        replace(o, score=mean_inside(o.geometry, found.new if o.change == "new" else found.removed, transform))
+        for o in replaced + nested
+    ]
     objects = sorted(objects + borrowed, key=lambda o: -o.area_m2)
     direction = np.zeros(valid.shape, np.int8)
     if objects:
-        direction = features.rasterize(((o.geometry, 1 if o.change == "new" else -1) for o in objects), out_shape=valid.shape,
-                                       transform=transform, fill=0, dtype="int16").astype(np.int8)
-    stats = {"changed_pixels": int(changed.sum()),
-             "vegetation_pixels_suppressed": int((valid & evidence.vegetation).sum()),
-             "shadow_pixels_suppressed": int((valid & evidence.shadow).sum()),
-             "objects_dropped": dropped,
-             "from_colour_change": {"replaced": len(replaced), "nested": len(nested)}}
+        direction = features.rasterize(
+            ((o.geometry, 1 if o.change == "new" else -1) for o in objects),
+            out_shape=valid.shape,
+            transform=transform,
+            fill=0,
+            dtype="int16",
+        ).astype(np.int8)
+    stats = {
+        "changed_pixels": int(changed.sum()),
+        "vegetation_pixels_suppressed": int((valid & evidence.vegetation).sum()),
+        "shadow_pixels_suppressed": int((valid & evidence.shadow).sum()),
+        "objects_dropped": dropped,
+        "from_colour_change": {"replaced": len(replaced), "nested": len(nested)},
+    }
     score_map = np.where(valid, np.maximum(found.new, found.removed), 0).astype(np.float32)
     return StructureChanges(objects, score_map, direction, NEW_SCORE, stats)
-
-

@@ -38,8 +38,9 @@ def _drop_small(mask: np.ndarray, max_pixels: int) -> np.ndarray:
     return keep[labels]
 
 
-def _ring_contrast(image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray, background: np.ndarray,
-                   ring_px: int) -> np.ndarray:
+def _ring_contrast(
+    image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray, background: np.ndarray, ring_px: int
+) -> np.ndarray:
     """Per pixel of each object: contrast to the surroundings in the later minus the earlier image."""
     out = np.zeros(labels.shape, np.float32)
     fallback_b = np.median(image_b[:, background], axis=1) if background.any() else np.median(image_b, axis=(1, 2))
@@ -66,10 +67,22 @@ def _ring_contrast(image_b: np.ndarray, image_a: np.ndarray, labels: np.ndarray,
     return out
 
 
-def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *, valid: np.ndarray,
-                   candidates: np.ndarray, enough: bool, pixel_size: float, transform: Affine, method: str,
-                   min_area_m2: float, min_rectangularity: float, min_score: float,
-                   threshold_method: str) -> StructureChanges:
+def colour_changes(
+    before: np.ndarray,
+    after: np.ndarray,
+    evidence: Evidence,
+    *,
+    valid: np.ndarray,
+    candidates: np.ndarray,
+    enough: bool,
+    pixel_size: float,
+    transform: Affine,
+    method: str,
+    min_area_m2: float,
+    min_rectangularity: float,
+    min_score: float,
+    threshold_method: str,
+) -> StructureChanges:
     """The colour-change methods (``"cva"``, ``"log_ratio"``): steps 1-5 of the module docstring.
 
     ``candidates`` are the valid pixels that may be roofs (not vegetated on both dates, not
@@ -112,8 +125,17 @@ def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *,
         part = ndimage.binary_opening(part, morphology.disk(radius))
         part = ndimage.binary_fill_holes(part)
         lab, n = ndimage.label(part, structure=np.ones((3, 3)))
-        found, keep = measured_objects(lab, n, name, score, pixel_size=pixel_size, transform=transform,
-                                       min_area_m2=min_area_m2, min_rectangularity=min_rectangularity, dropped=dropped)
+        found, keep = measured_objects(
+            lab,
+            n,
+            name,
+            score,
+            pixel_size=pixel_size,
+            transform=transform,
+            min_area_m2=min_area_m2,
+            min_rectangularity=min_rectangularity,
+            dropped=dropped,
+        )
         objects += found
         kept[keep[lab]] = sign
     stats = {
@@ -124,5 +146,3 @@ def colour_changes(before: np.ndarray, after: np.ndarray, evidence: Evidence, *,
     }
     objects.sort(key=lambda o: -o.area_m2)
     return StructureChanges(objects, score, kept, threshold, stats)
-
-

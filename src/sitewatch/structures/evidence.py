@@ -30,9 +30,15 @@ class Evidence:
         return self.green_before & self.green_after
 
 
-def gather_evidence(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None,
-                    vegetation_threshold: float = 0.05, shadow_fraction: float = 0.5,
-                    pixel_size: float | None = None) -> Evidence:
+def gather_evidence(
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    vegetation_threshold: float = 0.05,
+    shadow_fraction: float = 0.5,
+    pixel_size: float | None = None,
+) -> Evidence:
     """Vegetation per date and shadow on either date; with ``pixel_size``, building evidence too.
 
     Pass ``after`` as it came from the sensor, not radiometrically normalised: a fit made
@@ -43,8 +49,8 @@ def gather_evidence(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray 
     """
     green_before = vegetation_mask(before, greenness_threshold=vegetation_threshold)
     green_after = vegetation_mask(after, greenness_threshold=vegetation_threshold)
-    shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(after, valid=valid, fraction=shadow_fraction)
+    shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(
+        after, valid=valid, fraction=shadow_fraction
+    )
     buildings = None if pixel_size is None else building_evidence(before, after, pixel_size=pixel_size, valid=valid)
     return Evidence(green_before, green_after, shadow, buildings)
-
-

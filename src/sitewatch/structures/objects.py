@@ -92,9 +92,18 @@ def polygonize(labels: np.ndarray, transform: Affine, *, simplify: float = 0.0) 
     return out
 
 
-def measured_objects(lab: np.ndarray, n: int, name: str, score: np.ndarray, *, pixel_size: float, transform: Affine,
-                     min_area_m2: float, min_rectangularity: float, dropped: dict[str, int],
-                     ) -> tuple[list[ChangeObject], np.ndarray]:
+def measured_objects(
+    lab: np.ndarray,
+    n: int,
+    name: str,
+    score: np.ndarray,
+    *,
+    pixel_size: float,
+    transform: Affine,
+    min_area_m2: float,
+    min_rectangularity: float,
+    dropped: dict[str, int],
+) -> tuple[list[ChangeObject], np.ndarray]:
     """Polygons and measures of labels 1..n of ``lab`` that are large and rectangular enough.
 
     Returns the objects and a lookup (n + 1,) of the labels kept; ``dropped`` counts the
@@ -115,8 +124,11 @@ def measured_objects(lab: np.ndarray, n: int, name: str, score: np.ndarray, *, p
         if rect < min_rectangularity:
             dropped["not_rectangular"] = dropped.get("not_rectangular", 0) + 1
             continue
-        objects.append(ChangeObject(name, geom, float(areas[value - 1]), length, width, orientation,
-                                    float(mean_scores[value - 1]), rect))
+        objects.append(
+            ChangeObject(
+                name, geom, float(areas[value - 1]), length, width, orientation, float(mean_scores[value - 1]), rect
+            )
+        )
         keep[value] = True
     return objects, keep
 
@@ -129,8 +141,9 @@ def label_means(lab: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
 
 def mean_inside(geometry: BaseGeometry, values: np.ndarray, transform: Affine) -> float:
     """Mean of an (M, N) array over the pixels a polygon covers (0 where it covers none)."""
-    inside = features.rasterize([(geometry, 1)], out_shape=values.shape, transform=transform, fill=0,
-                                dtype="uint8").astype(bool)
+    inside = features.rasterize(
+        [(geometry, 1)], out_shape=values.shape, transform=transform, fill=0, dtype="uint8"
+    ).astype(bool)
     return float(values[inside].mean()) if inside.any() else 0.0
 
 

@@ -51,8 +51,17 @@ def _direction_deg(line: LineString, start: float, end: float) -> float:
     return float(np.degrees(np.arctan2(b.y - a.y, b.x - a.x)))
 
 
-def car_parts(car_id: str, car: CarType, line: LineString, start: float, length: float,
-              colour: tuple[float, float, float], rng: np.random.Generator, *, index: int) -> tuple[list[Structure], dict]:
+def car_parts(
+    car_id: str,
+    car: CarType,
+    line: LineString,
+    start: float,
+    length: float,
+    colour: tuple[float, float, float],
+    rng: np.random.Generator,
+    *,
+    index: int,
+) -> tuple[list[Structure], dict]:
     """The drawable parts of one car occupying ``line`` from ``start`` to ``start + length`` metres.
 
     Returns the parts (visible in acquisition ``index`` only) and extra truth properties.
@@ -62,8 +71,17 @@ def car_parts(car_id: str, car: CarType, line: LineString, start: float, length:
     angle = _direction_deg(line, start, start + length)
 
     def part(suffix: str, geom, height: float, rgb, pitched: bool = False) -> Structure:
-        return Structure(f"{car_id}-{suffix}", "railcar-part", geom, height, tuple(float(v) for v in rgb),
-                         appears=index, disappears=index + 1, pitched=pitched, ridge_angle_deg=angle)
+        return Structure(
+            f"{car_id}-{suffix}",
+            "railcar-part",
+            geom,
+            height,
+            tuple(float(v) for v in rgb),
+            appears=index,
+            disappears=index + 1,
+            pitched=pitched,
+            ridge_angle_deg=angle,
+        )
 
     extra: dict = {}
     if car.name == "tank":
@@ -100,9 +118,16 @@ def _length_needed(cars: list[tuple[CarType, float, tuple]], end_margin_m: float
     return sum(length for _, length, _ in cars) + 1.2 * max(len(cars) - 1, 0) + 2 * end_margin_m + 12.0
 
 
-def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, LineString]],
-               counts: list[int] | np.ndarray, index: int, *, end_margin_m: float = 5.0,
-               drop_what_does_not_fit: bool = False) -> None:
+def place_cars(
+    scene: Scene,
+    rng: np.random.Generator,
+    tracks: list[tuple[str, LineString]],
+    counts: list[int] | np.ndarray,
+    index: int,
+    *,
+    end_margin_m: float = 5.0,
+    drop_what_does_not_fit: bool = False,
+) -> None:
     """Put ``counts[i]`` railcars in one or two coupled consists on ``tracks[i]``, visible in image ``index``.
 
     Cars in a consist are 0.8-1.2 m apart (coupler gap).  Raises ``ValueError`` when a track is
@@ -131,15 +156,25 @@ def place_cars(scene: Scene, rng: np.random.Generator, tracks: list[tuple[str, L
             car_id = f"railcar-{date}-{track_id}-{k + 1}"
             parts, extra = car_parts(car_id, car, line, pos, length, colour, rng, index=index)
             scene.structures.extend(parts)
-            scene.truth.append({
-                "id": car_id, "kind": "railcar", "change": "railcar", "date": date, "height_m": car.height_m,
-                "track_id": track_id, "car_type": car.name, "length_m": round(length, 2), **extra,
-            })
+            scene.truth.append(
+                {
+                    "id": car_id,
+                    "kind": "railcar",
+                    "change": "railcar",
+                    "date": date,
+                    "height_m": car.height_m,
+                    "track_id": track_id,
+                    "car_type": car.name,
+                    "length_m": round(length, 2),
+                    **extra,
+                }
+            )
             pos += length + float(rng.uniform(0.8, 1.2))
 
 
-def _track_group(rng: np.random.Generator, centre: tuple[float, float], length: float, n_tracks: int,
-                 spacing: float, curved: bool) -> list[LineString]:
+def _track_group(
+    rng: np.random.Generator, centre: tuple[float, float], length: float, n_tracks: int, spacing: float, curved: bool
+) -> list[LineString]:
     """``n_tracks`` parallel centrelines ``spacing`` metres apart, straight or on an arc."""
     cx, cy = centre
     heading = rng.uniform(-30, 30)
@@ -190,7 +225,12 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     x0, y0 = origin
     west = np.floor(x0 / gsd) * gsd
     south = np.floor(y0 / gsd) * gsd
-    bounds = (float(west), float(south), float(west + round(width / gsd) * gsd), float(south + round(height / gsd) * gsd))
+    bounds = (
+        float(west),
+        float(south),
+        float(west + round(width / gsd) * gsd),
+        float(south + round(height / gsd) * gsd),
+    )
     scene = Scene("railyard", crs_wkt, bounds, gsd, [acq], seed=seed)
 
     frame = box(*bounds).buffer(-6)
@@ -199,9 +239,14 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     for g in range(n_groups):
         cy = south + height * (0.3 + 0.4 * g) if n_groups == 2 else south + height / 2
         for _attempt in range(20):
-            lines = _track_group(rng, (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
-                                 float(rng.uniform(220, 340)), int(rng.integers(1, 4)), float(rng.uniform(4.0, 5.0)),
-                                 curved=bool(rng.random() < 0.4))
+            lines = _track_group(
+                rng,
+                (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
+                float(rng.uniform(220, 340)),
+                int(rng.integers(1, 4)),
+                float(rng.uniform(4.0, 5.0)),
+                curved=bool(rng.random() < 0.4),
+            )
             lines = [ln.intersection(frame) for ln in lines]
             lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > 80]
             # groups do not cross or run within 20 m of each other
@@ -234,8 +279,9 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     return scene
 
 
-def drawn_track_lines(scene: Scene, seed: int, *, max_shift_px: float = 2.5, jitter_m: float = 0.3,
-                      simplify_m: float = 0.2) -> dict[str, np.ndarray]:
+def drawn_track_lines(
+    scene: Scene, seed: int, *, max_shift_px: float = 2.5, jitter_m: float = 0.3, simplify_m: float = 0.2
+) -> dict[str, np.ndarray]:
     """Track lines as an analyst would draw them: a little off, in pixel coordinates (col, row).
 
     Every line is moved by one common shift of up to ``max_shift_px`` pixels in a random

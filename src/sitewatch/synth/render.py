@@ -48,7 +48,9 @@ def _mask(geoms: list[BaseGeometry], shape: tuple[int, int], transform: Affine) 
     geoms = [g for g in geoms if g is not None and not g.is_empty]
     if not geoms:
         return np.zeros(shape, dtype=bool)
-    return features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
+    return features.rasterize(
+        ((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0, dtype="uint8"
+    ).astype(bool)
 
 
 def _paint(canvas: np.ndarray, mask: np.ndarray, colour, texture: np.ndarray | None = None) -> None:
@@ -112,7 +114,7 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
     soil = np.asarray(SOIL, np.float32)[:, None, None]
     canvas = (weight * grass + (1 - weight) * soil) * fine[None]
 
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     xs = west + (xx + 0.5) * step
     ys = north - (yy + 0.5) * step
 
@@ -145,7 +147,9 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
         shade = [shadow_polygon(c, acq, 2.2 * r + 3) for c, (_, _, r) in zip(crowns, scene.trees)]
         m = _mask(shade, shape, transform)
         canvas[:, m] *= np.asarray(SHADOW_TINT, np.float32)[:, None]
-        ids = features.rasterize(((c, i + 1) for i, c in enumerate(crowns)), out_shape=shape, transform=transform, fill=0, dtype="int32")
+        ids = features.rasterize(
+            ((c, i + 1) for i, c in enumerate(crowns)), out_shape=shape, transform=transform, fill=0, dtype="int32"
+        )
         tint = tree_rng.uniform(0.8, 1.2, (len(crowns) + 1, 1)).astype(np.float32)
         base = np.asarray(FOREST[acq.season], np.float32) * 1.3
         m = ids > 0
@@ -174,8 +178,13 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
     layers = [layer for s in sorted(visible, key=lambda s: s.height_m) for layer in _structure_layers(s, acq)]
     layers = [(geom, colour) for geom, colour in layers if not geom.is_empty]
     if layers:
-        ids = features.rasterize(((geom, i + 1) for i, (geom, _) in enumerate(layers)), out_shape=shape,
-                                 transform=transform, fill=0, dtype="int32")
+        ids = features.rasterize(
+            ((geom, i + 1) for i, (geom, _) in enumerate(layers)),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            dtype="int32",
+        )
         palette = np.vstack([np.zeros(3, np.float32)] + [np.asarray(c, np.float32) for _, c in layers])
         m = ids > 0
         canvas[:, m] = palette[ids[m]].T * roof_tex[m][None]
@@ -187,10 +196,9 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
     offset = np.asarray(acq.band_offset, np.float32)[:, None, None]
     image = image * gain + offset
     dx, dy = acq.shift_px
-    image = np.stack([
-        ndimage.shift(ndimage.gaussian_filter(band, 0.55), (dy, dx), order=3, mode="nearest")
-        for band in image
-    ])
+    image = np.stack(
+        [ndimage.shift(ndimage.gaussian_filter(band, 0.55), (dy, dx), order=3, mode="nearest") for band in image]
+    )
     sensor = np.random.default_rng([scene.seed, 100 + index])
     noise = sensor.standard_normal(image.shape).astype(np.float32)
     image = image + noise * (acq.noise_sigma + 0.01 * np.sqrt(np.clip(image, 0, None)))

@@ -9,7 +9,7 @@ planted building's true size relative to them is known.
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import shapely
@@ -29,7 +29,9 @@ from .scene import (
 )
 
 
-def _acq(rng: np.random.Generator, date: str, season: str, az: float, elev: float, shift: tuple[float, float]) -> Acquisition:
+def _acq(
+    rng: np.random.Generator, date: str, season: str, az: float, elev: float, shift: tuple[float, float]
+) -> Acquisition:
     gain = tuple(float(g) for g in rng.uniform(0.88, 1.12, 3))
     haze = float(rng.uniform(0.0, 0.03))
     offset = (haze * 0.6, haze * 0.8, haze * 1.2)
@@ -43,8 +45,14 @@ def _misregistration(rng: np.random.Generator) -> tuple[float, float]:
     return (round(float(dx), 2), round(float(dy), 2))
 
 
-def _scene(site: SiteAOI, centre: tuple[float, float], size: tuple[float, float], gsd: float,
-           acquisitions: list[Acquisition], seed: int) -> Scene:
+def _scene(
+    site: SiteAOI,
+    centre: tuple[float, float],
+    size: tuple[float, float],
+    gsd: float,
+    acquisitions: list[Acquisition],
+    seed: int,
+) -> Scene:
     cx, cy = centre
     w, h = size
     # snap the origin to the pixel grid so outputs are stable for a given gsd
@@ -54,18 +62,36 @@ def _scene(site: SiteAOI, centre: tuple[float, float], size: tuple[float, float]
     return Scene(site.site_id, site.utm_crs().to_wkt(), bounds, gsd, acquisitions, seed=seed)
 
 
-def _building(sid: str, kind: str, fp, height: float, roof: str, *, appears: int = 0, disappears: int = 10**6,
-              pitched: bool = False, angle: float = 0.0, **props) -> Structure:
+def _building(
+    sid: str,
+    kind: str,
+    fp,
+    height: float,
+    roof: str,
+    *,
+    appears: int = 0,
+    disappears: int = 10**6,
+    pitched: bool = False,
+    angle: float = 0.0,
+    **props,
+) -> Structure:
     return Structure(sid, kind, fp, height, ROOFS[roof], appears, disappears, pitched, angle, dict(props))
 
 
 def _truth(scene: Scene, s: Structure, change: str, **extra) -> None:
     date_index = s.disappears if change == "removed" else s.appears
-    scene.truth.append({
-        "id": s.id, "kind": s.kind, "change": change,
-        "date": scene.acquisitions[date_index].date,
-        "height_m": s.height_m, "geometry": s.footprint, **s.properties, **extra,
-    })
+    scene.truth.append(
+        {
+            "id": s.id,
+            "kind": s.kind,
+            "change": change,
+            "date": scene.acquisitions[date_index].date,
+            "height_m": s.height_m,
+            "geometry": s.footprint,
+            **s.properties,
+            **extra,
+        }
+    )
 
 
 def _existing_buildings(scene: Scene, rng: np.random.Generator, region, avoid, n: int, prefix: str) -> list[Structure]:
@@ -75,12 +101,29 @@ def _existing_buildings(scene: Scene, rng: np.random.Generator, region, avoid, n
     for _ in range(n * 20):
         if len(out) >= n:
             break
-        fp = rectangle(rng.uniform(minx, maxx), rng.uniform(miny, maxy), rng.uniform(20, 60), rng.uniform(10, 25),
-                       float(rng.choice([0.0, 90.0])) + rng.uniform(-4, 4))
-        if not region.contains(fp) or fp.buffer(12).intersects(avoid) or any(fp.buffer(10).intersects(o.footprint) for o in out):
+        fp = rectangle(
+            rng.uniform(minx, maxx),
+            rng.uniform(miny, maxy),
+            rng.uniform(20, 60),
+            rng.uniform(10, 25),
+            float(rng.choice([0.0, 90.0])) + rng.uniform(-4, 4),
+        )
+        if (
+            not region.contains(fp)
+            or fp.buffer(12).intersects(avoid)
+            or any(fp.buffer(10).intersects(o.footprint) for o in out)
+        ):
             continue
-        out.append(_building(f"{prefix}-{len(out) + 1}", "existing-building", fp, float(rng.uniform(5, 12)),
-                             str(rng.choice(["grey", "blue", "rust", "white"])), pitched=bool(rng.random() < 0.5)))
+        out.append(
+            _building(
+                f"{prefix}-{len(out) + 1}",
+                "existing-building",
+                fp,
+                float(rng.uniform(5, 12)),
+                str(rng.choice(["grey", "blue", "rust", "white"])),
+                pitched=bool(rng.random() < 0.5),
+            )
+        )
     return out
 
 
@@ -98,15 +141,30 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int
     ]
     scene = _scene(site, centre, (1000.0, 1000.0), gsd, acqs, seed)
     for name, f, roof in (("Building B", b, "blue"), ("Building A", a, "grey")):
-        scene.structures.append(_building(name.lower().replace(" ", "-"), "reference-structure", f.geometry,
-                                          float(f.properties.get("height_m", 12)), roof, pitched=True, angle=0.0))
+        scene.structures.append(
+            _building(
+                name.lower().replace(" ", "-"),
+                "reference-structure",
+                f.geometry,
+                float(f.properties.get("height_m", 12)),
+                roof,
+                pitched=True,
+                angle=0.0,
+            )
+        )
     # New assembly building east of B: 65 % of B's footprint area, same long axis.
     ratio = float(rng.uniform(0.62, 0.68))
     area = b.geometry.area * ratio
     width = 50.0
-    new_asm = _building("new-assembly-building", "assembly-building",
-                        rectangle(bx + 75 + 45 + area / width / 2, by - 15, area / width, width), 16.0, "blue",
-                        appears=1, pitched=True)
+    new_asm = _building(
+        "new-assembly-building",
+        "assembly-building",
+        rectangle(bx + 75 + 45 + area / width / 2, by - 15, area / width, width),
+        16.0,
+        "blue",
+        appears=1,
+        pitched=True,
+    )
     scene.structures.append(new_asm)
     _truth(scene, new_asm, "new", relative_size=round(area / b.geometry.area, 4), relative_to="Building B")
 
@@ -114,8 +172,14 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int
     hx, hy = bx - 230, by - 230
     for i in range(2):
         for j in range(3):
-            blk = _building(f"worker-housing-{i * 3 + j + 1}", "worker-housing",
-                            rectangle(hx + j * 58, hy - i * 42, 42, 13, 0.0), 11.0, "white", appears=1)
+            blk = _building(
+                f"worker-housing-{i * 3 + j + 1}",
+                "worker-housing",
+                rectangle(hx + j * 58, hy - i * 42, 42, 13, 0.0),
+                11.0,
+                "white",
+                appears=1,
+            )
             scene.structures.append(blk)
             _truth(scene, blk, "new")
 
@@ -125,8 +189,12 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int
     scene.forests.append(Point(tx, ty + 120).buffer(150).difference(box(tx - 40, ty - 60, tx + 40, ty + 45)))
     scene.dark_openings.append(rectangle(tx, ty + 30, 8, 6))
     scene.aprons.append(box(tx - 35, ty - 50, tx + 35, ty + 26))
-    old_shed = _building("tunnel-shed", "tunnel-structure", rectangle(tx + 20, ty - 5, 12, 9), 4.0, "rust", disappears=1)
-    portal = _building("tunnel-portal-building", "tunnel-structure", rectangle(tx - 12, ty + 8, 26, 14), 7.0, "grey", appears=1)
+    old_shed = _building(
+        "tunnel-shed", "tunnel-structure", rectangle(tx + 20, ty - 5, 12, 9), 4.0, "rust", disappears=1
+    )
+    portal = _building(
+        "tunnel-portal-building", "tunnel-structure", rectangle(tx - 12, ty + 8, 26, 14), 7.0, "grey", appears=1
+    )
     scene.structures += [old_shed, portal]
     _truth(scene, old_shed, "removed")
     _truth(scene, portal, "new")
@@ -161,9 +229,19 @@ def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
     # so each overlaps about a third of an old one.
     for k in range(3):
         x = cx - 80 + k * 42
-        old = _building(f"old-workshop-{k + 1}", "workshop", rectangle(x, cy - 10, 20, 54, 0.0), 8.0, "rust",
-                        disappears=1, pitched=True, angle=90.0)
-        new = _building(f"new-building-{k + 1}", "workshop", rectangle(x + 3, cy + 30, 24, 44, 0.0), 10.0, "teal", appears=1)
+        old = _building(
+            f"old-workshop-{k + 1}",
+            "workshop",
+            rectangle(x, cy - 10, 20, 54, 0.0),
+            8.0,
+            "rust",
+            disappears=1,
+            pitched=True,
+            angle=90.0,
+        )
+        new = _building(
+            f"new-building-{k + 1}", "workshop", rectangle(x + 3, cy + 30, 24, 44, 0.0), 10.0, "teal", appears=1
+        )
         scene.structures += [old, new]
         _truth(scene, old, "removed")
         _truth(scene, new, "new")
@@ -197,10 +275,17 @@ def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed
         place_cars(scene, rng, yard, rng.multinomial(total, np.full(len(yard), 1.0 / len(yard))), index)
     corridor = shapely.union_all([ln for _, ln in scene.tracks]).buffer(25)
     sx, sy = station.x, station.y
-    station_bldg = _building("station-building", "station", rectangle(sx, sy + 40, 60, 16, -14), 9.0, "grey", pitched=True, angle=-14)
+    station_bldg = _building(
+        "station-building", "station", rectangle(sx, sy + 40, 60, 16, -14), 9.0, "grey", pitched=True, angle=-14
+    )
     scene.structures.append(station_bldg)
     scene.roads.append((LineString([(sx - 380, sy + 62), (sx + 380, sy - 130)]).buffer(4), DIRT_ROAD))
-    add_countryside(scene, rng, keep_out=corridor.union(station_bldg.footprint.buffer(30)).union(scene.roads[0][0].buffer(8)), n_fields=6)
+    add_countryside(
+        scene,
+        rng,
+        keep_out=corridor.union(station_bldg.footprint.buffer(30)).union(scene.roads[0][0].buffer(8)),
+        n_fields=6,
+    )
     return scene
 
 
@@ -215,11 +300,26 @@ def vinalon_complex(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
     scene = _scene(site, (cx, cy), (700.0, 700.0), gsd, acqs, seed)
     plant = box(cx - 220, cy - 180, cx + 220, cy + 180)
     scene.aprons.append(plant)
-    hall = _building("fuel-process-hall", "process-building", rectangle(cx + 120, cy - 90, 70, 30), 14.0, "grey", appears=1, pitched=True)
+    hall = _building(
+        "fuel-process-hall",
+        "process-building",
+        rectangle(cx + 120, cy - 90, 70, 30),
+        14.0,
+        "grey",
+        appears=1,
+        pitched=True,
+    )
     scene.structures.append(hall)
     _truth(scene, hall, "new")
     for k in range(3):
-        tank = _building(f"storage-tank-{k + 1}", "storage-tank", Point(cx + 80 + k * 32, cy - 30).buffer(11, quad_segs=16), 12.0, "white", appears=1)
+        tank = _building(
+            f"storage-tank-{k + 1}",
+            "storage-tank",
+            Point(cx + 80 + k * 32, cy - 30).buffer(11, quad_segs=16),
+            12.0,
+            "white",
+            appears=1,
+        )
         scene.structures.append(tank)
         _truth(scene, tank, "new")
     changed = shapely.union_all([s.footprint for s in scene.structures]).buffer(20)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from shapely.geometry import LineString, Polygon, box
 from shapely import affinity
+from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 # Surface colours as RGB reflectance (0..1).  Seasonal entries are keyed by season.
