@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from ..aoi import SiteAOI
 from .railcars import place_cars
 from .scene import (
     ASPHALT,
@@ -27,6 +27,9 @@ from .scene import (
     add_countryside,
     rectangle,
 )
+
+if TYPE_CHECKING:  # the site is handed in; synth reads its id, UTM zone and features, never a file
+    from ..aoi import SiteAOI
 
 
 def _acq(
