@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from ..io import (
     read_track_window,
     read_tracks_file,
     staged_outputs,
+    write_csv,
     write_json,
     write_vectors,
 )
@@ -230,13 +230,6 @@ def railcar_records(results: list[ImageRailcars]) -> list[dict[str, Any]]:
 def track_rows(results: list[ImageRailcars]) -> list[dict[str, Any]]:
     """Rows of ``railcars.csv``: one per image and track."""
     return [{"image": r.path.name, "date": r.date or "", **t.to_dict()} for r in results for t in r.result.tracks]
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_railcars(

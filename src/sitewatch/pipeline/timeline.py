@@ -11,8 +11,16 @@ from typing import Any
 from .. import railcars as core
 from ..aoi import SiteAOI
 from ..errors import ImageryError
-from ..io import check_outputs_free, image_date, read_aoi_window, staged_outputs, write_json
-from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay
+from ..io import (
+    check_outputs_free,
+    image_date,
+    read_aoi_window,
+    staged_outputs,
+    write_csv,
+    write_json,
+    write_vectors,
+)
+from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, timeline_chart
 from ._common import Progress, site_of, versions
 from .detect import DetectResult, change_records, detect, overlay_panels
 from .railcars import (
@@ -22,7 +30,6 @@ from .railcars import (
     load_tracks,
     railcar_records,
     track_rows,
-    write_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -167,66 +174,15 @@ def timeline(
 
 
 def timeline_figure(result: Timeline):
-    """The timeline chart: railcars per track (stacked) with the total's uncertainty, and structure area.
+    """The timeline chart of a result (:func:`sitewatch.report.figures.timeline_chart`).
 
-    Returns a ``matplotlib.figure.Figure`` (not made through pyplot, so it changes no
-    backend); a notebook shows it inline, :func:`plot_timeline` writes it as PNG.
+    Returns a ``matplotlib.figure.Figure``; a notebook shows it inline.
     """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
-    dates = [r["date"] for r in result.rows]
-    x = list(range(len(dates)))
-    fig = Figure(figsize=(8, 4.5), dpi=120)
-    ax = fig.subplots()
-    bottom = [0] * len(dates)
-    cmap = colormaps["tab10"]
-    for k, t in enumerate(result.track_ids):
-        vals = [r[f"track:{t}"] for r in result.rows]
-        if any(vals):
-            ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
-            bottom = [b + v for b, v in zip(bottom, vals)]
-    totals = [r["railcars_total"] for r in result.rows]
-    ax.errorbar(
-        x,
-        totals,
-        yerr=[r["railcars_uncertainty"] for r in result.rows],
-        fmt="o-",
-        color="black",
-        label="total ± 1σ",
-        capsize=4,
-    )
-    for xi, tot in zip(x, totals):
-        ax.annotate(str(tot), (xi, tot), textcoords="offset points", xytext=(8, 4), fontsize=9)
-    ax.set_xticks(x, dates)
-    ax.set_ylabel("railcars")
-    ax.set_title(f"{result.site.name}: {result.statement}", fontsize=10)
-    if "new_area_m2" in result.rows[0]:
-        ax2 = ax.twinx()
-        ax2.plot(x, [r["new_area_m2"] for r in result.rows], "s--", color="tab:red", label="new structures (m²)")
-        ax2.plot(
-            x, [r["removed_area_m2"] for r in result.rows], "v--", color="tab:purple", label="removed structures (m²)"
-        )
-        ax2.set_ylabel(f"structure area vs {dates[0]} (m²)")
-        ax2.set_ylim(bottom=0)
-        handles, labels = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(handles + h2, labels + l2, fontsize=8, loc="upper left")
-    else:
-        ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def plot_timeline(result: Timeline, path: Path) -> None:
-    """Write the timeline chart as a PNG."""
-    timeline_figure(result).savefig(path)
+    return timeline_chart(result.rows, result.track_ids, title=f"{result.site.name}: {result.statement}")
 
 
 def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
     """Write the timeline's outputs (all or nothing)."""
-    from ..io import write_vectors
-
     fields = list(result.rows[0].keys())
     with staged_outputs(out_dir, TIMELINE_OUTPUTS, overwrite=overwrite) as stage:
         write_csv(stage / "timeline.csv", result.rows, fields)
@@ -237,7 +193,7 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
             geojson_path=stage / "railcars.geojson",
             layer="railcars",
         )
-        plot_timeline(result, stage / "timeline.png")
+        timeline_figure(result).savefig(stage / "timeline.png")
         render_overlay(
             overlay_panels_timeline(result),
             stage / "overlay.png",

@@ -1,4 +1,4 @@
-"""Pictures of a run: display stretches, colour maps and ``overlay.png``.
+"""Pictures of a run: display stretches, colour maps, ``overlay.png`` and the timeline chart.
 
 Arrays and geometries in, RGB arrays or PNG files out.  Bands follow the project's
 convention: the first three bands of an image are red, green and blue; a single band is
@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -212,3 +213,65 @@ def webp_bytes(rgba: np.ndarray, quality: int = 85) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba)).save(buf, format="WEBP", quality=quality)
     return buf.getvalue()
+
+
+def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: str):
+    """The timeline chart: railcars per track (stacked) with the total's uncertainty, and structure area.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per date, as in ``timeline.csv``: ``date``, ``railcars_total``,
+        ``railcars_uncertainty``, ``track:<id>`` per track and, where structures were
+        compared, ``new_area_m2`` and ``removed_area_m2``.
+    track_ids : list of str
+        The tracks, in the order their bars stack.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not made through pyplot, so it changes no backend.
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    dates = [r["date"] for r in rows]
+    x = list(range(len(dates)))
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    ax = fig.subplots()
+    bottom = [0] * len(dates)
+    cmap = colormaps["tab10"]
+    for k, t in enumerate(track_ids):
+        vals = [r[f"track:{t}"] for r in rows]
+        if any(vals):
+            ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+    totals = [r["railcars_total"] for r in rows]
+    ax.errorbar(
+        x,
+        totals,
+        yerr=[r["railcars_uncertainty"] for r in rows],
+        fmt="o-",
+        color="black",
+        label="total ± 1σ",
+        capsize=4,
+    )
+    for xi, tot in zip(x, totals):
+        ax.annotate(str(tot), (xi, tot), textcoords="offset points", xytext=(8, 4), fontsize=9)
+    ax.set_xticks(x, dates)
+    ax.set_ylabel("railcars")
+    ax.set_title(title, fontsize=10)
+    if "new_area_m2" in rows[0]:
+        ax2 = ax.twinx()
+        ax2.plot(x, [r["new_area_m2"] for r in rows], "s--", color="tab:red", label="new structures (m²)")
+        ax2.plot(x, [r["removed_area_m2"] for r in rows], "v--", color="tab:purple", label="removed structures (m²)")
+        ax2.set_ylabel(f"structure area vs {dates[0]} (m²)")
+        ax2.set_ylim(bottom=0)
+        handles, labels = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(handles + h2, labels + l2, fontsize=8, loc="upper left")
+    else:
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig

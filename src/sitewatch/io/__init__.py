@@ -1,0 +1,54 @@
+"""Files in and out: the only layer (with :mod:`sitewatch.aoi`) that touches them.
+
+* :mod:`.raster` - read an image or the part an AOI covers, on its grid; warp onto a grid;
+* :mod:`.metadata` - an image's acquisition date and sun position;
+* :mod:`.tracks` - track centrelines, and the image around them;
+* :mod:`.outputs` - a run's files, staged all or nothing: GeoTIFF/COG, GeoJSON/GPKG, JSON, CSV;
+* :mod:`.pictures` - pictures without georeference (PNG, JPEG) on a local grid, masks as PNG.
+"""
+
+from .metadata import image_date, image_sun
+from .outputs import (
+    check_outputs_free,
+    read_vectors,
+    staged_outputs,
+    write_csv,
+    write_geotiff,
+    write_json,
+    write_vectors,
+)
+from .pictures import LOCAL_CRS, read_picture, write_mask_png
+from .raster import (
+    Grid,
+    RasterWindow,
+    SourceRaster,
+    corrected_transform,
+    read_aoi_window,
+    read_source,
+    warp_onto_grid,
+)
+from .tracks import read_track_window, read_tracks_file
+
+__all__ = [
+    "LOCAL_CRS",
+    "Grid",
+    "RasterWindow",
+    "SourceRaster",
+    "check_outputs_free",
+    "corrected_transform",
+    "image_date",
+    "image_sun",
+    "read_aoi_window",
+    "read_picture",
+    "read_source",
+    "read_track_window",
+    "read_tracks_file",
+    "read_vectors",
+    "staged_outputs",
+    "warp_onto_grid",
+    "write_csv",
+    "write_geotiff",
+    "write_json",
+    "write_mask_png",
+    "write_vectors",
+]

@@ -1,0 +1,95 @@
+"""What an image's metadata says: its acquisition date and the sun's position.
+
+Read from a STAC item beside the image (``<name>.json``), the GeoTIFF's tags, or, for the
+date, an ISO date in the file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.errors
+
+ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """An image's STAC item properties (``<name>.json`` beside it) and GeoTIFF tags (upper-cased keys).
+
+    Either is empty where it is missing or unreadable.
+    """
+    props: dict[str, Any] = {}
+    stac = path.with_suffix(".json")
+    if stac.exists():
+        try:
+            found = json.loads(stac.read_text("utf-8")).get("properties", {})
+            props = found if isinstance(found, dict) else {}
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    try:
+        with rasterio.open(path) as src:
+            tags = {k.upper(): v for k, v in src.tags().items()}
+    except rasterio.errors.RasterioIOError:
+        tags = {}
+    return props, tags
+
+
+def image_date(path: str | os.PathLike[str]) -> str | None:
+    """An image's acquisition date as ISO ``YYYY-MM-DD``.
+
+    Looked up, in order: a STAC item beside the image (``<name>.json`` with
+    ``properties.datetime``), the TIFF tag ``TIFFTAG_DATETIME``, then an ISO date in the
+    file name.  ``None`` when none of them has one.
+    """
+    path = Path(path)
+    props, tags = _image_metadata(path)
+    if props.get("datetime"):
+        return str(props["datetime"])[:10]
+    tag = tags.get("TIFFTAG_DATETIME")
+    if tag:
+        m = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})", tag)
+        if m:
+            return "-".join(m.groups())
+    m = ISO_DATE.search(path.stem)
+    if m:
+        y, mo, d = (int(g) for g in m.groups())
+        try:
+            return date(y, mo, d).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+SUN_TAGS = ("SUN_AZIMUTH", "SUN_ELEVATION")
+
+
+def _sun_pair(azimuth: Any, elevation: Any) -> tuple[float, float] | None:
+    try:
+        az, el = float(azimuth), float(elevation)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(az) and 0.0 < el < 90.0):
+        return None
+    return az % 360.0, el
+
+
+def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """The sun's azimuth and elevation (degrees) when the image was taken, from its metadata.
+
+    Looked up, in order: a STAC item beside the image (``<name>.json`` with the view
+    extension's ``properties["view:sun_azimuth"]`` and ``["view:sun_elevation"]``), then
+    the GeoTIFF tags ``SUN_AZIMUTH`` and ``SUN_ELEVATION`` (any case).  Azimuth is clockwise
+    from north.  ``None`` when neither has a usable pair (an elevation outside 0-90 degrees
+    is not).
+    """
+    props, tags = _image_metadata(Path(path))
+    return _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation")) or _sun_pair(
+        *(tags.get(t) for t in SUN_TAGS)
+    )

@@ -1,0 +1,177 @@
+"""A run's outputs: staged all or nothing, as GeoTIFF/COG, GeoJSON/GPKG, JSON and CSV.
+
+Every write goes to a staging folder inside the destination and is moved into place when
+all of a run's files are complete, so a failed run never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from pyproj import CRS
+from rasterio.enums import Resampling
+
+from ..errors import OutputExistsError, RunError
+from .raster import Grid
+
+
+def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
+    """Refuse to start when an output exists and ``overwrite`` is false."""
+    if overwrite:
+        return
+    taken = [str(p) for p in paths if p.exists()]
+    if taken:
+        raise OutputExistsError(f"output exists, not overwriting (use --overwrite): {', '.join(taken)}")
+
+
+@contextmanager
+def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Write a run's files into a staging folder, then move them all into ``out_dir``.
+
+    Yields the staging folder.  If the block raises, nothing in ``out_dir`` changes.
+    """
+    out_dir = Path(out_dir)
+    check_outputs_free([out_dir / n for n in names], overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sitewatch-", dir=out_dir))
+    try:
+        yield staging
+        for item in staging.iterdir():
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_geotiff(
+    path: Path,
+    data: np.ndarray,
+    grid: Grid,
+    *,
+    nodata: float | None = None,
+    tags: dict[str, Any] | None = None,
+    cog: bool = False,
+    overviews: tuple[int, ...] = (2, 4, 8),
+    descriptions: tuple[str, ...] | None = None,
+) -> None:
+    """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG)."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    bands, rows, cols = data.shape
+    predictor = 3 if data.dtype.kind == "f" else 2
+    profile = dict(
+        driver="GTiff",
+        width=cols,
+        height=rows,
+        count=bands,
+        dtype=data.dtype.name,
+        crs=grid.crs,
+        transform=grid.transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=predictor,
+    )
+    if cog:
+        # the COG driver writes by copy: stage a plain GeoTIFF, then translate
+        tmp = path.with_name(path.name + ".src.tif")
+        write_geotiff(tmp, data, grid, nodata=nodata, tags=tags, cog=False, overviews=())
+        with rasterio.open(tmp) as src:
+            with rasterio.open(
+                path,
+                "w",
+                driver="COG",
+                width=cols,
+                height=rows,
+                count=bands,
+                dtype=data.dtype.name,
+                crs=grid.crs,
+                transform=grid.transform,
+                nodata=nodata,
+                compress="deflate",
+                predictor=predictor,
+                blocksize=256,
+            ) as dst:
+                dst.write(src.read())
+                dst.update_tags(**(tags or {}))
+        tmp.unlink()
+        return
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if descriptions:
+            dst.descriptions = descriptions
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        levels = [f for f in overviews if min(rows, cols) // f >= 64]
+        if levels:
+            dst.build_overviews(levels, Resampling.average)
+            dst.update_tags(ns="rio_overview", resampling="average")
+
+
+def write_vectors(
+    records: list[dict[str, Any]],
+    crs: Any,
+    geojson_path: Path | None = None,
+    gpkg_path: Path | None = None,
+    *,
+    layer: str = "changes",
+) -> None:
+    """Write features (dicts with a ``geometry`` key in ``crs``) as GeoJSON (lon/lat) and/or GPKG (native CRS)."""
+    import geopandas as gpd
+
+    props = [{k: v for k, v in r.items() if k != "geometry"} for r in records]
+    geoms = [r["geometry"] for r in records]
+    gdf = gpd.GeoDataFrame(props, geometry=geoms, crs=crs)
+    if gpkg_path is not None:
+        gdf.to_file(gpkg_path, driver="GPKG", layer=layer, engine="pyogrio")
+    if geojson_path is not None:
+        lonlat = gdf.to_crs(4326)
+        geojson_path.write_text(lonlat.to_json(drop_id=True, to_wgs84=False, indent=1) + "\n", encoding="utf-8")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CRS]:
+    """Features of a vector file as dicts (properties plus ``geometry``) and the file's CRS.
+
+    Raises
+    ------
+    RunError
+        If the file is missing or cannot be read as vectors.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such file")
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise RunError(f"{path}: cannot be read as vectors ({exc})") from exc
+    records = [
+        {**{k: v for k, v in row.items() if k != "geometry"}, "geometry": row["geometry"]}
+        for row in gdf.to_dict("records")
+    ]
+    return records, CRS.from_user_input(gdf.crs)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """Rows (dicts) as CSV with a header of ``fields``; keys not in ``fields`` are left out."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,55 @@
+"""Pictures without georeference (PNG, JPEG): read onto a local metric grid; masks written as PNG."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+
+from ..errors import ImageryError
+from .raster import Grid, RasterWindow
+
+# Pictures without georeference (LEVIR-CD's PNGs) are placed on a local metric grid so the
+# GeoTIFF path can run on them unchanged: a projected CRS, origin on its central meridian.
+LOCAL_CRS = CRS.from_epsg(32631)
+
+
+def read_picture(path: str | os.PathLike[str], pixel_size: float, *, mode: str = "RGB") -> RasterWindow:
+    """An image file without georeference (PNG, JPEG) as a window on a local grid.
+
+    Parameters
+    ----------
+    path : path-like
+    pixel_size : float
+        Metres per pixel, which the file does not say.
+    mode : str
+        Pillow mode to convert to: ``"RGB"`` for images, ``"L"`` for label masks.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing or not a readable picture.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageryError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert(mode), dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageryError(f"{path}: not a readable picture ({exc})") from exc
+    data = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
+    grid = Grid(LOCAL_CRS, Affine(pixel_size, 0.0, 500000.0, 0.0, -pixel_size, 0.0), data.shape[1:])
+    return RasterWindow(path, data, np.ones(data.shape[1:], bool), grid, None)
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> None:
+    """A binary mask as an 8-bit PNG, 255 where True (the LEVIR-CD convention)."""
+    from PIL import Image
+
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, format="PNG")

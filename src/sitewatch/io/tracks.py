@@ -1,0 +1,117 @@
+"""Track centrelines: a tracks GeoJSON, and the part of an image around a set of tracks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import shapely
+from pyproj import CRS
+from rasterio.warp import transform_geom
+from shapely.geometry import LineString, box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import ImageryError, TrackError
+from .raster import RasterWindow, check_raster, open_raster, read_bounds
+
+
+def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
+    """Track centrelines from a GeoJSON of LineStrings, each with a ``track_id`` property.
+
+    Coordinates are lon/lat (RFC 7946).  Returns ``{track_id: geometry}`` in file order.
+
+    Raises
+    ------
+    TrackError
+        If the file is missing or not GeoJSON, or a feature is not a non-empty LineString
+        with a unique ``track_id``; the message names the feature.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TrackError(f"{path}: no such file")
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TrackError(f"{path}: not valid JSON ({exc})") from exc
+    feats = doc.get("features") if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" else None
+    if not isinstance(feats, list):
+        raise TrackError(f"{path}: expected a GeoJSON FeatureCollection of LineStrings")
+    tracks: dict[str, BaseGeometry] = {}
+    for i, feat in enumerate(feats):
+        props = (feat or {}).get("properties") or {}
+        track_id = props.get("track_id")
+        label = f"track {track_id!r}" if track_id else f"feature {i}"
+        if not track_id:
+            raise TrackError(f"{path}: {label} has no track_id property")
+        if track_id in tracks:
+            raise TrackError(f"{path}: track {track_id!r} appears twice")
+        try:
+            geom = shape(feat["geometry"]) if feat.get("geometry") else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TrackError(f"{path}: {label} has an unreadable geometry ({exc})") from exc
+        if geom is None or geom.is_empty:
+            raise TrackError(f"{path}: {label} has an empty geometry")
+        if geom.geom_type != "LineString":
+            raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
+        tracks[track_id] = geom
+    if not tracks:
+        raise TrackError(f"{path}: contains no tracks")
+    return tracks
+
+
+def read_track_window(
+    path: str | os.PathLike[str],
+    tracks_lonlat: dict[str, BaseGeometry],
+    *,
+    margin_m: float = 20.0,
+    skip_outside: bool = False,
+) -> tuple[RasterWindow, dict[str, LineString]]:
+    """Read the part of an image around a set of track lines, and the lines in its CRS.
+
+    A line partly outside the image is clipped to it.  A line wholly outside, or with less
+    than 20 m inside, is an error naming the track, unless ``skip_outside`` is true (an AOI
+    may hold tracks beyond one image's extent): then it is left out, and only when no
+    track at all is inside is it an error.
+
+    Returns
+    -------
+    window : RasterWindow
+    tracks : dict of str to LineString
+        Each track in the image's CRS (metres), clipped to the image.
+    """
+    path = Path(path)
+    with open_raster(path) as src:
+        check_raster(src, path, 1)
+        crs = CRS.from_user_input(src.crs)
+        if not crs.is_projected:
+            raise ImageryError(
+                f"{path}: CRS {crs.to_string()} is geographic; railcar lengths need a projected CRS "
+                "(reproject first, e.g. with gdalwarp -t_srs to the local UTM zone)"
+            )
+        image_box = box(*src.bounds)
+        inner = image_box.buffer(-2 * abs(src.transform.a))
+        projected: dict[str, LineString] = {}
+        for track_id, geom in tracks_lonlat.items():
+            if geom is None or geom.is_empty:
+                raise TrackError(f"track {track_id!r}: empty geometry")
+            line = shape(transform_geom("EPSG:4326", src.crs, mapping(geom)))
+            clipped = line.intersection(inner)
+            if clipped.is_empty or clipped.length < 20.0:
+                if skip_outside:
+                    continue
+                raise TrackError(
+                    f"track {track_id!r} lies outside {path} (image bounds "
+                    f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
+                )
+            if clipped.geom_type != "LineString":
+                # leaves and re-enters the image: keep the longest piece
+                clipped = max(getattr(clipped, "geoms", [clipped]), key=lambda g: g.length)
+            projected[track_id] = clipped
+        if not projected:
+            raise TrackError(
+                f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
+                f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
+            )
+        extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
+        return read_bounds(src, path, extent.bounds), projected
