@@ -1,4 +1,4 @@
-"""Known-answer tests of the building evidence (sitewatch.buildings) and the default detector."""
+"""Known-answer tests of the building evidence (sitewatch.structures.roofs) and the default detector."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ from affine import Affine
 from conftest import textured
 from shapely.geometry import box
 
-from sitewatch.buildings import building_evidence, outline_share, roofness
 from sitewatch.structures import detect_structure_changes
+from sitewatch.structures.roofs import building_evidence, outline_share, roofness
 
 PIXEL = 0.5
 TRANSFORM = Affine(PIXEL, 0, 1000, 0, -PIXEL, 2000)

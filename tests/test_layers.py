@@ -26,8 +26,6 @@ LAYERS = {
     "structures": 0,
     "railcars": 0,
     "synth": 0,
-    "change": 0,
-    "buildings": 0,
 }
 # shared by every layer: the package itself (its version) and the exception hierarchy
 FOUNDATION = {"", "errors"}

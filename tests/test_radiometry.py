@@ -65,7 +65,7 @@ def test_irmad_regression_maps_unchanged_pixels_onto_reference():
 
 
 def test_vegetation_uses_ndvi_with_a_near_infrared_band():
-    from sitewatch.change import vegetation_mask
+    from sitewatch.structures.scores import vegetation_mask
 
     grey_leaf = np.array([60.0, 70.0, 65.0, 200.0])  # dull in the visible, bright in NIR: vegetation
     green_paint = np.array([40.0, 160.0, 60.0, 50.0])  # green to the eye, dark in NIR: not

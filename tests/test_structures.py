@@ -6,8 +6,8 @@ from affine import Affine
 from conftest import textured
 from shapely.geometry import box
 
-from sitewatch.change import CHANGE_METHODS, excess_green
 from sitewatch.structures import assign_relative_size, detect_structure_changes, rectangle_measures
+from sitewatch.structures.scores import CHANGE_METHODS, excess_green
 
 
 def scene(seed=0):

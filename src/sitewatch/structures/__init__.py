@@ -4,7 +4,7 @@ Pure: arrays, an affine transform and plain numbers in; dataclasses out.
 :func:`detect_structure_changes` runs one of two detectors:
 
 * ``"building"`` (default, :mod:`.building`): regions that are roof-like on one date and
-  were not on the other (:mod:`sitewatch.buildings`), kept where compact, not a long strip
+  were not on the other (:mod:`.roofs`), kept where compact, not a long strip
   (a road), and confirmed by a shadow that appeared beside them (new) or vanished (removed);
 * ``"cva"``, ``"log_ratio"`` (:mod:`.colour`): thresholded colour change, told new from
   removed by which date makes a pixel stand out from its unchanged surroundings.
@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 from affine import Affine
 
-from ..change import CHANGE_METHODS
 from ..radiometry import MIN_CANDIDATE_SHARE
 from .building import building_changes
 from .colour import colour_changes
 from .evidence import Evidence, gather_evidence
 from .objects import ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
+from .scores import CHANGE_METHODS
 
 __all__ = [
     "STRUCTURE_METHODS",
@@ -73,7 +73,7 @@ def detect_structure_changes(
         Pixels to consider (inside both images and the AOI footprint).
     method : str
         One of :data:`STRUCTURE_METHODS`: ``"building"`` (roof-like regions confirmed by
-        shadows, :mod:`sitewatch.buildings`) or a key of :data:`sitewatch.change.CHANGE_METHODS`.
+        shadows, :mod:`.roofs`) or a key of :data:`.scores.CHANGE_METHODS`.
     min_area_m2 : float
         Smaller objects are dropped.
     min_rectangularity : float

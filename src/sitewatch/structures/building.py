@@ -1,7 +1,7 @@
 """Structures from building evidence (``"building"``, the default method).
 
 Regions that are roof-like on one date and were not on the other
-(:mod:`sitewatch.buildings`), kept as objects where they are compact, not a long strip (a
+(:mod:`.roofs`), kept as objects where they are compact, not a long strip (a
 road), and confirmed by a shadow that appeared beside them (new) or vanished (removed).
 Buildings replaced on their own footprint, and structures inside a larger changed area,
 come from the colour-change method (:mod:`.colour`).  See :func:`building_changes`.
@@ -21,11 +21,11 @@ from skimage import morphology
 from skimage.measure import regionprops
 from skimage.segmentation import expand_labels
 
-from ..buildings import outline_share
-from ..change import CHANGE_METHODS
 from .colour import colour_changes
 from .evidence import Evidence
 from .objects import ChangeObject, StructureChanges, label_means, mean_inside, measured_objects
+from .roofs import outline_share
+from .scores import CHANGE_METHODS
 
 # The building method's thresholds (chosen on real pairs, see the README's figures).
 # A region's new-structure score above which it is new; a removal needs more, because bare
@@ -71,7 +71,7 @@ def building_changes(
     min_score: float,
     threshold_method: str,
 ) -> StructureChanges:
-    """The ``"building"`` method: objects from :class:`~sitewatch.buildings.BuildingEvidence`.
+    """The ``"building"`` method: objects from :class:`~.roofs.BuildingEvidence`.
 
     1. Colour change (CVA) in units of its median over surfaces the building evidence
        calls unchanged, not in shadow, not vegetated (the scene's own invariant ground,

@@ -1,6 +1,6 @@
 """Structures from colour change (``"cva"``, ``"log_ratio"``): the methods before ``"building"``.
 
-1. Score change (a method from :data:`sitewatch.change.CHANGE_METHODS`).
+1. Score change (a method from :data:`.scores.CHANGE_METHODS`).
 2. Drop pixels that cannot be a structure's roof: vegetation on both dates (seasonal
    colour change) and shadow on either date (shadows move with the sun; a footprint is
    the roof, not its shadow).  After step 4, a "new" pixel must not be vegetation in the
@@ -22,9 +22,9 @@ from affine import Affine
 from scipy import ndimage
 from skimage import morphology
 
-from ..change import CHANGE_METHODS, otsu_threshold
 from .evidence import Evidence
 from .objects import ChangeObject, StructureChanges, measured_objects
+from .scores import CHANGE_METHODS, otsu_threshold
 
 
 def _drop_small(mask: np.ndarray, max_pixels: int) -> np.ndarray:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..buildings import BuildingEvidence, building_evidence
-from ..change import shadow_mask, vegetation_mask
+from .roofs import BuildingEvidence, building_evidence
+from .scores import shadow_mask, vegetation_mask
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def gather_evidence(
     across seasons can shift colours and brightness enough to mislabel roofs.  Vegetation
     is NDVI with a near-infrared fourth band, else excess green on bands 0-2 (red, green,
     blue); with fewer than three bands nothing counts as vegetation
-    (:func:`sitewatch.change.vegetation_mask`).
+    (:func:`sitewatch.structures.scores.vegetation_mask`).
     """
     green_before = vegetation_mask(before, greenness_threshold=vegetation_threshold)
     green_after = vegetation_mask(after, greenness_threshold=vegetation_threshold)

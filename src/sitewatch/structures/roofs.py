@@ -32,7 +32,7 @@ from skimage.color import rgb2hsv
 from skimage.exposure import match_histograms
 from skimage.segmentation import expand_labels, felzenszwalb
 
-from .change import brightness, excess_green, shadow_mask, vegetation_mask
+from .scores import brightness, excess_green, shadow_mask, vegetation_mask
 
 # Saturation (max - min) / max at which an earth-hued surface stops looking like a roof
 # material: grey shingle and concrete sit near 0.1, soil and dry grass at 0.3 and above.
@@ -178,7 +178,7 @@ def new_structure_score(
     roof_earlier, roof_later : ndarray of shape (M, N), optional
         :func:`roofness` of the two images, where the caller has it already.
     dark_later : ndarray of bool, shape (M, N), optional
-        :func:`sitewatch.change.shadow_mask` of ``later`` over ``valid``, likewise.
+        :func:`.scores.shadow_mask` of ``later`` over ``valid``, likewise.
 
     Returns
     -------
@@ -231,7 +231,7 @@ def cast_shadow(
     The second test (:data:`SHADOW_SURROUND_FRACTION` of the mean over
     :data:`SHADOW_SURROUND_M` metres) finds a shadow cast on bright concrete, which can
     still be brighter than half the median of a scene of fields.  ``dark`` is the first test
-    (:func:`sitewatch.change.shadow_mask` over ``valid``), where the caller has it already.
+    (:func:`.scores.shadow_mask` over ``valid``), where the caller has it already.
     """
     lum = brightness(image)
     size = max(3, int(round(SHADOW_SURROUND_M / pixel_size)) | 1)
