@@ -6,11 +6,12 @@ from affine import Affine
 from conftest import textured
 from shapely.geometry import box
 
-from sitewatch.structures import detect_structure_changes
+from sitewatch.structures import DetectSettings, detect_structure_changes
 from sitewatch.structures.roofs import building_evidence, outline_share, roofness
 
 PIXEL = 0.5
 TRANSFORM = Affine(PIXEL, 0, 1000, 0, -PIXEL, 2000)
+SMALL = DetectSettings(min_area_m2=20)  # the planted buildings are small
 SOIL = np.array([0.38, 0.31, 0.23])
 GRASS = np.array([0.15, 0.33, 0.10])
 DRY_GRASS = np.array([0.50, 0.42, 0.21])
@@ -84,7 +85,7 @@ def test_new_building_found_season_and_relit_roof_ignored():
     put_building(before, 30, 54, 120, 150, (56, 92, 143))  # a blue roof standing on both dates,
     put_building(after, 30, 54, 120, 150, (48, 78, 122))  # lit a little less on the second
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     assert [o.change for o in res.objects] == ["new"], [(o.change, o.area_m2) for o in res.objects]
     obj = res.objects[0]
     assert iou(obj.geometry, footprint(30, 54, 40, 70)) > 0.8  # the roof, not its shadow
@@ -96,7 +97,7 @@ def test_removed_building_found_with_direction():
     before, after = ground(seed=3)
     put_building(before, 60, 84, 100, 130, (150, 148, 144))  # gone by the second date: soil again
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     assert [o.change for o in res.objects] == ["removed"], [(o.change, o.area_m2) for o in res.objects]
     assert iou(res.objects[0].geometry, footprint(60, 84, 100, 130)) > 0.8
 
@@ -107,7 +108,7 @@ def test_a_roof_like_patch_without_a_shadow_is_not_a_structure():
     before, after = noisy(before, after)
     evidence = building_evidence(before, after, pixel_size=PIXEL)
     assert evidence.new[40, 55] > 0.45  # roof-like where it was soil: the evidence sees it
-    res = detect_structure_changes(before, after, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     assert res.objects == [] and res.stats["objects_dropped"]["no_shadow"] >= 1
 
 
@@ -116,7 +117,7 @@ def test_roof_replaced_on_its_own_footprint_is_new_and_removed():
     put_building(before, 40, 70, 60, 90, (150, 45, 35))  # a red roof ...
     put_building(after, 40, 70, 60, 90, (50, 110, 125))  # ... replaced by a teal one, same shadow
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     truth = footprint(40, 70, 60, 90)
     for change in ("new", "removed"):
         found = [o for o in res.objects if o.change == change]
@@ -130,15 +131,15 @@ def test_same_answer_for_8_bit_and_16_bit_data():
     before, after = ground(seed=6)
     put_building(after, 30, 54, 40, 70, (150, 148, 144))
     before, after = noisy(before, after)
-    small = detect_structure_changes(before, after, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
-    large = detect_structure_changes(before * 16, after * 16, pixel_size=PIXEL, transform=TRANSFORM, min_area_m2=20)
+    small = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    large = detect_structure_changes(before * 16, after * 16, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     assert [o.change for o in small.objects] == [o.change for o in large.objects] == ["new"]
     assert iou(small.objects[0].geometry, large.objects[0].geometry) > 0.95
 
 
 def test_cli_offers_every_structure_method_with_building_first():
     from sitewatch.cli import detect
-    from sitewatch.structures import STRUCTURE_METHODS
+    from sitewatch.structures import METHODS
 
     option = next(p for p in detect.params if p.name == "method")
-    assert list(option.type.choices) == list(STRUCTURE_METHODS) and option.default == "building"
+    assert list(option.type.choices) == list(METHODS) and option.default == "building"

@@ -6,8 +6,8 @@ from affine import Affine
 from conftest import textured
 from shapely.geometry import box
 
-from sitewatch.structures import assign_relative_size, detect_structure_changes, rectangle_measures
-from sitewatch.structures.scores import CHANGE_METHODS, excess_green
+from sitewatch.structures import DetectSettings, assign_relative_size, detect_structure_changes, rectangle_measures
+from sitewatch.structures.scores import cva_magnitude, excess_green
 
 
 def scene(seed=0):
@@ -41,7 +41,9 @@ def test_new_and_removed_buildings_found_with_direction_and_area():
     before, after = scene()
     # transform: 0.5 m pixels, origin (1000, 2000)
     t = Affine(0.5, 0, 1000, 0, -0.5, 2000)
-    res = detect_structure_changes(before, after, pixel_size=0.5, transform=t, min_area_m2=20)
+    res = detect_structure_changes(
+        before, after, pixel_size_m=0.5, transform=t, settings=DetectSettings(min_area_m2=20)
+    )
     new_truth = box(1000 + 20 * 0.5, 2000 - 34 * 0.5, 1000 + 50 * 0.5, 2000 - 20 * 0.5)
     removed_truth = box(1000 + 100 * 0.5, 2000 - 56 * 0.5, 1000 + 120 * 0.5, 2000 - 40 * 0.5)
     new = [o for o in res.objects if o.change == "new"]
@@ -56,19 +58,19 @@ def test_new_and_removed_buildings_found_with_direction_and_area():
 
 def test_seasonal_field_is_not_a_structure():
     before, after = scene()
-    res = detect_structure_changes(before, after, pixel_size=0.5, min_area_m2=20)
+    res = detect_structure_changes(before, after, pixel_size_m=0.5, settings=DetectSettings(min_area_m2=20))
     for o in res.objects:
         x, y = o.geometry.centroid.x, -o.geometry.centroid.y  # identity transform: y is -row
         assert not (10 <= x <= 70 and 100 <= y <= 150), "the crop field was reported as a structure"
     # and the naive difference does flag it: the field is real change, just not a structure
-    cva = CHANGE_METHODS["cva"](before, after)
+    cva = cva_magnitude(before, after)
     assert np.median(cva[100:150, 10:70]) > 4.0
 
 
 def test_inputs_untouched_and_same_image_gives_nothing():
     before, after = scene()
     b0 = before.copy()
-    res = detect_structure_changes(before, before.copy(), pixel_size=0.5)
+    res = detect_structure_changes(before, before.copy(), pixel_size_m=0.5)
     assert res.objects == []
     assert np.array_equal(before, b0)
     assert res.score.dtype == np.float32
@@ -77,9 +79,9 @@ def test_inputs_untouched_and_same_image_gives_nothing():
 def test_bad_arguments():
     before, after = scene()
     with pytest.raises(ValueError, match="differ in shape"):
-        detect_structure_changes(before, after[:, :-1], pixel_size=1.0)
+        detect_structure_changes(before, after[:, :-1], pixel_size_m=1.0)
     with pytest.raises(ValueError, match="unknown change method"):
-        detect_structure_changes(before, after, pixel_size=1.0, method="magic")
+        detect_structure_changes(before, after, pixel_size_m=1.0, settings=DetectSettings(method="magic"))
 
 
 def test_rectangle_measures_and_relative_size():

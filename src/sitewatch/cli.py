@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -233,13 +233,63 @@ def coreg_cmd(
 
 # ------------------------------------------------------------------ detect
 
+
+class RegistryChoice(click.Choice):
+    """The keys of a registry as a ``click.Choice``, read each time click asks.
+
+    ``load`` returns the registry; it is called only when the option is used or its help
+    shown (the registries' modules load the scientific stack), and a name registered after
+    the CLI was imported is offered too.
+    """
+
+    def __init__(self, load: Callable[[], Mapping[str, Any]]) -> None:
+        self._load = load
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._load())
+
+    @choices.setter
+    def choices(self, _: Any) -> None:  # click.Choice.__init__ assigns the choices; they are read live
+        pass
+
+
+def _change_methods() -> Mapping[str, Any]:
+    from .structures import METHODS
+
+    return METHODS
+
+
+def _normalisations() -> Mapping[str, Any]:
+    from .radiometry import NORMALISATION_METHODS
+
+    return NORMALISATION_METHODS
+
+
 normalisation_option = click.option(
     "--normalisation",
-    type=click.Choice(["regression", "irmad", "histogram", "none"]),
+    type=RegistryChoice(_normalisations),
     default="regression",
     show_default=True,
     help="Radiometric normalisation of AFTER to BEFORE (irmad: orthogonal regression on IR-MAD "
     "no-change pixels; none: as they are).",
+)
+
+
+class MethodOption(click.Option):
+    """``--method``, its help written from the registry when shown: each method's summary and pixel sizes."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = "How structures are found. " + "; ".join(
+            f"{name}, {m.summary} (measured at {m.pixel_size_range_m[0]:g}-{m.pixel_size_range_m[1]:g} m pixels)"
+            for name, m in _change_methods().items()
+        )
+        return super().get_help_record(ctx)
+
+
+method_option = click.option(
+    "--method", cls=MethodOption, type=RegistryChoice(_change_methods), default="building", show_default=True
 )
 
 
@@ -250,13 +300,7 @@ normalisation_option = click.option(
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
-@click.option(
-    "--method",
-    type=click.Choice(["building", "cva", "log_ratio"]),
-    default="building",
-    show_default=True,
-    help="building: roof-like regions confirmed by shadows; cva, log_ratio: colour change per pixel.",
-)
+@method_option
 @normalisation_option
 @click.option(
     "--min-area",
@@ -482,6 +526,7 @@ def timeline_cmd(
     help="Write each change mask (255 = change) as a PNG named like its input.",
 )
 @click.option("--per-pair", is_flag=True, help="With --json, add each pair's counts.")
+@method_option
 @normalisation_option
 @overwrite_option
 @json_option
@@ -493,11 +538,12 @@ def evaluate_cmd(
     gsd: float,
     masks_out: Path | None,
     per_pair: bool,
+    method: str,
     normalisation: str,
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Score the default detector on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
+    """Score a detector (by default detect's) on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
     from .pipeline import evaluate
 
     result = evaluate(
@@ -505,6 +551,7 @@ def evaluate_cmd(
         gsd=gsd,
         masks_out=masks_out,
         overwrite=overwrite,
+        method=method,
         normalisation=normalisation,
         progress=_progress(ctx.obj["quiet"]),
     )

@@ -29,13 +29,17 @@ def histogram_match(
 # Candidates (say, pixels neither vegetated nor in shadow) restrict a fit only where they are
 # a fair share of the scene; where nearly all is vegetated they are mostly the change itself.
 MIN_CANDIDATE_SHARE = 0.2
+# Fewest pixels a fit or a score's scale is taken from when restricted to a subset (the
+# candidates here, the unchanged ground in :mod:`sitewatch.structures.building`): fewer, and
+# a few odd pixels would set it; then it is taken from every valid pixel instead.
+MIN_SAMPLE_PIXELS = 1000
 
 
 def _enough(candidates: np.ndarray | None, mask: np.ndarray) -> bool:
     if candidates is None:
         return False
     n = int((mask & candidates).sum())
-    return n >= 1000 and n >= MIN_CANDIDATE_SHARE * int(mask.sum())
+    return n >= MIN_SAMPLE_PIXELS and n >= MIN_CANDIDATE_SHARE * int(mask.sum())
 
 
 def _orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -78,7 +82,8 @@ def invariant_regression(
     candidates : ndarray of bool, shape (M, N), optional
         Pixels allowed to serve as invariant (e.g. not vegetated on either date, not in
         shadow): seasonal ground otherwise dominates the fit and bends greys.  Ignored
-        when fewer than 1000 of them, or under a fifth of the valid pixels, are valid.
+        when fewer than :data:`MIN_SAMPLE_PIXELS` of them, or under
+        :data:`MIN_CANDIDATE_SHARE` of the valid pixels, are valid.
 
     Returns
     -------
@@ -225,9 +230,10 @@ def no_normalisation(
     return np.array(moving, dtype=np.float32, copy=True)
 
 
+# Every normalisation ``detect`` and ``evaluate`` offer (``--normalisation``), in the order shown.
 NORMALISATION_METHODS: dict[str, Callable[..., np.ndarray]] = {
-    "none": no_normalisation,
-    "irmad": irmad_regression,
     "regression": invariant_regression,
+    "irmad": irmad_regression,
     "histogram": histogram_match,
+    "none": no_normalisation,
 }

@@ -35,17 +35,18 @@ from ..io import (
 )
 from ..radiometry import NORMALISATION_METHODS
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
-from ..structures import ChangeObject, StructureChanges, assign_relative_size, detect_structure_changes, gather_evidence
+from ..structures import (
+    ChangeObject,
+    DetectSettings,
+    StructureChanges,
+    assign_relative_size,
+    detect_structure_changes,
+    gather_evidence,
+    method_named,
+)
 from ._common import Progress, site_of, versions
 
 log = logging.getLogger(__name__)
-
-# what change_score.tif holds, by method
-SCORE_DESCRIPTIONS = {
-    "building": "new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
-    "cva": "change score in multiples of the unchanged median",
-    "log_ratio": "change score in multiples of the unchanged median",
-}
 
 DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "overlay.png", "summary.json"]
 
@@ -102,38 +103,10 @@ class GridDetection:
     changes: StructureChanges
 
 
-def detect_on_grid(
-    ref: RasterWindow,
-    source: SourceRaster,
-    footprint: np.ndarray,
-    *,
-    method: str = "building",
-    normalisation: str = "regression",
-    min_area_m2: float = 40.0,
-    step: Progress | None = None,
-    timings: dict[str, float] | None = None,
-    assume_registered: bool = False,
-) -> GridDetection:
-    """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
-
-    ``detect`` (GeoTIFFs and an AOI) and ``evaluate`` (labelled PNG pairs) both run this, so
-    the two share every default.
-
-    Parameters
-    ----------
-    ref : RasterWindow
-        BEFORE on the grid everything is measured on.
-    source : SourceRaster
-        AFTER as read; it is warped onto ``ref.grid`` twice, the second time with the shift
-        found folded into its geotransform (one resampling of the pixels used).
-    footprint : ndarray of bool
-        Pixels of ``ref.grid`` to examine.
-    assume_registered : bool
-        Where co-registration refuses, go on without a shift instead of raising (for
-        labelled sets whose pairs are known to show the same place).
-    """
-    step = step or (lambda msg: None)
-    timings = timings if timings is not None else {}
+def _register(
+    ref: RasterWindow, source: SourceRaster, *, assume_registered: bool, step: Progress
+) -> tuple[ShiftResult, RasterWindow]:
+    """AFTER's shift relative to BEFORE, and AFTER warped onto BEFORE's grid with it folded in."""
     coarse = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
     if coarse.data.shape[0] != ref.data.shape[0]:
         raise ImageryError(
@@ -151,7 +124,6 @@ def detect_on_grid(
     )
 
     step("co-registering")
-    t = time.perf_counter()
     try:
         shift = estimate_shift(
             ref.data,
@@ -178,6 +150,52 @@ def detect_on_grid(
     moved = warp_onto_grid(
         source, ref.grid, shift_px=(shift.dx, shift.dy), gradient=shift.gradient, centre=shift.centre
     )
+    return shift, moved
+
+
+def detect_on_grid(
+    ref: RasterWindow,
+    source: SourceRaster,
+    footprint: np.ndarray,
+    *,
+    settings: DetectSettings = DetectSettings(),
+    normalisation: str = "regression",
+    step: Progress | None = None,
+    timings: dict[str, float] | None = None,
+    assume_registered: bool = False,
+) -> GridDetection:
+    """The structure-change path once BEFORE is read: co-register, normalise, score, make objects.
+
+    ``detect`` (GeoTIFFs and an AOI) and ``evaluate`` (labelled PNG pairs) both run this, so
+    the two share every default.
+
+    Parameters
+    ----------
+    ref : RasterWindow
+        BEFORE on the grid everything is measured on.
+    source : SourceRaster
+        AFTER as read; it is warped onto ``ref.grid`` twice, the second time with the shift
+        found folded into its geotransform (one resampling of the pixels used).
+    footprint : ndarray of bool
+        Pixels of ``ref.grid`` to examine.
+    settings : DetectSettings
+        The change method (a key of :data:`sitewatch.structures.METHODS`) and its thresholds.
+    normalisation : str
+        A key of :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
+    assume_registered : bool
+        Where co-registration refuses, go on without a shift instead of raising (for
+        labelled sets whose pairs are known to show the same place).
+    """
+    step = step or (lambda msg: None)
+    timings = timings if timings is not None else {}
+    method = method_named(settings.method)
+    low, high = method.pixel_size_range_m
+    if not low <= ref.grid.pixel_size <= high:
+        log.info(
+            "%.2f m pixels: the %s method was measured at %g-%g m only", ref.grid.pixel_size, settings.method, low, high
+        )
+    t = time.perf_counter()
+    shift, moved = _register(ref, source, assume_registered=assume_registered, step=step)
     timings["coreg_s"] = time.perf_counter() - t
 
     step("normalising")
@@ -188,7 +206,12 @@ def detect_on_grid(
     after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
     # evidence from the sensor's values: a fit across seasons can bend colours enough to mislabel roofs
     evidence = gather_evidence(
-        ref.data, after_data, valid=valid, pixel_size=ref.grid.pixel_size if method == "building" else None
+        ref.data,
+        after_data,
+        valid=valid,
+        vegetation_threshold=settings.vegetation_threshold,
+        shadow_fraction=settings.shadow_fraction,
+        pixel_size_m=ref.grid.pixel_size if method.building_evidence else None,
     )
     after_norm = NORMALISATION_METHODS[normalisation](
         ref.data, after_data, valid=valid, candidates=~evidence.vegetation & ~evidence.shadow
@@ -209,17 +232,55 @@ def detect_on_grid(
     changes = detect_structure_changes(
         ref.data,
         after_norm,
-        pixel_size=ref.grid.pixel_size,
+        pixel_size_m=ref.grid.pixel_size,
         transform=ref.grid.transform,
         valid=valid,
-        method=method,
-        min_area_m2=min_area_m2,
+        settings=settings,
         evidence=evidence,
     )
     timings["detect_s"] = time.perf_counter() - t
     return GridDetection(shift, moved, valid, after_norm, changes)
 
 
+def _summary(
+    site: SiteAOI, ref: RasterWindow, found: GridDetection, *, settings: DetectSettings, normalisation: str
+) -> dict[str, Any]:
+    """What ``summary.json`` says about a run (timings are added when it ends)."""
+    objects, grid = found.changes.objects, ref.grid
+    return {
+        "site_id": site.site_id,
+        "site_name": site.name,
+        "sources": list(site.sources),
+        "inputs": {
+            "before": str(ref.path),
+            "after": str(found.moved.path),
+            "aoi": str(site.path) if site.path else None,
+        },
+        "dates": {"before": ref.date, "after": found.moved.date},
+        "crs": grid.crs.to_string(),
+        "pixel_size_m": grid.pixel_size,
+        "window": {"rows": grid.shape[0], "cols": grid.shape[1], "bounds": list(grid.bounds)},
+        "shift": found.shift.to_dict(),
+        "method": {
+            "change": settings.method,
+            "normalisation": normalisation,
+            "threshold": round(found.changes.threshold, 3),
+            "min_area_m2": settings.min_area_m2,
+        },
+        "counts": {
+            "new": sum(o.change == "new" for o in objects),
+            "removed": sum(o.change == "removed" for o in objects),
+        },
+        "area_m2": {
+            "new": round(sum(o.area_m2 for o in objects if o.change == "new"), 1),
+            "removed": round(sum(o.area_m2 for o in objects if o.change == "removed"), 1),
+        },
+        "stats": found.changes.stats,
+        "versions": versions(),
+    }
+
+
+# The library's entry point: one keyword per option of ``sitewatch detect`` (10 parameters).
 def detect(
     before: str | os.PathLike[str],
     after: str | os.PathLike[str],
@@ -248,7 +309,7 @@ def detect(
     overwrite : bool
         Replace existing outputs in ``out_dir``.
     method, normalisation : str
-        One of :data:`sitewatch.structures.STRUCTURE_METHODS` and a key of
+        A key of :data:`sitewatch.structures.METHODS` and a key of
         :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
     min_area_m2 : float
         Smallest structure reported.
@@ -280,18 +341,18 @@ def detect(
         )
     source = read_source(after)  # read once; warped twice, the second time with the shift folded in
     timings["read_s"] = time.perf_counter() - t0
+    settings = DetectSettings(method=method, min_area_m2=min_area_m2)
     found = detect_on_grid(
         ref,
         source,
         _footprint_mask(site, ref.grid),
-        method=method,
+        settings=settings,
         normalisation=normalisation,
-        min_area_m2=min_area_m2,
         step=step,
         timings=timings,
         assume_registered=assume_registered,
     )
-    shift, moved, valid, after_norm, changes = found.shift, found.moved, found.valid, found.after_norm, found.changes
+    changes = found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
     log.info(
@@ -301,35 +362,19 @@ def detect(
         sum(o.change == "removed" for o in changes.objects),
         changes.threshold,
     )
-
-    summary = {
-        "site_id": site.site_id,
-        "site_name": site.name,
-        "sources": list(site.sources),
-        "inputs": {"before": str(ref.path), "after": str(moved.path), "aoi": str(site.path) if site.path else None},
-        "dates": {"before": ref.date, "after": moved.date},
-        "crs": ref.grid.crs.to_string(),
-        "pixel_size_m": ref.grid.pixel_size,
-        "window": {"rows": ref.grid.shape[0], "cols": ref.grid.shape[1], "bounds": list(ref.grid.bounds)},
-        "shift": shift.to_dict(),
-        "method": {
-            "change": method,
-            "normalisation": normalisation,
-            "threshold": round(changes.threshold, 3),
-            "min_area_m2": min_area_m2,
-        },
-        "counts": {
-            "new": sum(o.change == "new" for o in changes.objects),
-            "removed": sum(o.change == "removed" for o in changes.objects),
-        },
-        "area_m2": {
-            "new": round(sum(o.area_m2 for o in changes.objects if o.change == "new"), 1),
-            "removed": round(sum(o.area_m2 for o in changes.objects if o.change == "removed"), 1),
-        },
-        "stats": changes.stats,
-        "versions": versions(),
-    }
-    result = DetectResult(site, ref.path, moved.path, ref.grid, shift, changes, summary, ref.data, after_norm, valid)
+    summary = _summary(site, ref, found, settings=settings, normalisation=normalisation)
+    result = DetectResult(
+        site,
+        ref.path,
+        found.moved.path,
+        ref.grid,
+        found.shift,
+        changes,
+        summary,
+        ref.data,
+        found.after_norm,
+        found.valid,
+    )
     timings["total_s"] = time.perf_counter() - t0
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     if out_dir is not None:
@@ -358,7 +403,7 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
             nodata=float("nan"),
             cog=True,
             tags={
-                "description": SCORE_DESCRIPTIONS[result.summary["method"]["change"]],
+                "description": method_named(result.summary["method"]["change"]).score_description,
                 "threshold": f"{result.changes.threshold:.4f}",
             },
         )

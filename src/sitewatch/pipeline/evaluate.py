@@ -1,4 +1,4 @@
-"""``evaluate``: the default detector on a labelled set of image pairs, scored pixel by pixel.
+"""``evaluate``: a detector (the default one unless asked) on a labelled set of image pairs, scored pixel by pixel.
 
 A set follows the LEVIR-CD layout: ``A/`` (before), ``B/`` (after) and ``label/`` (255 =
 changed), plain pictures of the same name without georeference.  Each pair runs through
@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from ..errors import ImageryError
 from ..io import RasterWindow, SourceRaster, check_outputs_free, read_picture, staged_outputs, write_mask_png
+from ..structures import DetectSettings
 from ._common import Progress
 from .detect import detect_on_grid
 
@@ -163,9 +164,9 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
 
 
 def flagged_mask(
-    before: RasterWindow, after: RasterWindow, *, normalisation: str = "regression"
+    before: RasterWindow, after: RasterWindow, *, method: str = "building", normalisation: str = "regression"
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """The default detector's change mask for a pair on one grid, and the shift it found.
+    """A detector's change mask for a pair on one grid, and the shift it found.
 
     A pair that co-registration refuses is scored unshifted, and its shift is ``None``
     (``detect`` would stop there with an error).
@@ -176,7 +177,12 @@ def flagged_mask(
     # a labelled pair shows one place: where co-registration refuses (big change, floods),
     # score the pair unshifted rather than drop it, and count it as refused
     found = detect_on_grid(
-        before, source, np.ones(before.grid.shape, bool), assume_registered=True, normalisation=normalisation
+        before,
+        source,
+        np.ones(before.grid.shape, bool),
+        settings=DetectSettings(method=method),
+        assume_registered=True,
+        normalisation=normalisation,
     )
     objects = found.changes.objects
     mask = np.zeros(before.grid.shape, bool)
@@ -197,10 +203,11 @@ def evaluate(
     gsd: float,
     masks_out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    method: str = "building",
     normalisation: str = "regression",
     progress: Progress | None = None,
 ) -> Evaluation:
-    """Run the default detector on every pair of a labelled set and pool its scores.
+    """Run a detector (by default ``detect``'s) on every pair of a labelled set and pool its scores.
 
     Parameters
     ----------
@@ -211,8 +218,9 @@ def evaluate(
     masks_out : path-like, optional
         Where to write each binary change mask (255 = change) as a PNG named like its input;
         all are written at the end, or none.
-    normalisation : str
-        As for ``detect`` (its default unless asked otherwise).
+    method, normalisation : str
+        As for ``detect`` (its defaults unless asked otherwise): a key of
+        :data:`sitewatch.structures.METHODS` and of :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
     progress : callable, optional
         Called with a message per pair.
     """
@@ -232,7 +240,7 @@ def evaluate(
                 f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
                 f"{label.shape} differ in size"
             )
-        flagged, shift = flagged_mask(before, after, normalisation=normalisation)
+        flagged, shift = flagged_mask(before, after, method=method, normalisation=normalisation)
         score = score_pair(a.name, flagged, label, shift)
         score.seconds = time.perf_counter() - t
         result.pairs.append(score)

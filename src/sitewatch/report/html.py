@@ -29,6 +29,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ImageryError, OutputExistsError, RunError
 from ..io import read_source, read_vectors
+from ..structures import METHODS
 from .figures import COLOURS, jpeg_bytes, score_rgb, to_pixels
 
 RUN_FILES = ("summary.json", "timeline.json", "railcars.json")
@@ -352,8 +353,10 @@ def _method_section(run: RunFolder) -> str:
     parts = []
     if run.summary:
         m = run.summary["method"]
+        known = METHODS.get(m["change"])  # a run of a method no longer registered has no description here
+        score = f" ({escape(known.score_description)})" if known else ""
         parts.append(
-            f"<p>Change score <code>{escape(m['change'])}</code>, normalisation "
+            f"<p>Change score <code>{escape(m['change'])}</code>{score}, normalisation "
             f"<code>{escape(m['normalisation'])}</code>, threshold {m['threshold']}, minimum area "
             f"{m['min_area_m2']} m².</p>"
         )

@@ -1,60 +1,138 @@
-"""From change evidence to new and removed structures as measured polygons.
+"""The structure-change detector: from two images to new and removed structures as measured polygons.
 
 Pure: arrays, an affine transform and plain numbers in; dataclasses out.
-:func:`detect_structure_changes` runs one of two detectors:
+
+:data:`METHODS` is the one registry of detectors; ``sitewatch detect --method``,
+``sitewatch evaluate --method``, ``change_score.tif``'s description and the HTML report
+all read it.  :func:`detect_structure_changes` runs the method its settings name:
 
 * ``"building"`` (default, :mod:`.building`): regions that are roof-like on one date and
-  were not on the other (:mod:`.roofs`), kept where compact, not a long strip
-  (a road), and confirmed by a shadow that appeared beside them (new) or vanished (removed);
-* ``"cva"``, ``"log_ratio"`` (:mod:`.colour`): thresholded colour change, told new from
-  removed by which date makes a pixel stand out from its unchanged surroundings.
+  were not on the other (:mod:`.roofs`), kept where compact, not a long strip (a road),
+  and confirmed by a shadow that appeared beside them (new) or vanished (removed);
+* ``"cva"``, ``"log_ratio"`` (:mod:`.colour`): a thresholded pixel change score
+  (:mod:`.scores`), told new from removed by which date makes a pixel stand out from its
+  unchanged surroundings.
 
 :mod:`.evidence` says what cannot be a roof (vegetation, shadow); :mod:`.objects` holds
-the change objects and how label images become measured polygons.
+the change objects and how label images become measured polygons; :mod:`.settings` what
+every detector is handed.
+
+Adding a method: write a function with the signature of :data:`Detector` (in its own module
+here when it is more than a few lines) and give it one entry in :data:`METHODS`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
 
 from ..radiometry import MIN_CANDIDATE_SHARE
 from .building import building_changes
-from .colour import colour_changes
+from .colour import cva_changes, log_ratio_changes
 from .evidence import Evidence, gather_evidence
 from .objects import ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
-from .scores import CHANGE_METHODS
+from .settings import ChangeArea, DetectSettings
 
 __all__ = [
-    "STRUCTURE_METHODS",
+    "METHODS",
+    "ChangeArea",
+    "ChangeMethod",
     "ChangeObject",
+    "DetectSettings",
+    "Detector",
     "Evidence",
     "StructureChanges",
     "assign_relative_size",
     "detect_structure_changes",
     "gather_evidence",
+    "method_named",
     "polygonize",
     "rectangle_measures",
 ]
 
-# Every method ``detect_structure_changes`` takes; "building" is the default.
-STRUCTURE_METHODS = ("building", *CHANGE_METHODS)
+# (before, after, evidence, area, settings) -> the objects found and the score behind them
+Detector = Callable[[np.ndarray, np.ndarray, Evidence, ChangeArea, DetectSettings], StructureChanges]
+
+
+@dataclass(frozen=True)
+class ChangeMethod:
+    """A structure-change detector and what the tool says about it.
+
+    Attributes
+    ----------
+    detector : Detector
+        The function that finds the objects.
+    summary : str
+        What it does, in a few words (for ``--help``).
+    score_description : str
+        What its score map holds: the description written into ``change_score.tif``.
+    pixel_size_range_m : (float, float)
+        The pixel sizes, in metres, it has been measured to work at.
+    building_evidence : bool
+        Whether it reads :class:`~.roofs.BuildingEvidence` (two segmentations, the slow
+        part of a run), which :func:`gather_evidence` then computes.
+    """
+
+    detector: Detector
+    summary: str
+    score_description: str
+    pixel_size_range_m: tuple[float, float]
+    building_evidence: bool = False
+
+
+# Pixel sizes measured: 0.5 m on LEVIR-CD and xBD (real), 1 m on the bundled synthetic samples;
+# at 1.5 m (AirChange) the building method finds few buildings (F1 0.10).
+MEASURED_PIXEL_SIZES_M = (0.5, 1.0)
+COLOUR_CHANGE_SCORE = "change score in multiples of the unchanged median"
+
+# Every method ``detect``, ``evaluate`` and the CLI offer, by name; "building" is the default.
+METHODS: dict[str, ChangeMethod] = {
+    "building": ChangeMethod(
+        building_changes,
+        summary="roof-like regions confirmed by shadows",
+        score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
+        pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
+        building_evidence=True,
+    ),
+    "cva": ChangeMethod(
+        cva_changes,
+        summary="change-vector magnitude per pixel, thresholded",
+        score_description=COLOUR_CHANGE_SCORE,
+        pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
+    ),
+    "log_ratio": ChangeMethod(
+        log_ratio_changes,
+        summary="band-mean log ratio per pixel, thresholded",
+        score_description=COLOUR_CHANGE_SCORE,
+        pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
+    ),
+}
+
+
+def method_named(name: str) -> ChangeMethod:
+    """The registered method called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no method of that name is registered.
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown change method {name!r}; choose from {sorted(METHODS)}")
+    return METHODS[name]
 
 
 def detect_structure_changes(
     before: np.ndarray,
     after: np.ndarray,
     *,
-    pixel_size: float,
+    pixel_size_m: float,
     transform: Affine = Affine.identity(),
     valid: np.ndarray | None = None,
-    method: str = "building",
-    min_area_m2: float = 40.0,
-    min_rectangularity: float = 0.55,
-    min_score: float = 4.0,
-    threshold_method: str = "noise",
-    vegetation_threshold: float = 0.05,
-    shadow_fraction: float = 0.5,
+    settings: DetectSettings = DetectSettings(),
     evidence: Evidence | None = None,
 ) -> StructureChanges:
     """Find new and removed structures between two co-registered images.
@@ -65,36 +143,18 @@ def detect_structure_changes(
         Same grid.  The colour-change methods want the same radiometry too (see
         :mod:`sitewatch.radiometry`); ``"building"`` reads ``evidence`` built from the
         images as they came from the sensor.  Bands 0-2 are taken as red, green, blue.
-    pixel_size : float
+    pixel_size_m : float
         Metres per pixel.
     transform : Affine
         Pixel-to-CRS transform, so polygons come out in map coordinates.
     valid : ndarray of bool, shape (M, N), optional
         Pixels to consider (inside both images and the AOI footprint).
-    method : str
-        One of :data:`STRUCTURE_METHODS`: ``"building"`` (roof-like regions confirmed by
-        shadows, :mod:`.roofs`) or a key of :data:`.scores.CHANGE_METHODS`.
-    min_area_m2 : float
-        Smaller objects are dropped.
-    min_rectangularity : float
-        Colour-change methods: objects filling less of their minimum rotated rectangle are
-        dropped (not structures).  ``"building"`` tests solidity and elongation instead.
-    min_score : float
-        Colour-change methods (and the colour-change objects ``"building"`` borrows): the
-        threshold (``"noise"``) or its floor (``"otsu"``), in multiples of the median score
-        over possible roofs.  For three bands of Gaussian
-        noise, 4 medians is about the 0.1 % tail.
-    threshold_method : {"noise", "otsu"}
-        Colour-change methods: ``"noise"`` thresholds at ``min_score``; ``"otsu"`` splits
-        the score histogram, which lands too high when seasonal ground dominates the changed pixels.
-    vegetation_threshold : float
-        Excess-green above which a pixel counts as vegetation.
-    shadow_fraction : float
-        Pixels darker than this fraction of the median brightness count as shadow.
+    settings : DetectSettings
+        The method (a key of :data:`METHODS`) and its thresholds.
     evidence : Evidence, optional
         From :func:`gather_evidence` on the un-normalised images; computed from ``before``
-        and ``after`` (with the two thresholds above) when omitted, or when ``"building"``
-        is asked for and it holds no building evidence.
+        and ``after`` (with the settings' vegetation and shadow thresholds) when omitted,
+        or when the method reads building evidence and it holds none.
 
     Returns
     -------
@@ -102,36 +162,21 @@ def detect_structure_changes(
     """
     if before.shape != after.shape:
         raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
-    if method not in STRUCTURE_METHODS:
-        raise ValueError(f"unknown change method {method!r}; choose from {sorted(STRUCTURE_METHODS)}")
+    method = method_named(settings.method)
     valid = np.ones(before.shape[1:], bool) if valid is None else valid.copy()
-    wants_buildings = method == "building"
-    if evidence is None or (wants_buildings and evidence.buildings is None):
+    if evidence is None or (method.building_evidence and evidence.buildings is None):
         evidence = gather_evidence(
             before,
             after,
             valid=valid,
-            vegetation_threshold=vegetation_threshold,
-            shadow_fraction=shadow_fraction,
-            pixel_size=pixel_size if wants_buildings else None,
+            vegetation_threshold=settings.vegetation_threshold,
+            shadow_fraction=settings.shadow_fraction,
+            pixel_size_m=pixel_size_m if method.building_evidence else None,
         )
-    vegetation, shadow = evidence.vegetation, evidence.shadow
-    candidates = valid & ~vegetation & ~shadow
+    candidates = valid & ~evidence.vegetation & ~evidence.shadow
     # scale the score by its median over possible roofs, not over seasonal ground; but where
     # nearly everything is vegetated, the few possible roofs are mostly the change itself,
     # and their median would hide it: then scale over every valid pixel
     enough = candidates.sum() >= MIN_CANDIDATE_SHARE * valid.sum()  # the rule the radiometric fit follows
-    common = dict(
-        valid=valid,
-        candidates=candidates,
-        enough=enough,
-        pixel_size=pixel_size,
-        transform=transform,
-        min_area_m2=min_area_m2,
-        min_rectangularity=min_rectangularity,
-        min_score=min_score,
-        threshold_method=threshold_method,
-    )
-    if wants_buildings:
-        return building_changes(before, after, evidence, **common)
-    return colour_changes(before, after, evidence, method=method, **common)
+    area = ChangeArea(pixel_size_m, transform, valid, candidates, candidates if enough else valid)
+    return method.detector(before, after, evidence, area, settings)

@@ -12,20 +12,22 @@ Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
-from affine import Affine
 from rasterio import features
 from scipy import ndimage
 from skimage import morphology
 from skimage.measure import regionprops
 from skimage.segmentation import expand_labels
 
+from ..radiometry import MIN_SAMPLE_PIXELS
 from .colour import colour_changes
 from .evidence import Evidence
 from .objects import ChangeObject, StructureChanges, label_means, mean_inside, measured_objects
-from .roofs import outline_share
-from .scores import CHANGE_METHODS
+from .roofs import BuildingEvidence, outline_share
+from .scores import cva_magnitude
+from .settings import ChangeArea, DetectSettings
 
 # The building method's thresholds (chosen on real pairs, see the README's figures).
 # A region's new-structure score above which it is new; a removal needs more, because bare
@@ -56,126 +58,115 @@ MIN_COLOUR_CHANGE = 2.0
 NESTED_SHARE = 0.5
 
 
-def building_changes(
+class _Direction(NamedTuple):
+    """One direction of change: its name, the region score and threshold, and the shadows.
+
+    ``shadow_then`` is the date without the structure, ``shadow_now`` the date with it; an
+    object needs ``min_shadow_share`` of its outer ring covered by a shadow that is in
+    ``shadow_now`` only.
+    """
+
+    name: str
+    score: np.ndarray
+    threshold: float
+    shadow_then: np.ndarray
+    shadow_now: np.ndarray
+    min_shadow_share: float
+
+
+def _confirmed(
+    lab: np.ndarray,
+    n: int,
+    found: BuildingEvidence,
+    colour_change: np.ndarray,
+    direction: _Direction,
+    *,
+    ring_px: int,
+    dropped: dict[str, int],
+) -> np.ndarray:
+    """Which labels 0..n are structures: compact, confirmed by a shadow, changed in colour.
+
+    ``dropped`` counts the others by reason.
+    """
+    rose = outline_share(lab, direction.shadow_now & ~direction.shadow_then, ring_px=ring_px)
+    lasting = outline_share(lab, direction.shadow_now & direction.shadow_then, ring_px=ring_px)
+    recoloured = label_means(lab, n, found.chroma_change)
+    mean_change = label_means(lab, n, colour_change)
+    good = np.zeros(n + 1, bool)
+    for region in regionprops(lab):
+        k = region.label
+        if region.solidity < MIN_SOLIDITY or region.axis_major_length > MAX_ELONGATION * max(
+            region.axis_minor_length, 1.0
+        ):
+            dropped["not_compact"] += 1
+        elif not (
+            rose[k] >= direction.min_shadow_share
+            or (lasting[k] >= MIN_LASTING_SHADOW_SHARE and recoloured[k] >= REPLACEMENT_CHROMA)
+        ):
+            dropped["no_shadow"] += 1
+        elif mean_change[k] < MIN_COLOUR_CHANGE:
+            dropped["little_change"] += 1
+        else:
+            good[k] = True
+    return good
+
+
+def _direction_objects(
+    part: np.ndarray,
+    found: BuildingEvidence,
+    colour_change: np.ndarray,
+    direction: _Direction,
+    area: ChangeArea,
+    *,
+    min_area_m2: float,
+    dropped: dict[str, int],
+) -> tuple[list[ChangeObject], np.ndarray]:
+    """Objects of one direction from the pixels ``part`` scoring above its threshold.
+
+    Returns the objects and the pixels they cover.
+    """
+    radius = max(1, int(round(OPENING_M / area.pixel_size_m)))
+    # the opening cuts paths and driveways off; growing each piece back inside the region
+    # (without merging pieces) restores the corners it rounded, so footprints keep their area
+    opened = ndimage.binary_fill_holes(ndimage.binary_opening(part, morphology.disk(radius)))
+    lab, n = ndimage.label(opened, structure=np.ones((3, 3)))
+    if n == 0:
+        return [], np.zeros(part.shape, bool)
+    lab = np.where(part | opened, expand_labels(lab, radius), 0)
+    ring_px = max(1, int(round(SHADOW_RING_M / area.pixel_size_m)))
+    good = _confirmed(lab, n, found, colour_change, direction, ring_px=ring_px, dropped=dropped)
+    lab = np.where(good[lab], lab, 0)
+    objects, keep = measured_objects(
+        lab,
+        n,
+        direction.name,
+        direction.score,
+        area=area,
+        min_area_m2=min_area_m2,
+        min_rectangularity=0.0,
+        dropped=dropped,
+    )
+    return objects, keep[lab]
+
+
+def _from_colour_change(
     before: np.ndarray,
     after: np.ndarray,
     evidence: Evidence,
-    *,
-    valid: np.ndarray,
-    candidates: np.ndarray,
-    enough: bool,
-    pixel_size: float,
-    transform: Affine,
-    min_area_m2: float,
-    min_rectangularity: float,
-    min_score: float,
-    threshold_method: str,
-) -> StructureChanges:
-    """The ``"building"`` method: objects from :class:`~.roofs.BuildingEvidence`.
+    area: ChangeArea,
+    settings: DetectSettings,
+    objects: list[ChangeObject],
+) -> tuple[list[ChangeObject], dict[str, int]]:
+    """Building objects with the colour-change objects that stand for replaced or nested structures.
 
-    1. Colour change (CVA) in units of its median over surfaces the building evidence
-       calls unchanged, not in shadow, not vegetated (the scene's own invariant ground,
-       even where most of it was built up); an object must change by :data:`MIN_COLOUR_CHANGE`.
-    2. Removals first, then new structures on what the removals left (the ground a
-       building leaves is roof-like and changed, but nothing rose on it).  Per direction:
-       regions scoring above :data:`REMOVED_SCORE` (:data:`NEW_SCORE`); opened by
-       :data:`OPENING_M` to cut paths and driveways off; kept where compact
-       (:data:`MIN_SOLIDITY`), not a long strip (:data:`MAX_ELONGATION`), and confirmed by
-       a shadow that appeared (new, :data:`MIN_NEW_SHADOW_SHARE` of the outer ring) or
-       vanished (removed, :data:`MIN_VANISHED_SHADOW_SHARE`), or by a shadow on both dates
-       round a recoloured roof (:data:`MIN_LASTING_SHADOW_SHARE`, :data:`REPLACEMENT_CHROMA`).
-    3. A building replaced on its own footprint casts the same shadow as the old one, so
-       shadows cannot confirm it: objects of the colour-change method whose chromaticity
-       changed by :data:`REPLACEMENT_CHROMA` stand for it, in place of any building object
-       of the same direction they touch.
-
-    ``candidates``, ``enough``, ``min_score`` and ``threshold_method`` are passed on to
-    :func:`.colour.colour_changes` for those objects; the rest as
-    :func:`sitewatch.structures.detect_structure_changes`.
+    A colour-change object whose chromaticity changed by :data:`REPLACEMENT_CHROMA` replaces
+    every building object of its direction it touches; one at most :data:`NESTED_SHARE` of
+    a building object's area and mostly inside it is added as well.  Borrowed objects are
+    scored by the building evidence of their direction over their footprint.  Returns the
+    objects, largest first, and how many were replaced and nested.
     """
-    found = evidence.buildings
-    unchanged = (
-        valid
-        & (found.new < UNCHANGED_SCORE)
-        & (found.removed < UNCHANGED_SCORE)
-        & ~evidence.shadow
-        & ~evidence.vegetation
-    )
-    colour_change = CHANGE_METHODS["cva"](before, after, valid=unchanged if unchanged.sum() >= 1000 else valid)
-    radius = max(1, int(round(OPENING_M / pixel_size)))
-    ring_px = max(1, int(round(SHADOW_RING_M / pixel_size)))
-    objects: list[ChangeObject] = []
-    taken = np.zeros(valid.shape, bool)
-    dropped = {"small": 0, "not_compact": 0, "no_shadow": 0, "little_change": 0}
-    changed = np.zeros(valid.shape, bool)
-    shadow_before, shadow_after = found.shadow_before, found.shadow_after
-    # (roofness already scores vegetation low, region by region; a pixel-wise vegetation mask
-    # would punch holes in roofs that the opening then widens)
-    directions = (
-        ("removed", found.removed, REMOVED_SCORE, shadow_after, shadow_before, MIN_VANISHED_SHADOW_SHARE),
-        ("new", found.new, NEW_SCORE, shadow_before, shadow_after, MIN_NEW_SHADOW_SHARE),
-    )
-    for name, score, threshold, shadow_then, shadow_now, min_share in directions:
-        # "then" is the date without the structure, "now" the date with it
-        part = valid & (score > threshold)
-        changed |= part
-        part &= ~taken
-        # the opening cuts paths and driveways off; growing each piece back inside the region
-        # (without merging pieces) restores the corners it rounded, so footprints keep their area
-        opened = ndimage.binary_fill_holes(ndimage.binary_opening(part, morphology.disk(radius)))
-        lab, n = ndimage.label(opened, structure=np.ones((3, 3)))
-        if n == 0:
-            continue
-        lab = np.where(part | opened, expand_labels(lab, radius), 0)
-        rose = outline_share(lab, shadow_now & ~shadow_then, ring_px=ring_px)
-        lasting = outline_share(lab, shadow_now & shadow_then, ring_px=ring_px)
-        recoloured = label_means(lab, n, found.chroma_change)
-        mean_change = label_means(lab, n, colour_change)
-        good = np.zeros(n + 1, bool)
-        for region in regionprops(lab):
-            k = region.label
-            if region.solidity < MIN_SOLIDITY or region.axis_major_length > MAX_ELONGATION * max(
-                region.axis_minor_length, 1.0
-            ):
-                dropped["not_compact"] += 1
-            elif not (
-                rose[k] >= min_share or (lasting[k] >= MIN_LASTING_SHADOW_SHARE and recoloured[k] >= REPLACEMENT_CHROMA)
-            ):
-                dropped["no_shadow"] += 1
-            elif mean_change[k] < MIN_COLOUR_CHANGE:
-                dropped["little_change"] += 1
-            else:
-                good[k] = True
-        lab = np.where(good[lab], lab, 0)
-        found_objects, keep = measured_objects(
-            lab,
-            n,
-            name,
-            score,
-            pixel_size=pixel_size,
-            transform=transform,
-            min_area_m2=min_area_m2,
-            min_rectangularity=0.0,
-            dropped=dropped,
-        )
-        objects += found_objects
-        taken |= keep[lab]
-
-    recolouring = colour_changes(
-        before,
-        after,
-        evidence,
-        valid=valid,
-        candidates=candidates,
-        enough=enough,
-        pixel_size=pixel_size,
-        transform=transform,
-        method="cva",
-        min_area_m2=min_area_m2,
-        min_rectangularity=min_rectangularity,
-        min_score=min_score,
-        threshold_method=threshold_method,
-    )
+    found, transform = evidence.buildings, area.transform
+    recolouring = colour_changes(before, after, evidence, area, settings, score_function=cva_magnitude)
     recoloured = [
         mean_inside(o.geometry, found.chroma_change, transform) >= REPLACEMENT_CHROMA for o in recolouring.objects
     ]
@@ -200,13 +191,72 @@ def building_changes(
         replace(o, score=mean_inside(o.geometry, found.new if o.change == "new" else found.removed, transform))
         for o in replaced + nested
     ]
-    objects = sorted(objects + borrowed, key=lambda o: -o.area_m2)
-    direction = np.zeros(valid.shape, np.int8)
+    return sorted(objects + borrowed, key=lambda o: -o.area_m2), {"replaced": len(replaced), "nested": len(nested)}
+
+
+def building_changes(
+    before: np.ndarray, after: np.ndarray, evidence: Evidence, area: ChangeArea, settings: DetectSettings
+) -> StructureChanges:
+    """The ``"building"`` method: objects from :class:`~.roofs.BuildingEvidence`.
+
+    1. Colour change (CVA) in units of its median over surfaces the building evidence
+       calls unchanged, not in shadow, not vegetated (the scene's own invariant ground,
+       even where most of it was built up); an object must change by :data:`MIN_COLOUR_CHANGE`.
+    2. Removals first, then new structures on what the removals left (the ground a
+       building leaves is roof-like and changed, but nothing rose on it).  Per direction:
+       regions scoring above :data:`REMOVED_SCORE` (:data:`NEW_SCORE`); opened by
+       :data:`OPENING_M` to cut paths and driveways off; kept where compact
+       (:data:`MIN_SOLIDITY`), not a long strip (:data:`MAX_ELONGATION`), and confirmed by
+       a shadow that appeared (new, :data:`MIN_NEW_SHADOW_SHARE` of the outer ring) or
+       vanished (removed, :data:`MIN_VANISHED_SHADOW_SHARE`), or by a shadow on both dates
+       round a recoloured roof (:data:`MIN_LASTING_SHADOW_SHARE`, :data:`REPLACEMENT_CHROMA`).
+    3. A building replaced on its own footprint casts the same shadow as the old one, so
+       shadows cannot confirm it: objects of the colour-change method whose chromaticity
+       changed by :data:`REPLACEMENT_CHROMA` stand for it, in place of any building object
+       of the same direction they touch (:func:`_from_colour_change`, with ``settings``'
+       colour-change thresholds).
+
+    ``evidence`` must hold building evidence (:func:`.evidence.gather_evidence` with a pixel
+    size); the objects must be at least ``settings.min_area_m2``.
+    """
+    found, valid = evidence.buildings, area.valid
+    unchanged = (
+        valid
+        & (found.new < UNCHANGED_SCORE)
+        & (found.removed < UNCHANGED_SCORE)
+        & ~evidence.shadow
+        & ~evidence.vegetation
+    )
+    colour_change = cva_magnitude(before, after, valid=unchanged if unchanged.sum() >= MIN_SAMPLE_PIXELS else valid)
+    objects: list[ChangeObject] = []
+    taken = np.zeros(valid.shape, bool)
+    dropped = {"small": 0, "not_compact": 0, "no_shadow": 0, "little_change": 0}
+    changed = np.zeros(valid.shape, bool)
+    # (roofness already scores vegetation low, region by region; a pixel-wise vegetation mask
+    # would punch holes in roofs that the opening then widens)
+    directions = (
+        _Direction(
+            "removed", found.removed, REMOVED_SCORE, found.shadow_after, found.shadow_before, MIN_VANISHED_SHADOW_SHARE
+        ),
+        _Direction("new", found.new, NEW_SCORE, found.shadow_before, found.shadow_after, MIN_NEW_SHADOW_SHARE),
+    )
+    for direction in directions:
+        part = valid & (direction.score > direction.threshold)
+        changed |= part
+        part &= ~taken
+        found_objects, covered = _direction_objects(
+            part, found, colour_change, direction, area, min_area_m2=settings.min_area_m2, dropped=dropped
+        )
+        objects += found_objects
+        taken |= covered
+
+    objects, from_colour = _from_colour_change(before, after, evidence, area, settings, objects)
+    direction_map = np.zeros(valid.shape, np.int8)
     if objects:
-        direction = features.rasterize(
+        direction_map = features.rasterize(
             ((o.geometry, 1 if o.change == "new" else -1) for o in objects),
             out_shape=valid.shape,
-            transform=transform,
+            transform=area.transform,
             fill=0,
             dtype="int16",
         ).astype(np.int8)
@@ -215,7 +265,7 @@ def building_changes(
         "vegetation_pixels_suppressed": int((valid & evidence.vegetation).sum()),
         "shadow_pixels_suppressed": int((valid & evidence.shadow).sum()),
         "objects_dropped": dropped,
-        "from_colour_change": {"replaced": len(replaced), "nested": len(nested)},
+        "from_colour_change": from_colour,
     }
     score_map = np.where(valid, np.maximum(found.new, found.removed), 0).astype(np.float32)
-    return StructureChanges(objects, score_map, direction, NEW_SCORE, stats)
+    return StructureChanges(objects, score_map, direction_map, NEW_SCORE, stats)

@@ -1,6 +1,6 @@
 """Structures from colour change (``"cva"``, ``"log_ratio"``): the methods before ``"building"``.
 
-1. Score change (a method from :data:`.scores.CHANGE_METHODS`).
+1. Score change (a pixel score from :mod:`.scores`).
 2. Drop pixels that cannot be a structure's roof: vegetation on both dates (seasonal
    colour change) and shadow on either date (shadows move with the sun; a footprint is
    the roof, not its shadow).  After step 4, a "new" pixel must not be vegetation in the
@@ -17,14 +17,32 @@ Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from affine import Affine
 from scipy import ndimage
 from skimage import morphology
 
 from .evidence import Evidence
 from .objects import ChangeObject, StructureChanges, measured_objects
-from .scores import CHANGE_METHODS, otsu_threshold
+from .scores import cva_magnitude, log_ratio, otsu_threshold
+from .settings import ChangeArea, DetectSettings
+
+# (before, after, *, valid) -> (M, N) change score in multiples of the unchanged median
+ScoreFunction = Callable[..., np.ndarray]
+
+# Opening radius: changed pixels narrower than twice this are noise or a misregistered edge.
+OPENING_M = 1.0
+# Smallest object kept in pixels, whatever min_area_m2 says at coarse pixels.
+MIN_OBJECT_PX = 4
+# The ring round an object that its contrast is measured against: this wide, and at least
+# MIN_RING_PX pixels; fewer than MIN_RING_SAMPLES background pixels in it and the scene's
+# median stands in for the surroundings.
+RING_M = 4.0
+MIN_RING_PX = 2
+MIN_RING_SAMPLES = 10
+# Radius of the majority vote that smooths the per-pixel direction (new or removed).
+VOTE_RADIUS_M = 1.5
 
 
 def _drop_small(mask: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -54,7 +72,7 @@ def _ring_contrast(
         obj = labels[r0:r1, c0:c1] == index
         ring = ndimage.binary_dilation(obj, iterations=ring_px) & ~ndimage.binary_dilation(obj, iterations=1)
         ring &= background[r0:r1, c0:c1]
-        if ring.sum() >= 10:
+        if ring.sum() >= MIN_RING_SAMPLES:
             m_b = np.median(image_b[:, r0:r1, c0:c1][:, ring], axis=1)
             m_a = np.median(image_a[:, r0:r1, c0:c1][:, ring], axis=1)
         else:
@@ -71,46 +89,38 @@ def colour_changes(
     before: np.ndarray,
     after: np.ndarray,
     evidence: Evidence,
+    area: ChangeArea,
+    settings: DetectSettings,
     *,
-    valid: np.ndarray,
-    candidates: np.ndarray,
-    enough: bool,
-    pixel_size: float,
-    transform: Affine,
-    method: str,
-    min_area_m2: float,
-    min_rectangularity: float,
-    min_score: float,
-    threshold_method: str,
+    score_function: ScoreFunction,
 ) -> StructureChanges:
-    """The colour-change methods (``"cva"``, ``"log_ratio"``): steps 1-5 of the module docstring.
+    """Structures from a pixel change score: steps 1-5 of the module docstring.
 
-    ``candidates`` are the valid pixels that may be roofs (not vegetated on both dates, not
-    in shadow); ``enough`` says whether they are numerous enough to scale the score on
-    (else every valid pixel is used).  The other parameters are those of
-    :func:`sitewatch.structures.detect_structure_changes`.
+    ``score_function`` is one of :mod:`.scores` (:func:`.scores.cva_magnitude`,
+    :func:`.scores.log_ratio`), scaled on ``area.scale_on``.  The settings used are the
+    area, rectangularity and score thresholds of ``settings``.
     """
+    valid, candidates, pixel_size = area.valid, area.candidates, area.pixel_size_m
     vegetation, shadow = evidence.vegetation, evidence.shadow
-    score = CHANGE_METHODS[method](before, after, valid=candidates if enough else valid)
-    if threshold_method == "noise":
-        threshold = float(min_score)
-    elif threshold_method == "otsu":
-        threshold = otsu_threshold(score, candidates, floor=min_score)
+    score = score_function(before, after, valid=area.scale_on)
+    if settings.threshold_method == "noise":
+        threshold = float(settings.min_score)
+    elif settings.threshold_method == "otsu":
+        threshold = otsu_threshold(score, candidates, floor=settings.min_score)
     else:
-        raise ValueError(f"unknown threshold method {threshold_method!r}; choose 'noise' or 'otsu'")
+        raise ValueError(f"unknown threshold method {settings.threshold_method!r}; choose 'noise' or 'otsu'")
     changed = candidates & (score > threshold)
 
-    radius = max(1, int(round(1.0 / pixel_size)))
+    radius = max(1, int(round(OPENING_M / pixel_size)))
     changed = ndimage.binary_opening(changed, morphology.disk(radius))
-    min_px = max(4, int(np.ceil(min_area_m2 / pixel_size**2)))
+    min_px = max(MIN_OBJECT_PX, int(np.ceil(settings.min_area_m2 / pixel_size**2)))
     changed = _drop_small(changed, min_px // 2)
     labels, _ = ndimage.label(changed, structure=np.ones((3, 3)))
 
     background = valid & ~(score > threshold) & ~shadow
-    ring_px = max(2, int(round(4.0 / pixel_size)))
+    ring_px = max(MIN_RING_PX, int(round(RING_M / pixel_size)))
     contrast = _ring_contrast(before.astype(np.float32), after.astype(np.float32), labels, background, ring_px)
-    # majority vote over a 1.5 m neighbourhood smooths the per-pixel direction
-    size = max(3, int(round(1.5 / pixel_size)) * 2 + 1)
+    size = max(3, int(round(VOTE_RADIUS_M / pixel_size)) * 2 + 1)
     vote = ndimage.uniform_filter(np.sign(contrast) * changed, size=size)
     direction = np.where(changed, np.where(vote >= 0, 1, -1), 0).astype(np.int8)
     # a roof is not vegetation: something new cannot be green after, something removed not green before
@@ -130,10 +140,9 @@ def colour_changes(
             n,
             name,
             score,
-            pixel_size=pixel_size,
-            transform=transform,
-            min_area_m2=min_area_m2,
-            min_rectangularity=min_rectangularity,
+            area=area,
+            min_area_m2=settings.min_area_m2,
+            min_rectangularity=settings.min_rectangularity,
             dropped=dropped,
         )
         objects += found
@@ -146,3 +155,17 @@ def colour_changes(
     }
     objects.sort(key=lambda o: -o.area_m2)
     return StructureChanges(objects, score, kept, threshold, stats)
+
+
+def cva_changes(
+    before: np.ndarray, after: np.ndarray, evidence: Evidence, area: ChangeArea, settings: DetectSettings
+) -> StructureChanges:
+    """The ``"cva"`` method: :func:`colour_changes` on the change-vector magnitude."""
+    return colour_changes(before, after, evidence, area, settings, score_function=cva_magnitude)
+
+
+def log_ratio_changes(
+    before: np.ndarray, after: np.ndarray, evidence: Evidence, area: ChangeArea, settings: DetectSettings
+) -> StructureChanges:
+    """The ``"log_ratio"`` method: :func:`colour_changes` on the band-mean absolute log ratio."""
+    return colour_changes(before, after, evidence, area, settings, score_function=log_ratio)

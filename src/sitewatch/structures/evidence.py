@@ -37,9 +37,9 @@ def gather_evidence(
     valid: np.ndarray | None = None,
     vegetation_threshold: float = 0.05,
     shadow_fraction: float = 0.5,
-    pixel_size: float | None = None,
+    pixel_size_m: float | None = None,
 ) -> Evidence:
-    """Vegetation per date and shadow on either date; with ``pixel_size``, building evidence too.
+    """Vegetation per date and shadow on either date; with ``pixel_size_m``, building evidence too.
 
     Pass ``after`` as it came from the sensor, not radiometrically normalised: a fit made
     across seasons can shift colours and brightness enough to mislabel roofs.  Vegetation
@@ -52,5 +52,5 @@ def gather_evidence(
     shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(
         after, valid=valid, fraction=shadow_fraction
     )
-    buildings = None if pixel_size is None else building_evidence(before, after, pixel_size=pixel_size, valid=valid)
+    buildings = None if pixel_size_m is None else building_evidence(before, after, pixel_size=pixel_size_m, valid=valid)
     return Evidence(green_before, green_after, shadow, buildings)

@@ -15,6 +15,8 @@ from rasterio import features
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
+from .settings import ChangeArea
+
 
 @dataclass
 class ChangeObject:
@@ -98,17 +100,18 @@ def measured_objects(
     name: str,
     score: np.ndarray,
     *,
-    pixel_size: float,
-    transform: Affine,
+    area: ChangeArea,
     min_area_m2: float,
     min_rectangularity: float,
     dropped: dict[str, int],
 ) -> tuple[list[ChangeObject], np.ndarray]:
     """Polygons and measures of labels 1..n of ``lab`` that are large and rectangular enough.
 
-    Returns the objects and a lookup (n + 1,) of the labels kept; ``dropped`` counts the
-    others (labels absent from ``lab`` count nowhere).
+    Polygons are traced in ``area.transform``'s CRS and simplified by half a pixel.  Returns
+    the objects and a lookup (n + 1,) of the labels kept; ``dropped`` counts the others
+    (labels absent from ``lab`` count nowhere).
     """
+    pixel_size, transform = area.pixel_size_m, area.transform
     keep = np.zeros(n + 1, bool)
     if n == 0:
         return [], keep

@@ -6,8 +6,6 @@ radiometric normalisation) and return (M, N) arrays; none modifies its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from skimage.filters import threshold_otsu
 
@@ -39,12 +37,6 @@ def log_ratio(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None
     eps = np.float32(1.0)
     ratio = np.abs(np.log((after.astype(np.float32) + eps) / (before.astype(np.float32) + eps))).mean(axis=0)
     return _robust_scale(ratio, valid)
-
-
-CHANGE_METHODS: dict[str, Callable[..., np.ndarray]] = {
-    "cva": cva_magnitude,
-    "log_ratio": log_ratio,
-}
 
 
 def otsu_threshold(score: np.ndarray, mask: np.ndarray, *, floor: float = 0.0) -> float:
