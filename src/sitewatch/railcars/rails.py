@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .strip import STEP_M, TrackStrip
+from .strip import STEP_M, TrackStrip, best_shift
 
 RAIL_OFFSET_M = 0.74  # rail centres either side of the track centre (1435 and 1520 mm gauge)
 RAIL_MAX_PIXEL_M = 0.6  # coarser pixels do not resolve a rail head
@@ -198,13 +198,9 @@ def align_to_rails(
             total += rail_visibility(lookup(i, shift @ s.normal_px.T)[:, insides[i]]).sum(axis=1)
         return total / max(sum(int(m.sum()) for m in insides), 1)
 
-    best = np.zeros(2)
-    for radius, grid_step in ((max_shift_m, max(0.1, max_shift_m / 15)), (0.3, step), (0.06, step / 2)):
-        g = np.arange(-radius, radius + 1e-9, grid_step)
-        cand = best + np.array(np.meshgrid(g, g)).reshape(2, -1).T
-        cand = cand[np.hypot(*cand.T) <= max_shift_m + 1e-9]
-        if len(cand):
-            best = cand[int(np.argmax(seen(cand)))]
+    best = np.array(
+        best_shift(seen, max_shift_m, ((max_shift_m, max(0.1, max_shift_m / 15)), (0.3, step), (0.06, step / 2)))
+    )
     offsets, rails = [], []
     residual = np.arange(-max_track_residual_m, max_track_residual_m + 1e-9, step)
     local = np.arange(-RAIL_LOCAL_M, RAIL_LOCAL_M + 1e-9, step)
