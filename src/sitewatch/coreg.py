@@ -12,15 +12,17 @@ Method (:func:`estimate_shift`):
    shifts need no large windows.
 3. A grid of windows each measures its own sub-pixel shift (upsampled DFT
    cross-correlation), after the coarse shift is taken out.
-4. Outliers (new buildings, clouds, featureless ground) are rejected by consensus: the
-   largest group of windows that agree within a pixel, trimmed to 3 MADs.  Too few agreeing
-   windows is a refusal, never a guess: unrelated images give windows that disagree.
+4. Outliers (new buildings, clouds, featureless ground) are rejected by consensus: RANSAC
+   keeps the largest group of windows that agree on a translation or an affine displacement
+   (within ``CoregSettings.radius_px``).  Too few agreeing windows, and no distinct
+   whole-image peak, is a refusal, never a guess: unrelated images give windows that
+   disagree.  (Steps 2-4: :func:`_window_estimate`.)
 5. The shift is refined once more on the residual (the moving image resampled by the first
    estimate), where window edge effects no longer bias it.  Where the inlier windows show a
    significant gradient (rotation, scale, shear), an affine displacement model is fitted;
    otherwise a translation, whose last step is the whole residual image: windows on real
    pairs of dates differ by tenths of a pixel (relief, sensor geometry), so which of them
-   pass would otherwise move the answer by as much.
+   pass would otherwise move the answer by as much.  (Step 5: :func:`_refined`.)
 """
 
 from __future__ import annotations
@@ -109,6 +111,13 @@ class ShiftResult:
         return d
 
 
+# Gradients are taken of the band mean smoothed by a Gaussian this wide, so pixel noise does
+# not dominate them.
+GRADIENT_SMOOTH_PX = 1.0
+# Windows per side of the grid at most (64 windows): enough for a consensus and an affine fit.
+MAX_WINDOWS_PER_SIDE = 8
+
+
 def gradient_field(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Gradient of the band mean as a complex field ``gx + i·gy``, its magnitude compressed, shape (M, N).
 
@@ -121,7 +130,7 @@ def gradient_field(image: np.ndarray, valid: np.ndarray | None = None) -> np.nda
     lum = np.asarray(image, dtype=np.float32).mean(axis=0) if image.ndim == 3 else np.asarray(image, np.float32)
     if valid is not None:
         lum = np.where(valid, lum, np.float32(np.median(lum[valid])) if valid.any() else 0)
-    smooth = ndimage.gaussian_filter(lum, 1.0)
+    smooth = ndimage.gaussian_filter(lum, GRADIENT_SMOOTH_PX)
     grad = ndimage.sobel(smooth, 1) + 1j * ndimage.sobel(smooth, 0)
     return (grad / np.sqrt(np.maximum(np.abs(grad), 1e-12))).astype(np.complex64)
 
@@ -147,8 +156,14 @@ def _xcorr_shift(ref: np.ndarray, mov: np.ndarray, mask: np.ndarray, upsample: i
     return -float(shift[1]), -float(shift[0])  # skimage gives the correction; we report the displacement
 
 
+# The whole-image peak's distinctness is measured against the highest value beyond this many
+# pixels of it (the peak's own shoulders are not a rival).
+PEAK_EXCLUSION_PX = 5
+
+
 def _global_peak(ref: np.ndarray, mov: np.ndarray, mask: np.ndarray, upsample: int) -> tuple[float, float, float]:
-    """Whole-image shift (dx, dy) and how distinct its peak is: peak ÷ the highest value beyond 5 px of it.
+    """Whole-image shift (dx, dy) and how distinct its peak is: peak ÷ the highest value beyond
+    :data:`PEAK_EXCLUSION_PX` of it.
 
     Unrelated images give ratios close to 1: at most 1.2 over 26 pairs of LEVIR-CD 1024-px
     tiles and xBD scenes, but up to 1.65 over 110 pairs of 256-px LEVIR-CD crops, which hold
@@ -160,7 +175,8 @@ def _global_peak(ref: np.ndarray, mov: np.ndarray, mask: np.ndarray, upsample: i
     surface = np.fft.fftshift(np.real(np.fft.ifft2(r * np.conj(m))))
     peak = np.unravel_index(int(np.argmax(surface)), surface.shape)
     rest = surface.copy()
-    rest[max(0, peak[0] - 5) : peak[0] + 6, max(0, peak[1] - 5) : peak[1] + 6] = -np.inf
+    near = PEAK_EXCLUSION_PX
+    rest[max(0, peak[0] - near) : peak[0] + near + 1, max(0, peak[1] - near) : peak[1] + near + 1] = -np.inf
     ratio = float(surface[peak] / rest.max()) if rest.max() > 0 else np.inf
     dx, dy = _xcorr_shift(ref, mov, mask, upsample)
     return dx, dy, ratio
@@ -177,6 +193,11 @@ def _central(shape: tuple[int, ...]) -> tuple[slice, slice]:
     return tuple(slice(a, a + min(n, WHOLE_IMAGE_MAX_PX)) for a, n in zip(starts, shape[-2:]))
 
 
+# The residual step is skipped (no correction) where less than this share of the central
+# crop is left valid after resampling.
+MIN_RESIDUAL_SHARE = 0.25
+
+
 def _residual_shift(
     ref: np.ndarray, mov: np.ndarray, valid: np.ndarray, offset: np.ndarray, upsample: int
 ) -> np.ndarray:
@@ -184,16 +205,17 @@ def _residual_shift(
     crop = _central(ref.shape)
     ref, mov, valid = ref[crop], mov[crop], valid[crop]
     moved = _shift_image(mov, float(offset[0]), float(offset[1]))
-    margin = int(np.ceil(np.abs(offset).max())) + 4  # resampled from beyond the edge: not data
+    margin = int(np.ceil(np.abs(offset).max())) + WINDOW_EDGE_ROOM_PX  # resampled from beyond the edge: not data
+    # valid only where every pixel the resampling read was valid (a linear resampling of the mask is 1)
     mask = valid & (_shift_image(valid.astype(np.float32), float(offset[0]), float(offset[1]), order=1) > 0.999)
     mask[:margin] = mask[-margin:] = False
     mask[:, :margin] = mask[:, -margin:] = False
-    if mask.mean() < 0.25:
+    if mask.mean() < MIN_RESIDUAL_SHARE:
         return np.zeros(2)
     return np.array(_xcorr_shift(ref, moved, mask, upsample))
 
 
-def _window_grid(shape: tuple[int, int], size: int, max_per_side: int = 8) -> list[tuple[int, int]]:
+def _window_grid(shape: tuple[int, int], size: int, max_per_side: int = MAX_WINDOWS_PER_SIDE) -> list[tuple[int, int]]:
     """Top-left corners of up to ``max_per_side``² evenly spread windows, overlapping by half or more."""
     corners = []
     for extent in shape:
@@ -214,6 +236,11 @@ def _model_residual(
 ) -> np.ndarray:
     predicted = offset[None, :] + (centres - np.asarray(centre)) @ grad.T
     return np.hypot(*(shifts - predicted).T)
+
+
+# RANSAC draws at most this many random triples of windows (4 n² for n windows, when fewer):
+# 64 windows at most, so a few hundred triples find any affine model most of them share.
+MAX_TRIPLES = 400
 
 
 def _robust_model(
@@ -241,7 +268,7 @@ def _robust_model(
     n = len(shifts)
     if n >= min_affine_inliers:
         rng = np.random.default_rng(seed)
-        triples = rng.choice(n, size=(min(400, 4 * n * n), 3), replace=True)
+        triples = rng.choice(n, size=(min(MAX_TRIPLES, 4 * n * n), 3), replace=True)
         for tri in triples:
             if len(set(tri.tolist())) < 3:
                 continue
@@ -284,6 +311,22 @@ def _corr_at(ref_w: np.ndarray, aligned: np.ndarray, ox: int, oy: int) -> float:
     return _corr(ref_w[lo:hi, lo:hi], aligned[lo + oy : hi + oy, lo + ox : hi + ox])
 
 
+# A window's moving part is cut this many pixels inside the image beyond the displacement
+# (room for resampling), and padded by CUBIC_PAD_PX for a cubic resampling of a fractional shift.
+WINDOW_EDGE_ROOM_PX = 4
+CUBIC_PAD_PX = 3
+# A window counts only with this share of its pixels valid in both images, and texture above
+# FEATURELESS_STD in the gradient field (compressed magnitude units).
+MIN_WINDOW_VALID = 0.8
+FEATURELESS_STD = 1e-3
+# A window's residual peak this far off (share of the window side) is noise, not a shift.
+MAX_WINDOW_SHIFT_SHARE = 0.25
+# The aperture test: a window's correlation must fall by MIN_PEAK_DROP of itself APERTURE_STEP_PX
+# away along both axes (one straight edge pins the shift across it only).
+APERTURE_STEP_PX = 2
+MIN_PEAK_DROP = 0.25
+
+
 def _measure_windows(
     ref_e: np.ndarray,
     mov_e: np.ndarray,
@@ -292,7 +335,7 @@ def _measure_windows(
     upsample: int,
     base: tuple[float, float] | None = None,
     model=None,
-    min_peak_drop: float = 0.25,
+    min_peak_drop: float = MIN_PEAK_DROP,
 ) -> list[tuple[float, float, float, float, float]]:
     """Per window: (centre col, centre row, dx, dy, correlation), the prior displacement included.
 
@@ -302,8 +345,9 @@ def _measure_windows(
     rows, cols = ref_e.shape
     # lay the grid out where the displaced windows (plus resampling room) stay inside the image
     cx, cy = base if model is None else model((cols - 1) / 2, (rows - 1) / 2)
-    top, left = max(0, -int(np.floor(cy))) + 4, max(0, -int(np.floor(cx))) + 4
-    bottom, right = max(0, int(np.ceil(cy))) + 4, max(0, int(np.ceil(cx))) + 4
+    room = WINDOW_EDGE_ROOM_PX
+    top, left = max(0, -int(np.floor(cy))) + room, max(0, -int(np.floor(cx))) + room
+    bottom, right = max(0, int(np.ceil(cy))) + room, max(0, int(np.ceil(cx))) + room
     inner_shape = (rows - top - bottom, cols - left - right)
     if min(inner_shape) < size:
         return []
@@ -311,7 +355,7 @@ def _measure_windows(
     for r0, c0 in ((r + top, c + left) for r, c in _window_grid(inner_shape, size)):
         bx, by = base if model is None else model(c0 + size / 2, r0 + size / 2)
         ix, iy = int(np.floor(bx)), int(np.floor(by))
-        pad = 0 if (bx == ix and by == iy) else 3  # room for the cubic resampling of a fractional shift
+        pad = 0 if (bx == ix and by == iy) else CUBIC_PAD_PX
         mr0, mc0 = r0 + iy - pad, c0 + ix - pad
         if mr0 < 0 or mc0 < 0 or mr0 + size + 2 * pad > rows or mc0 + size + 2 * pad > cols:
             continue
@@ -321,21 +365,237 @@ def _measure_windows(
             patch = _shift_image(patch, bx - ix, by - iy)
         mov_w = patch[pad : pad + size, pad : pad + size]
         mask = valid[r0 : r0 + size, c0 : c0 + size] & valid[mr0 + pad : mr0 + pad + size, mc0 + pad : mc0 + pad + size]
-        if mask.mean() < 0.8 or np.abs(ref_w[mask]).std() < 1e-3 or np.abs(mov_w[mask]).std() < 1e-3:
+        if (
+            mask.mean() < MIN_WINDOW_VALID
+            or np.abs(ref_w[mask]).std() < FEATURELESS_STD
+            or np.abs(mov_w[mask]).std() < FEATURELESS_STD
+        ):
             continue  # a window half outside the data, or featureless
         dx, dy = _xcorr_shift(ref_w, mov_w, mask, upsample)
-        if max(abs(dx), abs(dy)) > size / 4:
+        if max(abs(dx), abs(dy)) > size * MAX_WINDOW_SHIFT_SHARE:
             continue  # a peak this far off in a residual is noise, not a shift
         aligned = _shift_image(mov_w, dx, dy, order=1)
         corr = _corr_at(ref_w, aligned, 0, 0)
         # the aperture problem: one straight edge (a road) pins the shift across it, not along
-        # it; a window counts only if its correlation falls off 2 px away along both axes
-        along_x = max(_corr_at(ref_w, aligned, -2, 0), _corr_at(ref_w, aligned, 2, 0))
-        along_y = max(_corr_at(ref_w, aligned, 0, -2), _corr_at(ref_w, aligned, 0, 2))
+        # it; a window counts only if its correlation falls off APERTURE_STEP_PX away along both axes
+        step = APERTURE_STEP_PX
+        along_x = max(_corr_at(ref_w, aligned, -step, 0), _corr_at(ref_w, aligned, step, 0))
+        along_y = max(_corr_at(ref_w, aligned, 0, -step), _corr_at(ref_w, aligned, 0, step))
         if corr - max(along_x, along_y) < min_peak_drop * corr:
             continue
         out.append((c0 + size / 2, r0 + size / 2, bx + dx, by + dy, corr))
     return out
+
+
+@dataclass(frozen=True)
+class CoregSettings:
+    """How :func:`estimate_shift` measures and when it refuses.
+
+    Attributes
+    ----------
+    upsample_factor : int
+        Sub-pixel step of each window's correlation is ``1 / upsample_factor`` pixels.
+    window : int, optional
+        Window side in pixels; by default :data:`WINDOW_SHARE` of the shorter side, between
+        :data:`WINDOW_MIN_PX` and :data:`WINDOW_MAX_PX`.
+    min_windows : int
+        Refuse unless at least this many windows agree on the shift (or the whole-image
+        peak is distinct).
+    min_window_correlation : float
+        A window counts only if its gradient fields correlate at least this well once aligned.
+    radius_px : float
+        A window agrees with a model when its shift is within this distance of it.
+    min_agreement : float
+        ... and unless this share of the correlating windows agree.
+    min_peak_ratio : float
+        Where too few windows agree, accept the whole-image shift only if its correlation
+        peak is at least this many times the highest value more than
+        :data:`PEAK_EXCLUSION_PX` away (see :func:`_global_peak` for the ratios measured).
+    min_gradient_effect_px : float
+        Fit an affine displacement only where it moves the outermost windows by more than
+        this against a translation.
+    """
+
+    upsample_factor: int = 100
+    window: int | None = None
+    min_windows: int = 3
+    min_window_correlation: float = 0.15
+    radius_px: float = 1.5
+    min_agreement: float = 0.2
+    min_peak_ratio: float = 1.7
+    min_gradient_effect_px: float = 0.3
+
+
+# Images sharing less than this share of valid pixels are not co-registered.
+MIN_SHARED_SHARE = 0.25
+# Default window: this share of the shorter side, clipped to a range (enough texture in each,
+# enough windows across a scene).
+WINDOW_SHARE = 0.25
+WINDOW_MIN_PX = 64
+WINDOW_MAX_PX = 256
+# The whole-image shift to the nearest pixel is measured on a grid of about this many pixels
+# a side (a coarser grid is plenty for whole pixels).
+COARSE_GRID_PX = 512
+# An affine displacement needs at least this many agreeing windows (three define one).
+MIN_AFFINE_INLIERS = 6
+# On the residual, windows agree within this distance (the estimate is already sub-pixel).
+RESIDUAL_RADIUS_PX = 0.5
+# Gradient correlation before and after alignment is reported over a central crop of at most
+# this many pixels a side (a large scene needs no more), CORRELATION_MARGIN_PX inside the
+# largest displacement from its edges.
+CORRELATION_CROP_PX = 1024
+CORRELATION_MARGIN_PX = 2
+
+
+@dataclass(frozen=True)
+class _Displacement:
+    """A displacement model: ``offset + gradient · ((col, row) - centre)``, in pixels."""
+
+    offset: np.ndarray
+    gradient: np.ndarray
+    centre: tuple[float, float]
+
+    def __call__(self, c, r):
+        """The displacement (dx, dy) at column ``c`` and row ``r`` (scalars or arrays)."""
+        off, grad, centre = self.offset, self.gradient, self.centre
+        return (
+            off[0] + grad[0, 0] * (c - centre[0]) + grad[0, 1] * (r - centre[1]),
+            off[1] + grad[1, 0] * (c - centre[0]) + grad[1, 1] * (r - centre[1]),
+        )
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """Where the windows stand: their table, which agree, how many, and the model they support."""
+
+    table: np.ndarray
+    inlier: np.ndarray
+    n_in: int
+    model: _Displacement
+    affine: bool
+
+
+def _fields(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    reference_valid: np.ndarray | None,
+    moving_valid: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both images' gradient fields and the pixels valid in both."""
+    if reference.shape[-2:] != moving.shape[-2:]:
+        raise AlignmentError(f"images differ in size: {reference.shape[-2:]} vs {moving.shape[-2:]}")
+    both = np.ones(reference.shape[-2:], bool)
+    for v in (reference_valid, moving_valid):
+        if v is not None:
+            both &= v
+    if both.mean() < MIN_SHARED_SHARE:
+        raise AlignmentError("the images share less than a quarter of their pixels; cannot co-register")
+    return gradient_field(reference, reference_valid), gradient_field(moving, moving_valid), both
+
+
+def _window_estimate(
+    ref_e: np.ndarray, mov_e: np.ndarray, both: np.ndarray, size: int, settings: CoregSettings
+) -> tuple[_Estimate, np.ndarray]:
+    """Steps 2-4: the whole-image shift to a pixel, then the windows and their consensus.
+
+    Where too few windows agree (large change, floods, parallax), the whole-image shift is
+    accepted only when its correlation peak stands clearly above every other, and then no
+    window counts as agreeing.  Returns the estimate and every window measured.
+
+    Raises
+    ------
+    AlignmentError
+        When neither the windows nor the whole-image peak give a reliable shift.
+    """
+    shape = ref_e.shape
+    step = max(1, min(shape) // COARSE_GRID_PX)
+    coarse = _xcorr_shift(ref_e[::step, ::step], mov_e[::step, ::step], both[::step, ::step], upsample=1)
+    base = (int(round(coarse[0] * step)), int(round(coarse[1] * step)))
+    measured = _measure_windows(ref_e, mov_e, both, size, settings.upsample_factor, base=base)
+    if len(measured) < settings.min_windows and base != (0, 0):
+        measured = _measure_windows(ref_e, mov_e, both, size, settings.upsample_factor, base=(0, 0))
+    centre = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)
+    table = np.array(measured).reshape(-1, 5)
+    kept = table[table[:, 4] >= settings.min_window_correlation]
+    inlier = np.zeros(len(kept), bool)
+    if len(kept) >= settings.min_windows:
+        inlier, offset, grad, affine = _robust_model(
+            kept[:, :2],
+            kept[:, 2:4],
+            centre,
+            radius=settings.radius_px,
+            min_affine_inliers=MIN_AFFINE_INLIERS,
+            min_gradient_effect=settings.min_gradient_effect_px,
+        )
+    n_in = int(inlier.sum())
+    if n_in >= settings.min_windows and n_in >= settings.min_agreement * len(kept):
+        return _Estimate(kept, inlier, n_in, _Displacement(offset, grad, centre), affine), table
+    central = _central(shape)
+    gdx, gdy, ratio = _global_peak(ref_e[central], mov_e[central], both[central], settings.upsample_factor)
+    if ratio < settings.min_peak_ratio:
+        raise AlignmentError(
+            f"no reliable shift: only {n_in} of {len(table)} windows agree on one and the "
+            "whole-image correlation peak is not distinct "
+            f"(ratio {ratio:.2f} < {settings.min_peak_ratio}); the images may not show the same place"
+        )
+    # no window agreed: confidence 0, the shift rests on the whole image
+    whole = _Displacement(np.array([gdx, gdy]), np.zeros((2, 2)), centre)
+    return _Estimate(np.array([[centre[0], centre[1], gdx, gdy, 0.0]]), np.array([True]), 0, whole, False), table
+
+
+def _refined(
+    ref_e: np.ndarray, mov_e: np.ndarray, both: np.ndarray, size: int, first: _Estimate, settings: CoregSettings
+) -> _Estimate:
+    """Step 5: each window resampled by the estimate and measured again near zero.
+
+    The windows' residual moves the offset where enough agree; a translation then takes a
+    last whole-image step on the residual: windows on real pairs disagree by tenths of a
+    pixel (relief, a scanning sensor), so which windows count would move a translation by
+    as much, and the whole image resampled by the estimate gives one stable answer.
+    """
+    model = first.model
+    offset, centre = model.offset, model.centre
+    residual = [
+        w
+        for w in _measure_windows(ref_e, mov_e, both, size, settings.upsample_factor, model=model)
+        if w[4] >= settings.min_window_correlation
+    ]
+    table, inlier, n_in = first.table, first.inlier, first.n_in
+    if len(residual) >= settings.min_windows:
+        res = np.array(residual)
+        prior = np.array([model(c, r) for c, r in res[:, :2]])
+        res_in, r_off, _, _ = _robust_model(
+            res[:, :2],
+            res[:, 2:4] - prior,
+            centre,
+            radius=min(settings.radius_px, RESIDUAL_RADIUS_PX),
+            min_affine_inliers=np.inf,
+            min_gradient_effect=np.inf,
+        )
+        if res_in.sum() >= settings.min_windows:
+            offset = offset + r_off
+            table, inlier, n_in = res, res_in, int(res_in.sum())
+    if not first.affine:
+        offset = offset + _residual_shift(ref_e, mov_e, both, offset, settings.upsample_factor)
+    return _Estimate(table, inlier, n_in, _Displacement(offset, model.gradient, centre), first.affine)
+
+
+def _alignment_correlations(
+    ref_e: np.ndarray, mov_e: np.ndarray, both: np.ndarray, model: _Displacement
+) -> tuple[float, float]:
+    """Gradient correlation after and before the model's correction, on a central crop."""
+    shape = ref_e.shape
+    crop = min(CORRELATION_CROP_PX, shape[0], shape[1])
+    r0, c0 = (shape[0] - crop) // 2, (shape[1] - crop) // 2
+    rr, cc = np.mgrid[r0 : r0 + crop, c0 : c0 + crop].astype(np.float32)
+    mx, my = model(cc, rr)
+    aligned = ndimage.map_coordinates(mov_e, [rr + my, cc + mx], order=1, mode="nearest")
+    margin = int(np.ceil(np.abs(np.concatenate([mx.ravel(), my.ravel()])).max())) + CORRELATION_MARGIN_PX
+    inner = both[r0 : r0 + crop, c0 : c0 + crop].copy()
+    inner[:margin] = inner[-margin:] = False
+    inner[:, :margin] = inner[:, -margin:] = False
+    ref_c, mov_c = ref_e[r0 : r0 + crop, c0 : c0 + crop], mov_e[r0 : r0 + crop, c0 : c0 + crop]
+    return _corr(ref_c[inner], aligned[inner]), _corr(ref_c[inner], mov_c[inner])
 
 
 def estimate_shift(
@@ -345,14 +605,7 @@ def estimate_shift(
     pixel_size: float = 1.0,
     reference_valid: np.ndarray | None = None,
     moving_valid: np.ndarray | None = None,
-    upsample_factor: int = 100,
-    window: int | None = None,
-    min_windows: int = 3,
-    min_window_correlation: float = 0.15,
-    radius_px: float = 1.5,
-    min_agreement: float = 0.2,
-    min_peak_ratio: float = 1.7,
-    min_gradient_effect_px: float = 0.3,
+    settings: CoregSettings = CoregSettings(),
 ) -> ShiftResult:
     """Sub-pixel shift of ``moving`` relative to ``reference`` from a grid of windows with outlier rejection.
 
@@ -364,23 +617,8 @@ def estimate_shift(
         Metres per pixel, only to report the shift in metres.
     reference_valid, moving_valid : ndarray of bool, optional
         Pixels holding data.
-    upsample_factor : int
-        Sub-pixel step of each window's correlation is ``1 / upsample_factor`` pixels.
-    window : int, optional
-        Window side in pixels; by default a quarter of the shorter side, between 64 and 256.
-    min_window_correlation : float
-        A window counts only if its gradient fields correlate at least this well once aligned.
-    radius_px : float
-        A window agrees with a model when its shift is within this distance of it.
-    min_windows, min_agreement : int, float
-        Refuse unless at least ``min_windows`` windows, and ``min_agreement`` of the
-        correlating ones, agree on the shift.
-    min_peak_ratio : float
-        Where too few windows agree, accept the whole-image shift only if its correlation
-        peak is at least this many times the highest value more than 5 px away.
-    min_gradient_effect_px : float
-        Fit an affine displacement only where it moves the outermost windows by more than
-        this against a translation.
+    settings : CoregSettings
+        Window size, sub-pixel step and the thresholds for agreeing and refusing.
 
     Returns
     -------
@@ -392,124 +630,34 @@ def estimate_shift(
         When the images differ in size, share too little, or too few windows agree: the
         images may not show the same place.
     """
-    if reference.shape[-2:] != moving.shape[-2:]:
-        raise AlignmentError(f"images differ in size: {reference.shape[-2:]} vs {moving.shape[-2:]}")
-    shape = reference.shape[-2:]
-    both = np.ones(shape, bool)
-    for v in (reference_valid, moving_valid):
-        if v is not None:
-            both &= v
-    if both.mean() < 0.25:
-        raise AlignmentError("the images share less than a quarter of their pixels; cannot co-register")
-    ref_e = gradient_field(reference, reference_valid)
-    mov_e = gradient_field(moving, moving_valid)
-    size = window or int(np.clip(min(shape) // 4, 64, 256))
+    ref_e, mov_e, both = _fields(reference, moving, reference_valid, moving_valid)
+    shape = ref_e.shape
+    size = settings.window or int(np.clip(int(min(shape) * WINDOW_SHARE), WINDOW_MIN_PX, WINDOW_MAX_PX))
     size = min(size, min(shape))
-
-    # 1. whole-image shift to the nearest pixel (a coarser grid is plenty for that)
-    step = max(1, min(shape) // 512)
-    coarse = _xcorr_shift(ref_e[::step, ::step], mov_e[::step, ::step], both[::step, ::step], upsample=1)
-    base = (int(round(coarse[0] * step)), int(round(coarse[1] * step)))
-
-    # 2-4. windows, consensus
-    measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base=base)
-    if len(measured) < min_windows and base != (0, 0):
-        measured = _measure_windows(ref_e, mov_e, both, size, upsample_factor, base=(0, 0))
-    centre = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)
-    table = np.array(measured).reshape(-1, 5)
-    measured_all = table
-    kept = table[table[:, 4] >= min_window_correlation]
-    inlier = np.zeros(len(kept), bool)
-    if len(kept) >= min_windows:
-        inlier, offset, grad, affine = _robust_model(
-            kept[:, :2],
-            kept[:, 2:4],
-            centre,
-            radius=radius_px,
-            min_affine_inliers=6,
-            min_gradient_effect=min_gradient_effect_px,
-        )
-    n_in = int(inlier.sum())
-    if n_in < min_windows or n_in < min_agreement * len(kept):
-        # too few windows agree (large change, floods, parallax): accept the whole-image
-        # shift only when its correlation peak stands clearly above every other
-        central = _central(shape)
-        gdx, gdy, ratio = _global_peak(ref_e[central], mov_e[central], both[central], upsample_factor)
-        if ratio < min_peak_ratio:
-            raise AlignmentError(
-                f"no reliable shift: only {n_in} of {len(table)} windows agree on one and the "
-                "whole-image correlation peak is not distinct "
-                f"(ratio {ratio:.2f} < {min_peak_ratio}); the images may not show the same place"
-            )
-        kept = np.array([[centre[0], centre[1], gdx, gdy, 0.0]])
-        inlier, offset, grad, affine = np.array([True]), np.array([gdx, gdy]), np.zeros((2, 2)), False
-        n_in = 0  # no window agreed: confidence 0, the shift rests on the whole image
-
-    # 5. refine on the residual: each window resampled by the estimate and measured again near zero
-    def model_at(off: np.ndarray):
-        return lambda c, r: (
-            off[0] + grad[0, 0] * (c - centre[0]) + grad[0, 1] * (r - centre[1]),
-            off[1] + grad[1, 0] * (c - centre[0]) + grad[1, 1] * (r - centre[1]),
-        )
-
-    residual = [
-        w
-        for w in _measure_windows(ref_e, mov_e, both, size, upsample_factor, model=model_at(offset))
-        if w[4] >= min_window_correlation
-    ]
-    table = kept
-    if len(residual) >= min_windows:
-        res = np.array(residual)
-        prior = np.array([model_at(offset)(c, r) for c, r in res[:, :2]])
-        res_in, r_off, _, _ = _robust_model(
-            res[:, :2],
-            res[:, 2:4] - prior,
-            centre,
-            radius=min(radius_px, 0.5),
-            min_affine_inliers=np.inf,
-            min_gradient_effect=np.inf,
-        )
-        if res_in.sum() >= min_windows:
-            offset = offset + r_off
-            table, inlier, n_in = res, res_in, int(res_in.sum())
-    if not affine:
-        # a last whole-image step on the residual: windows on real pairs disagree by tenths of
-        # a pixel (relief, a scanning sensor), so which windows count would move a translation
-        # by as much; the whole image resampled by the estimate gives one stable answer
-        offset = offset + _residual_shift(ref_e, mov_e, both, offset, upsample_factor)
+    first, measured_all = _window_estimate(ref_e, mov_e, both, size, settings)
+    final = _refined(ref_e, mov_e, both, size, first, settings)
+    table, inlier, n_in, model = final.table, final.inlier, final.n_in, final.model
     if n_in == 0:  # the whole-image peak carries the shift: report every window measured, none agreeing
         table, inlier = measured_all, np.zeros(len(measured_all), bool)
-    # fit quality of the final model
-    model = model_at(offset)
     predicted = np.array([model(c, r) for c, r in table[:, :2]])
     rms = float(np.sqrt(((table[inlier, 2:4] - predicted[inlier]) ** 2).sum(axis=1).mean())) if n_in else 0.0
-    # gradient correlation before and after, on a central crop (a large scene needs no more)
-    crop = min(1024, shape[0], shape[1])
-    r0, c0 = (shape[0] - crop) // 2, (shape[1] - crop) // 2
-    rr, cc = np.mgrid[r0 : r0 + crop, c0 : c0 + crop].astype(np.float32)
-    mx, my = model(cc, rr)
-    aligned = ndimage.map_coordinates(mov_e, [rr + my, cc + mx], order=1, mode="nearest")
-    margin = int(np.ceil(np.abs(np.concatenate([mx.ravel(), my.ravel()])).max())) + 2
-    inner = both[r0 : r0 + crop, c0 : c0 + crop].copy()
-    inner[:margin] = inner[-margin:] = False
-    inner[:, :margin] = inner[:, -margin:] = False
-    ref_c, mov_c = ref_e[r0 : r0 + crop, c0 : c0 + crop], mov_e[r0 : r0 + crop, c0 : c0 + crop]
+    correlation, unaligned = _alignment_correlations(ref_e, mov_e, both, model)
     windows = tuple(
         WindowShift(float(c), float(r), float(x), float(y), float(k), bool(i))
         for (c, r, x, y, k), i in zip(table, inlier)
     )
     return ShiftResult(
-        float(offset[0]),
-        float(offset[1]),
+        float(model.offset[0]),
+        float(model.offset[1]),
         float(pixel_size),
-        correlation=_corr(ref_c[inner], aligned[inner]),
-        correlation_unaligned=_corr(ref_c[inner], mov_c[inner]),
+        correlation=correlation,
+        correlation_unaligned=unaligned,
         windows_valid=n_in,
         windows_rejected=len(table) - n_in,
         confidence=n_in / max(len(table), 1),
         residual_px=rms,
-        model="affine" if affine else "translation",
-        gradient=tuple(float(v) for v in grad.ravel()) if affine else (0.0, 0.0, 0.0, 0.0),
-        centre=centre,
+        model="affine" if final.affine else "translation",
+        gradient=tuple(float(v) for v in model.gradient.ravel()) if final.affine else (0.0, 0.0, 0.0, 0.0),
+        centre=model.centre,
         windows=windows,
     )
