@@ -36,17 +36,19 @@ FIRST_SEED = 1000  # the seeds tuned on during development were 0-99 and 2000-20
 
 
 def one_scene(args: tuple[int, float, bool]) -> tuple[list[tuple[str, int, int, float, float, float]], float]:
-    seed, gsd, with_sun = args
-    scene = railyard_scene(seed, gsd, crs_wkt=CRS_WKT, origin=(700000.0, 4700000.0))
+    seed, pixel_size_m, with_sun = args
+    scene = railyard_scene(seed, pixel_size_m, crs_wkt=CRS_WKT, origin=(700000.0, 4700000.0))
     image = render(scene, 0)
     lines = drawn_track_lines(scene, seed)
     sun = None
     if with_sun:
         acq = scene.acquisitions[0]
         west, _, _, north = scene.bounds
-        sun = shadow_geometry(acq.sun_azimuth_deg, acq.sun_elevation_deg, (gsd, 0.0, west, 0.0, -gsd, north))
+        sun = shadow_geometry(
+            acq.sun_azimuth_deg, acq.sun_elevation_deg, (pixel_size_m, 0.0, west, 0.0, -pixel_size_m, north)
+        )
     t0 = time.perf_counter()
-    result = count_railcars(image, lines, pixel_size_m=gsd, sun=sun)
+    result = count_railcars(image, lines, pixel_size_m=pixel_size_m, sun=sun)
     seconds = time.perf_counter() - t0
     rows = []
     for t in result.tracks:
@@ -58,7 +60,14 @@ def one_scene(args: tuple[int, float, bool]) -> tuple[list[tuple[str, int, int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=50)
-    parser.add_argument("--gsd", type=float, nargs="*", default=[0.3, 0.5, 1.0, 3.0])
+    parser.add_argument(
+        "--gsd",
+        dest="pixel_sizes_m",
+        type=float,
+        nargs="*",
+        default=[0.3, 0.5, 1.0, 3.0],
+        help="pixel sizes (ground sample distance) in metres",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--no-sun", action="store_true", help="withhold the sun's azimuth and elevation")
@@ -71,14 +80,14 @@ def main() -> None:
         f"{'image err':>9s} {'s/scene':>8s}"
     )
     with ProcessPoolExecutor(args.workers) as pool:
-        for gsd in args.gsd:
-            jobs = [(args.first_seed + k, gsd, not args.no_sun) for k in range(args.scenes)]
+        for pixel_size_m in args.pixel_sizes_m:
+            jobs = [(args.first_seed + k, pixel_size_m, not args.no_sun) for k in range(args.scenes)]
             per_scene = list(pool.map(one_scene, jobs))
             rows = np.array([(r[1], r[2]) for scene_rows, _ in per_scene for r in scene_rows])
             image_err = sum(abs(sum(r[2] for r in rs) - sum(r[1] for r in rs)) for rs, _ in per_scene)
             true_total = rows[:, 0].sum()
             print(
-                f"{gsd:5.1f}m {len(per_scene):6d} {len(rows):6d} {true_total:5d} "
+                f"{pixel_size_m:5.1f}m {len(per_scene):6d} {len(rows):6d} {true_total:5d} "
                 f"{np.mean(rows[:, 0] == rows[:, 1]):7.1%} {np.abs(rows[:, 1] - rows[:, 0]).sum() / true_total:8.1%} "
                 f"{(rows[:, 1].sum() - true_total) / true_total:+7.1%} {image_err / true_total:9.1%} "
                 f"{np.mean([s for _, s in per_scene]):8.2f}",
@@ -87,7 +96,7 @@ def main() -> None:
             if args.per_track:
                 for (seed, _, _), (scene_rows, _) in zip(jobs, per_scene):
                     for track_id, true, found, occupied_m, uncertainty, offset_m in scene_rows:
-                        print(f"  {gsd}\t{seed}\t{track_id}\t{true}\t{found}", end="")
+                        print(f"  {pixel_size_m}\t{seed}\t{track_id}\t{true}\t{found}", end="")
                         print(f"\t{occupied_m!r}\t{uncertainty!r}\t{offset_m!r}")
 
 

@@ -106,7 +106,7 @@ def test_a_roof_like_patch_without_a_shadow_is_not_a_structure():
     before, after = ground(seed=4)
     after[:, 30:54, 40:70] = np.array([150.0, 148.0, 144.0])[:, None, None]  # a grey slab, flat on the ground
     before, after = noisy(before, after)
-    evidence = building_evidence(before, after, pixel_size=PIXEL)
+    evidence = building_evidence(before, after, pixel_size_m=PIXEL)
     assert evidence.new[40, 55] > 0.45  # roof-like where it was soil: the evidence sees it
     res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
     assert res.objects == [] and res.stats["objects_dropped"]["no_shadow"] >= 1

@@ -14,7 +14,7 @@ def test_recovers_planted_shift_with_the_documented_sign(dx, dy):
     # content of MOVING appears at (col + dx, row + dy)
     mov = ndimage.shift(ref, (dy, dx), order=3, mode="reflect")
     mov = 0.8 * mov + 20 + np.random.default_rng(2).normal(0, 2, mov.shape)  # other gain, offset, noise
-    res = estimate_shift(ref[None], mov[None].astype(np.float32), pixel_size=0.5)
+    res = estimate_shift(ref[None], mov[None].astype(np.float32), pixel_size_m=0.5)
     assert res.dx == pytest.approx(dx, abs=0.05)
     assert res.dy == pytest.approx(dy, abs=0.05)
     assert res.shift_m == pytest.approx((dx * 0.5, dy * 0.5), abs=0.03)

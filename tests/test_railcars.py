@@ -24,7 +24,7 @@ X0, Y0 = 700000.0, 4700000.0
 def planted_scene(
     counts: list[int],
     *,
-    gsd: float,
+    pixel_size_m: float,
     curved: bool = False,
     seed: int = 3,
     sun: tuple[float, float] = (150.0, 45.0),
@@ -32,7 +32,7 @@ def planted_scene(
 ) -> Scene:
     """One or more parallel tracks across a 300 x 100 m frame with ``counts[i]`` cars on track i."""
     acq = Acquisition("2024-05-01", "summer", sun[0], sun[1], (1.0, 1.0, 1.0), (0.01, 0.012, 0.02), (0.0, 0.0))
-    scene = Scene("test", UTM52.to_wkt(), (X0, Y0, X0 + 300, Y0 + 100), gsd, [acq], seed=seed)
+    scene = Scene("test", UTM52.to_wkt(), (X0, Y0, X0 + 300, Y0 + 100), pixel_size_m, [acq], seed=seed)
     if curved:
         t = np.linspace(-0.45, 0.45, 60)
         base = LineString(np.column_stack([X0 + 150 + 300 * np.sin(t), Y0 + 35 + 300 * (1 - np.cos(t))]))
@@ -51,8 +51,8 @@ def pixel_lines(scene: Scene, shift_m: tuple[float, float] = (0.0, 0.0)) -> dict
     return {
         tid: np.column_stack(
             [
-                (np.asarray(ln.coords)[:, 0] + shift_m[0] - west) / scene.gsd,
-                (north - np.asarray(ln.coords)[:, 1] - shift_m[1]) / scene.gsd,
+                (np.asarray(ln.coords)[:, 0] + shift_m[0] - west) / scene.pixel_size_m,
+                (north - np.asarray(ln.coords)[:, 1] - shift_m[1]) / scene.pixel_size_m,
             ]
         )
         for tid, ln in scene.tracks
@@ -60,37 +60,37 @@ def pixel_lines(scene: Scene, shift_m: tuple[float, float] = (0.0, 0.0)) -> dict
 
 
 def counts(scene: Scene, **kw) -> dict[str, int]:
-    result = count_railcars(render(scene, 0), pixel_lines(scene, **kw), pixel_size_m=scene.gsd)
+    result = count_railcars(render(scene, 0), pixel_lines(scene, **kw), pixel_size_m=scene.pixel_size_m)
     return {t.track_id: t.count for t in result.tracks}
 
 
 @pytest.mark.parametrize("n", [1, 6])
 def test_counts_planted_cars_on_a_straight_track(n):
-    scene = planted_scene([n], gsd=0.5)
+    scene = planted_scene([n], pixel_size_m=0.5)
     assert counts(scene) == {"t1": n}
 
 
 def test_long_train_with_a_loaded_flat_car():
     # among the 11 is a flat car whose container ends mid-deck: a colour step inside a car,
     # which used to cut it in two
-    scene = planted_scene([11], gsd=0.5)
+    scene = planted_scene([11], pixel_size_m=0.5)
     assert counts(scene) == {"t1": 11}
 
 
 def test_counts_cars_on_a_curved_track():
-    scene = planted_scene([7], gsd=0.5, curved=True)
+    scene = planted_scene([7], pixel_size_m=0.5, curved=True)
     assert counts(scene) == {"t1": 7}
 
 
 def test_an_empty_track_has_no_cars():
-    scene = planted_scene([0, 5], gsd=0.5)
+    scene = planted_scene([0, 5], pixel_size_m=0.5)
     assert counts(scene)["t1"] == 0
 
 
 # The counter still over-counts by a few per cent at 0.5 m (a long car cut in two); this scene
 # shows it, so it is held to the measured tolerance of one car rather than the exact count.
 def test_line_a_few_pixels_off_still_finds_the_cars():
-    scene = planted_scene([8], gsd=0.5)
+    scene = planted_scene([8], pixel_size_m=0.5)
     # the drawn line is 1.0 m (2 px) north-east of the real track; unaligned, the centre band
     # would straddle a car's side
     assert abs(counts(scene, shift_m=(0.6, 0.8))["t1"] - 8) <= 1
@@ -100,7 +100,7 @@ def test_line_a_few_pixels_off_still_finds_the_cars():
 def test_a_neighbours_shadow_across_empty_track_is_not_a_car(sun):
     # a low sun throws the middle train's shadow right across one of the empty tracks beside
     # it; that track's rails still show through the shadow
-    scene = planted_scene([0, 8, 0], gsd=0.5, sun=sun)
+    scene = planted_scene([0, 8, 0], pixel_size_m=0.5, sun=sun)
     assert counts(scene) == {"t1": 0, "t2": 8, "t3": 0}
 
 
@@ -110,7 +110,7 @@ def test_a_neighbours_shadow_across_empty_track_is_not_a_car(sun):
     "darker than the shadow colour learnt elsewhere, reads as cars",
 )
 def test_a_shorter_shadow_across_empty_track_is_not_a_car():
-    scene = planted_scene([3, 8, 0], gsd=0.5, sun=(150.0, 45.0))
+    scene = planted_scene([3, 8, 0], pixel_size_m=0.5, sun=(150.0, 45.0))
     assert counts(scene)["t3"] == 0
 
 
@@ -118,7 +118,7 @@ def test_a_shorter_shadow_across_empty_track_is_not_a_car():
 def test_rails_put_lines_drawn_two_metres_off_back_on_their_tracks(shift_m):
     # three tracks 4.5 m apart: a line 2 m off sits nearly halfway to the next track, where
     # the yard also looks symmetric; the rails say where each track really is
-    scene = planted_scene([8, 3, 0], gsd=0.5, sun=(150.0, 30.0))
+    scene = planted_scene([8, 3, 0], pixel_size_m=0.5, sun=(150.0, 30.0))
     result = count_railcars(render(scene, 0), pixel_lines(scene, shift_m=shift_m), pixel_size_m=0.5)
     # the lines run east, so offsets are positive to the south: a line moved d metres north
     # finds its track d metres to its right (moves along the track do not count)
@@ -130,7 +130,7 @@ def test_rails_put_lines_drawn_two_metres_off_back_on_their_tracks(shift_m):
 def test_without_rails_a_neighbours_shadow_across_empty_track_is_not_a_car():
     # at 1 m the rails do not show: where the train's shadow falls, and how far it reaches,
     # tells shadow from a dark car (this counted 0 / 6 / 2 before)
-    scene = planted_scene([0, 8, 0], gsd=1.0, sun=(150.0, 30.0))
+    scene = planted_scene([0, 8, 0], pixel_size_m=1.0, sun=(150.0, 30.0))
     assert counts(scene) == {"t1": 0, "t2": 8, "t3": 0}
 
 
@@ -138,7 +138,7 @@ def test_without_rails_a_neighbours_shadow_across_empty_track_is_not_a_car():
 def test_without_rails_the_bed_outline_keeps_lines_on_their_own_tracks(shift_m):
     # 2.5 m off at 1 m, with tracks 4.5 m apart: symmetry alone slid all three lines one
     # track over for (0, -2.5); the outline of the group's bed does not fit there
-    scene = planted_scene([8, 3, 0], gsd=1.0, sun=(150.0, 30.0))
+    scene = planted_scene([8, 3, 0], pixel_size_m=1.0, sun=(150.0, 30.0))
     result = count_railcars(render(scene, 0), pixel_lines(scene, shift_m=shift_m), pixel_size_m=1.0)
     for track in result.tracks:
         assert abs(track.offset_m - shift_m[1]) <= 0.5, track
@@ -212,7 +212,7 @@ def test_trees_beside_a_coarse_track_are_not_cars():
     dark crowns where a tall car's shadow would lie.  Scored by squares, the few samples on
     the crowns outweighed the rest of the profile and the count came out 6; the Huber loss
     weighs them linearly."""
-    scene = planted_scene([4], gsd=3.0, sun=(150.0, 45.0))
+    scene = planted_scene([4], pixel_size_m=3.0, sun=(150.0, 45.0))
     for x in (60, 110, 160, 210, 260):
         scene.trees.append((X0 + x, Y0 + 59.0, 3.0))
     acq = scene.acquisitions[0]
@@ -235,7 +235,7 @@ def test_rail_correlation_sees_rails_on_empty_track_in_sun_and_shade_but_not_on_
     from sitewatch.railcars.rails import RAIL_VISIBLE, align_to_rails
     from sitewatch.railcars.strip import sample_strip
 
-    scene = planted_scene([0, 8, 0], gsd=0.5, sun=(150.0, 30.0))
+    scene = planted_scene([0, 8, 0], pixel_size_m=0.5, sun=(150.0, 30.0))
     image = render(scene, 0).astype(np.float32) / 255.0
     lines = pixel_lines(scene)
     strips = [sample_strip(image, lines[t], pixel_size_m=0.5, half_width_m=8.0) for t in lines]
@@ -254,7 +254,7 @@ def test_rail_correlation_sees_rails_on_empty_track_in_sun_and_shade_but_not_on_
 
 
 def test_coarse_pixels_count_by_occupied_length():
-    scene = planted_scene([9], gsd=3.0)
+    scene = planted_scene([9], pixel_size_m=3.0)
     result = count_railcars(render(scene, 0), pixel_lines(scene), pixel_size_m=3.0)
     (track,) = result.tracks
     assert track.method == METHOD_LENGTH
@@ -265,7 +265,7 @@ def test_coarse_pixels_count_by_occupied_length():
 
 
 def test_fine_pixels_say_individual_cars_and_give_polygons():
-    scene = planted_scene([4], gsd=0.5)
+    scene = planted_scene([4], pixel_size_m=0.5)
     result = count_railcars(render(scene, 0), pixel_lines(scene), pixel_size_m=0.5)
     (track,) = result.tracks
     assert track.method == METHOD_INDIVIDUAL
@@ -302,7 +302,7 @@ def test_count_rejects_an_image_without_bands():
 
 @pytest.fixture()
 def yard_tif(tmp_path):
-    scene = planted_scene([5, 3], gsd=0.5)
+    scene = planted_scene([5, 3], pixel_size_m=0.5)
     west, _, _, north = scene.bounds
     path = write_tif(tmp_path / "2024-05-01.tif", render(scene, 0), crs="EPSG:32652", origin=(west, north), pixel=0.5)
     tracks = {"type": "FeatureCollection", "features": []}

@@ -163,17 +163,28 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
-@click.option("--gsd", type=click.FloatRange(0.1, 10.0), default=1.0, show_default=True, help="Pixel size in metres.")
+@click.option(
+    "--gsd",
+    "pixel_size_m",
+    type=click.FloatRange(0.1, 10.0),
+    default=1.0,
+    show_default=True,
+    help="Pixel size in metres (ground sample distance).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same images.")
 @overwrite_option
 @json_option
 @click.pass_context
 @handle_errors
-def synth(ctx: click.Context, site: str, out_dir: Path, gsd: float, seed: int, overwrite: bool, as_json: bool) -> None:
+def synth(
+    ctx: click.Context, site: str, out_dir: Path, pixel_size_m: float, seed: int, overwrite: bool, as_json: bool
+) -> None:
     """Write synthetic dated GeoTIFFs of SITE and truth.geojson listing every planted change."""
     from .pipeline import synthesize
 
-    files = synthesize(site, out_dir, gsd=gsd, seed=seed, overwrite=overwrite, progress=_progress(ctx.obj["quiet"]))
+    files = synthesize(
+        site, out_dir, pixel_size_m=pixel_size_m, seed=seed, overwrite=overwrite, progress=_progress(ctx.obj["quiet"])
+    )
     if as_json:
         _echo_json({"files": [str(f) for f in files]})
     elif not ctx.obj["quiet"]:
@@ -443,7 +454,7 @@ def railcars(
     for r in results:
         click.echo(
             f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
-            f"[{r.result.method}, {r.grid.pixel_size:.2f} m pixels]"
+            f"[{r.result.method}, {r.grid.pixel_size_m:.2f} m pixels]"
         )
         for t in r.result.tracks:
             click.echo(f"  {t.track_id:16s} {t.count:4d}  ± {t.uncertainty:3.1f}   {t.occupied_m:6.0f} m occupied")
@@ -516,6 +527,7 @@ def timeline_cmd(
 @click.argument("set_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--gsd",
+    "pixel_size_m",
     type=click.FloatRange(0.05, 100.0, min_open=False),
     required=True,
     help="Pixel size of the set in metres (LEVIR-CD: 0.5).",
@@ -535,7 +547,7 @@ def timeline_cmd(
 def evaluate_cmd(
     ctx: click.Context,
     set_dir: Path,
-    gsd: float,
+    pixel_size_m: float,
     masks_out: Path | None,
     per_pair: bool,
     method: str,
@@ -548,7 +560,7 @@ def evaluate_cmd(
 
     result = evaluate(
         set_dir,
-        gsd=gsd,
+        pixel_size_m=pixel_size_m,
         masks_out=masks_out,
         overwrite=overwrite,
         method=method,
@@ -562,7 +574,7 @@ def evaluate_cmd(
     if ctx.obj["quiet"]:
         return
     click.echo(
-        f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {gsd} m pixels"
+        f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {pixel_size_m} m pixels"
         + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else "")
     )
     click.echo(f"  precision {d['precision']:.3f}  recall {d['recall']:.3f}  F1 {d['f1']:.3f}  IoU {d['iou']:.3f}")

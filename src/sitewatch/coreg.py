@@ -69,7 +69,7 @@ class ShiftResult:
 
     dx: float
     dy: float
-    pixel_size: float
+    pixel_size_m: float
     correlation: float
     """Correlation of the two gradient fields after alignment (1 = identical)."""
     correlation_unaligned: float
@@ -86,13 +86,13 @@ class ShiftResult:
 
     @property
     def shift_m(self) -> tuple[float, float]:
-        return (self.dx * self.pixel_size, self.dy * self.pixel_size)
+        return (self.dx * self.pixel_size_m, self.dy * self.pixel_size_m)
 
     def to_dict(self, *, windows: bool = False) -> dict:
         d = {
             "dx": round(self.dx, 4),
             "dy": round(self.dy, 4),
-            "pixel_size": self.pixel_size,
+            "pixel_size": self.pixel_size_m,
             "shift_px": [round(self.dx, 3), round(self.dy, 3)],
             "shift_m": [round(v, 3) for v in self.shift_m],
             "correlation": round(self.correlation, 4),
@@ -602,7 +602,7 @@ def estimate_shift(
     reference: np.ndarray,
     moving: np.ndarray,
     *,
-    pixel_size: float = 1.0,
+    pixel_size_m: float = 1.0,
     reference_valid: np.ndarray | None = None,
     moving_valid: np.ndarray | None = None,
     settings: CoregSettings = CoregSettings(),
@@ -613,7 +613,7 @@ def estimate_shift(
     ----------
     reference, moving : ndarray of shape (B, M, N) or (M, N)
         Images on the same grid.
-    pixel_size : float
+    pixel_size_m : float
         Metres per pixel, only to report the shift in metres.
     reference_valid, moving_valid : ndarray of bool, optional
         Pixels holding data.
@@ -649,7 +649,7 @@ def estimate_shift(
     return ShiftResult(
         float(model.offset[0]),
         float(model.offset[1]),
-        float(pixel_size),
+        float(pixel_size_m),
         correlation=correlation,
         correlation_unaligned=unaligned,
         windows_valid=n_in,

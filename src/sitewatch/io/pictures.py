@@ -17,13 +17,13 @@ from .raster import Grid, RasterWindow
 LOCAL_CRS = CRS.from_epsg(32631)
 
 
-def read_picture(path: str | os.PathLike[str], pixel_size: float, *, mode: str = "RGB") -> RasterWindow:
+def read_picture(path: str | os.PathLike[str], pixel_size_m: float, *, mode: str = "RGB") -> RasterWindow:
     """An image file without georeference (PNG, JPEG) as a window on a local grid.
 
     Parameters
     ----------
     path : path-like
-    pixel_size : float
+    pixel_size_m : float
         Metres per pixel, which the file does not say.
     mode : str
         Pillow mode to convert to: ``"RGB"`` for images, ``"L"`` for label masks.
@@ -44,7 +44,7 @@ def read_picture(path: str | os.PathLike[str], pixel_size: float, *, mode: str =
     except (UnidentifiedImageError, OSError) as exc:
         raise ImageryError(f"{path}: not a readable picture ({exc})") from exc
     data = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
-    grid = Grid(LOCAL_CRS, Affine(pixel_size, 0.0, 500000.0, 0.0, -pixel_size, 0.0), data.shape[1:])
+    grid = Grid(LOCAL_CRS, Affine(pixel_size_m, 0.0, 500000.0, 0.0, -pixel_size_m, 0.0), data.shape[1:])
     return RasterWindow(path, data, np.ones(data.shape[1:], bool), grid, None)
 
 

@@ -32,7 +32,7 @@ class Grid:
     shape: tuple[int, int]
 
     @property
-    def pixel_size(self) -> float:
+    def pixel_size_m(self) -> float:
         """Mean pixel size in CRS units (metres for projected CRSs)."""
         return float((abs(self.transform.a) + abs(self.transform.e)) / 2)
 

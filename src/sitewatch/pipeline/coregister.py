@@ -76,7 +76,7 @@ def coregister(
     shift = estimate_shift(
         np.nan_to_num(ref.data),
         np.nan_to_num(on_ref.data),
-        pixel_size=grid.pixel_size,
+        pixel_size_m=grid.pixel_size_m,
         reference_valid=ref_valid,
         moving_valid=on_ref.valid,
     )

@@ -118,7 +118,7 @@ def _register(
         ref.path.name,
         ref.grid.shape[1],
         ref.grid.shape[0],
-        ref.grid.pixel_size,
+        ref.grid.pixel_size_m,
         ref.data.shape[0],
         coarse.path.name,
     )
@@ -128,7 +128,7 @@ def _register(
         shift = estimate_shift(
             ref.data,
             np.nan_to_num(coarse.data),
-            pixel_size=ref.grid.pixel_size,
+            pixel_size_m=ref.grid.pixel_size_m,
             reference_valid=ref.valid,
             moving_valid=coarse.valid,
         )
@@ -136,7 +136,7 @@ def _register(
         if not assume_registered:
             raise
         log.warning("%s: %s; going on unshifted, as asked", coarse.path.name, exc)
-        shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size, 0.0, 0.0, model="none")
+        shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size_m, 0.0, 0.0, model="none")
     log.info(
         "shift of %s relative to %s: dx=%.2f px, dy=%.2f px (gradient correlation %.2f -> %.2f)",
         coarse.path.name,
@@ -190,9 +190,13 @@ def detect_on_grid(
     timings = timings if timings is not None else {}
     method = method_named(settings.method)
     low, high = method.pixel_size_range_m
-    if not low <= ref.grid.pixel_size <= high:
+    if not low <= ref.grid.pixel_size_m <= high:
         log.info(
-            "%.2f m pixels: the %s method was measured at %g-%g m only", ref.grid.pixel_size, settings.method, low, high
+            "%.2f m pixels: the %s method was measured at %g-%g m only",
+            ref.grid.pixel_size_m,
+            settings.method,
+            low,
+            high,
         )
     t = time.perf_counter()
     shift, moved = _register(ref, source, assume_registered=assume_registered, step=step)
@@ -211,7 +215,7 @@ def detect_on_grid(
         valid=valid,
         vegetation_threshold=settings.vegetation_threshold,
         shadow_fraction=settings.shadow_fraction,
-        pixel_size_m=ref.grid.pixel_size if method.building_evidence else None,
+        pixel_size_m=ref.grid.pixel_size_m if method.building_evidence else None,
     )
     after_norm = NORMALISATION_METHODS[normalisation](
         ref.data, after_data, valid=valid, candidates=~evidence.vegetation & ~evidence.shadow
@@ -232,7 +236,7 @@ def detect_on_grid(
     changes = detect_structure_changes(
         ref.data,
         after_norm,
-        pixel_size_m=ref.grid.pixel_size,
+        pixel_size_m=ref.grid.pixel_size_m,
         transform=ref.grid.transform,
         valid=valid,
         settings=settings,
@@ -258,7 +262,7 @@ def _summary(
         },
         "dates": {"before": ref.date, "after": found.moved.date},
         "crs": grid.crs.to_string(),
-        "pixel_size_m": grid.pixel_size,
+        "pixel_size_m": grid.pixel_size_m,
         "window": {"rows": grid.shape[0], "cols": grid.shape[1], "bounds": list(grid.bounds)},
         "shift": found.shift.to_dict(),
         "method": {

@@ -200,7 +200,7 @@ def flagged_mask(
 def evaluate(
     set_dir: str | os.PathLike[str],
     *,
-    gsd: float,
+    pixel_size_m: float,
     masks_out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     method: str = "building",
@@ -213,7 +213,7 @@ def evaluate(
     ----------
     set_dir : path-like
         A folder with ``A/``, ``B/`` and ``label/`` (LEVIR-CD layout).
-    gsd : float
+    pixel_size_m : float
         Metres per pixel of the set (LEVIR-CD: about 0.5), for areas in m².
     masks_out : path-like, optional
         Where to write each binary change mask (255 = change) as a PNG named like its input;
@@ -227,14 +227,14 @@ def evaluate(
     pairs = list_pairs(set_dir)
     if masks_out is not None:
         check_outputs_free([Path(masks_out) / (a.stem + ".png") for a, _, _ in pairs], overwrite)
-    result = Evaluation(Path(set_dir), gsd)
+    result = Evaluation(Path(set_dir), pixel_size_m)
     masks: dict[str, np.ndarray] = {}
     for i, (a, b, lab) in enumerate(pairs):
         if progress:
             progress(f"{a.name} ({i + 1}/{len(pairs)})")
         t = time.perf_counter()
-        before, after = read_picture(a, gsd), read_picture(b, gsd)
-        label = read_picture(lab, gsd, mode="L").data[0] > 127
+        before, after = read_picture(a, pixel_size_m), read_picture(b, pixel_size_m)
+        label = read_picture(lab, pixel_size_m, mode="L").data[0] > 127
         if before.data.shape != after.data.shape or label.shape != before.data.shape[1:]:
             raise ImageryError(
                 f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "

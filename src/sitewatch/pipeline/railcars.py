@@ -57,7 +57,7 @@ class ImageRailcars:
             "total": self.total,
             "uncertainty": round(self.result.uncertainty, 2),
             "method": self.result.method,
-            "pixel_size_m": round(self.grid.pixel_size, 3),
+            "pixel_size_m": round(self.grid.pixel_size_m, 3),
             "line_shift_px": [round(v, 2) for v in self.result.line_shift_px],
             "tracks": [t.to_dict() for t in self.result.tracks],
         }
@@ -126,7 +126,7 @@ def count_in_image(
     result = core.count_railcars(
         data,
         {t: _to_pixels(ln, grid) for t, ln in lines.items()},
-        pixel_size_m=grid.pixel_size,
+        pixel_size_m=grid.pixel_size_m,
         prior=prior,
         max_line_error_m=max_line_error_m,
         sun=sun,

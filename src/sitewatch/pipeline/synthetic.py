@@ -18,14 +18,14 @@ def synthesize(
     site: SiteAOI | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    gsd: float = 1.0,
+    pixel_size_m: float = 1.0,
     seed: int = 0,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> list[Path]:
     """Write a site's synthetic images (``DIR/YYYY-MM-DD.tif``) and ``DIR/truth.geojson``.
 
-    Deterministic for a given site, ``gsd`` and ``seed``.
+    Deterministic for a given site, ``pixel_size_m`` and ``seed``.
 
     Returns
     -------
@@ -36,11 +36,13 @@ def synthesize(
 
     step = progress or (lambda msg: None)
     site = site_of(site)
-    scene = build_scene(site, gsd=gsd, seed=seed)
+    scene = build_scene(site, pixel_size_m=pixel_size_m, seed=seed)
     names = [f"{a.date}.tif" for a in scene.acquisitions] + ["truth.geojson"]
     west, south, east, north = scene.bounds
     grid = Grid(
-        rasterio.crs.CRS.from_wkt(scene.crs_wkt), rasterio.transform.from_origin(west, north, gsd, gsd), scene.shape
+        rasterio.crs.CRS.from_wkt(scene.crs_wkt),
+        rasterio.transform.from_origin(west, north, pixel_size_m, pixel_size_m),
+        scene.shape,
     )
     with staged_outputs(out_dir, names, overwrite=overwrite) as stage:
         for i, acq in enumerate(scene.acquisitions):
@@ -66,17 +68,17 @@ def synthesize(
             rec["area_m2"] = round(t["geometry"].area, 2)
             records.append(rec)
         write_vectors(records, grid.crs, geojson_path=stage / "truth.geojson")
-        _annotate_truth(stage / "truth.geojson", site, scene, gsd, seed)
+        _annotate_truth(stage / "truth.geojson", site, scene, pixel_size_m, seed)
     return [Path(out_dir) / n for n in names]
 
 
-def _annotate_truth(path: Path, site: SiteAOI, scene, gsd: float, seed: int) -> None:
+def _annotate_truth(path: Path, site: SiteAOI, scene, pixel_size_m: float, seed: int) -> None:
     """Add the scene's provenance (dates, sun, true misregistration) to the truth file."""
     doc = json.loads(path.read_text("utf-8"))
     doc["properties"] = {
         "site_id": site.site_id,
         "seed": seed,
-        "gsd_m": gsd,
+        "gsd_m": pixel_size_m,  # truth.geojson's key since the first samples; the pixel size
         "crs": rasterio.crs.CRS.from_wkt(scene.crs_wkt).to_string(),
         "generator": f"sitewatch {__version__}",
         "acquisitions": [

@@ -100,7 +100,7 @@ def colour_changes(
     :func:`.scores.log_ratio`), scaled on ``area.scale_on``.  The settings used are the
     area, rectangularity and score thresholds of ``settings``.
     """
-    valid, candidates, pixel_size = area.valid, area.candidates, area.pixel_size_m
+    valid, candidates, pixel_size_m = area.valid, area.candidates, area.pixel_size_m
     vegetation, shadow = evidence.vegetation, evidence.shadow
     score = score_function(before, after, valid=area.scale_on)
     if settings.threshold_method == "noise":
@@ -111,16 +111,16 @@ def colour_changes(
         raise ValueError(f"unknown threshold method {settings.threshold_method!r}; choose 'noise' or 'otsu'")
     changed = candidates & (score > threshold)
 
-    radius = max(1, int(round(OPENING_M / pixel_size)))
+    radius = max(1, int(round(OPENING_M / pixel_size_m)))
     changed = ndimage.binary_opening(changed, morphology.disk(radius))
-    min_px = max(MIN_OBJECT_PX, int(np.ceil(settings.min_area_m2 / pixel_size**2)))
+    min_px = max(MIN_OBJECT_PX, int(np.ceil(settings.min_area_m2 / pixel_size_m**2)))
     changed = _drop_small(changed, min_px // 2)
     labels, _ = ndimage.label(changed, structure=np.ones((3, 3)))
 
     background = valid & ~(score > threshold) & ~shadow
-    ring_px = max(MIN_RING_PX, int(round(RING_M / pixel_size)))
+    ring_px = max(MIN_RING_PX, int(round(RING_M / pixel_size_m)))
     contrast = _ring_contrast(before.astype(np.float32), after.astype(np.float32), labels, background, ring_px)
-    size = max(3, int(round(VOTE_RADIUS_M / pixel_size)) * 2 + 1)
+    size = max(3, int(round(VOTE_RADIUS_M / pixel_size_m)) * 2 + 1)
     vote = ndimage.uniform_filter(np.sign(contrast) * changed, size=size)
     direction = np.where(changed, np.where(vote >= 0, 1, -1), 0).astype(np.int8)
     # a roof is not vegetation: something new cannot be green after, something removed not green before

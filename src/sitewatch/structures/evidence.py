@@ -52,5 +52,7 @@ def gather_evidence(
     shadow = shadow_mask(before, valid=valid, fraction=shadow_fraction) | shadow_mask(
         after, valid=valid, fraction=shadow_fraction
     )
-    buildings = None if pixel_size_m is None else building_evidence(before, after, pixel_size=pixel_size_m, valid=valid)
+    buildings = (
+        None if pixel_size_m is None else building_evidence(before, after, pixel_size_m=pixel_size_m, valid=valid)
+    )
     return Evidence(green_before, green_after, shadow, buildings)

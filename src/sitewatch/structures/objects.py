@@ -111,18 +111,18 @@ def measured_objects(
     the objects and a lookup (n + 1,) of the labels kept; ``dropped`` counts the others
     (labels absent from ``lab`` count nowhere).
     """
-    pixel_size, transform = area.pixel_size_m, area.transform
+    pixel_size_m, transform = area.pixel_size_m, area.transform
     keep = np.zeros(n + 1, bool)
     if n == 0:
         return [], keep
-    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pixel_size**2
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pixel_size_m**2
     mean_scores = label_means(lab, n, score)[1:]
     # drop small objects on the label image before tracing their outlines
     large = np.r_[False, areas >= min_area_m2]
     dropped["small"] = dropped.get("small", 0) + int(((areas > 0) & (areas < min_area_m2)).sum())
     lab = np.where(large[lab], lab, 0)
     objects = []
-    for value, geom in polygonize(lab, transform, simplify=0.5 * pixel_size).items():
+    for value, geom in polygonize(lab, transform, simplify=0.5 * pixel_size_m).items():
         length, width, orientation, rect = rectangle_measures(geom)
         if rect < min_rectangularity:
             dropped["not_rectangular"] = dropped.get("not_rectangular", 0) + 1

@@ -93,7 +93,7 @@ def roofness(image: np.ndarray) -> np.ndarray:
     return score.astype(np.float32)
 
 
-def segment_surfaces(image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None) -> np.ndarray:
+def segment_surfaces(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None) -> np.ndarray:
     """Regions of one surface (Felzenszwalb-Huttenlocher graph segmentation on bands 0-2).
 
     The image is stretched to 0-1 by its 99.5th percentile over ``valid`` pixels first, so
@@ -108,7 +108,7 @@ def segment_surfaces(image: np.ndarray, *, pixel_size: float, valid: np.ndarray 
     sample = bands[:, valid] if valid is not None and valid.any() else bands.reshape(bands.shape[0], -1)
     top = float(np.percentile(sample, 99.5)) or 1.0
     picture = np.clip(np.moveaxis(bands, 0, -1) / top, 0, 1)
-    area = pixel_size * pixel_size
+    area = pixel_size_m * pixel_size_m
     scale, min_size = SEGMENT_SCALE_M2 / area, max(4, int(round(SEGMENT_MIN_M2 / area)))
     # tile by tile: the graph method's time and memory grow faster than the pixel count
     # (about 3 s for 1024 x 1024 px; a 4096 x 4096 scene whole took minutes and gigabytes)
@@ -224,7 +224,7 @@ def outline_share(labels: np.ndarray, mask: np.ndarray, *, ring_px: int) -> np.n
 
 
 def cast_shadow(
-    image: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None, dark: np.ndarray | None = None
+    image: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None, dark: np.ndarray | None = None
 ) -> np.ndarray:
     """Shadow: darker than half the scene's median brightness, or than its surroundings.
 
@@ -234,7 +234,7 @@ def cast_shadow(
     (:func:`.scores.shadow_mask` over ``valid``), where the caller has it already.
     """
     lum = brightness(image)
-    size = max(3, int(round(SHADOW_SURROUND_M / pixel_size)) | 1)
+    size = max(3, int(round(SHADOW_SURROUND_M / pixel_size_m)) | 1)
     local = lum < SHADOW_SURROUND_FRACTION * ndimage.uniform_filter(lum, size=size)
     return (shadow_mask(image, valid=valid) if dark is None else dark) | local
 
@@ -272,7 +272,7 @@ class BuildingEvidence:
 
 
 def building_evidence(
-    before: np.ndarray, after: np.ndarray, *, pixel_size: float, valid: np.ndarray | None = None
+    before: np.ndarray, after: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None
 ) -> BuildingEvidence:
     """Evidence of new and removed structures between two dates on one grid.
 
@@ -287,7 +287,7 @@ def building_evidence(
     new = new_structure_score(
         before,
         after,
-        segment_surfaces(after, pixel_size=pixel_size, valid=valid),
+        segment_surfaces(after, pixel_size_m=pixel_size_m, valid=valid),
         valid=valid,
         roof_earlier=roof_before,
         roof_later=roof_after,
@@ -296,7 +296,7 @@ def building_evidence(
     removed = new_structure_score(
         after,
         before,
-        segment_surfaces(before, pixel_size=pixel_size, valid=valid),
+        segment_surfaces(before, pixel_size_m=pixel_size_m, valid=valid),
         valid=valid,
         roof_earlier=roof_after,
         roof_later=roof_before,
@@ -305,7 +305,7 @@ def building_evidence(
     return BuildingEvidence(
         new,
         removed,
-        cast_shadow(before, pixel_size=pixel_size, valid=valid, dark=dark_before),
-        cast_shadow(after, pixel_size=pixel_size, valid=valid, dark=dark_after),
+        cast_shadow(before, pixel_size_m=pixel_size_m, valid=valid, dark=dark_before),
+        cast_shadow(after, pixel_size_m=pixel_size_m, valid=valid, dark=dark_after),
         chromaticity_change(before, after),
     )

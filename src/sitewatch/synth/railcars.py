@@ -196,7 +196,7 @@ def _track_group(
     return lines
 
 
-def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, float] = (0.0, 0.0)) -> Scene:
+def railyard_scene(seed: int, pixel_size_m: float, *, crs_wkt: str, origin: tuple[float, float] = (0.0, 0.0)) -> Scene:
     """A random single-date rail yard with known railcars, for counting benchmarks and tests.
 
     One or two groups of 1-3 parallel tracks (4-5 m apart, straight or curved, any heading
@@ -207,7 +207,7 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     ----------
     seed : int
         Everything random follows from it.
-    gsd : float
+    pixel_size_m : float
         Pixel size in metres.
     crs_wkt : str
         Projected CRS of the scene (metres).
@@ -223,15 +223,15 @@ def railyard_scene(seed: int, gsd: float, *, crs_wkt: str, origin: tuple[float, 
     acq = Acquisition("2024-01-01", season, azimuth, elevation, gain, (haze * 0.6, haze * 0.8, haze * 1.2), (0.0, 0.0))
     width, height = 420.0, 200.0
     x0, y0 = origin
-    west = np.floor(x0 / gsd) * gsd
-    south = np.floor(y0 / gsd) * gsd
+    west = np.floor(x0 / pixel_size_m) * pixel_size_m
+    south = np.floor(y0 / pixel_size_m) * pixel_size_m
     bounds = (
         float(west),
         float(south),
-        float(west + round(width / gsd) * gsd),
-        float(south + round(height / gsd) * gsd),
+        float(west + round(width / pixel_size_m) * pixel_size_m),
+        float(south + round(height / pixel_size_m) * pixel_size_m),
     )
-    scene = Scene("railyard", crs_wkt, bounds, gsd, [acq], seed=seed)
+    scene = Scene("railyard", crs_wkt, bounds, pixel_size_m, [acq], seed=seed)
 
     frame = box(*bounds).buffer(-6)
     n_groups = int(rng.integers(1, 3))
@@ -292,7 +292,7 @@ def drawn_track_lines(
 
     rng = np.random.default_rng([seed, 99])
     angle = rng.uniform(0, 2 * np.pi)
-    size = rng.uniform(0, max_shift_px) * scene.gsd
+    size = rng.uniform(0, max_shift_px) * scene.pixel_size_m
     common = (size * np.cos(angle), size * np.sin(angle))
     west, _, _, north = scene.bounds
     lines = {}
@@ -301,5 +301,7 @@ def drawn_track_lines(
         moved = line.offset_curve(jitter) if abs(jitter) > 1e-6 else line
         moved = affinity.translate(LineString(moved.coords), *common).simplify(simplify_m)
         xy = np.asarray(moved.coords)
-        lines[track_id] = np.column_stack([(xy[:, 0] - west) / scene.gsd, (north - xy[:, 1]) / scene.gsd])
+        lines[track_id] = np.column_stack(
+            [(xy[:, 0] - west) / scene.pixel_size_m, (north - xy[:, 1]) / scene.pixel_size_m]
+        )
     return lines

@@ -102,7 +102,7 @@ def render(scene: Scene, index: int, *, supersample: int = 2) -> np.ndarray:
     ss = supersample
     shape = (rows * ss, cols * ss)
     west, south, east, north = scene.bounds
-    step = scene.gsd / ss
+    step = scene.pixel_size_m / ss
     transform = Affine(step, 0.0, west, 0.0, -step, north)
     world = np.random.default_rng([scene.seed, 7])  # ground texture: identical every date
 

@@ -52,17 +52,22 @@ def _scene(
     site: SiteAOI,
     centre: tuple[float, float],
     size: tuple[float, float],
-    gsd: float,
+    pixel_size_m: float,
     acquisitions: list[Acquisition],
     seed: int,
 ) -> Scene:
     cx, cy = centre
     w, h = size
-    # snap the origin to the pixel grid so outputs are stable for a given gsd
-    west = np.floor((cx - w / 2) / gsd) * gsd
-    north = np.ceil((cy + h / 2) / gsd) * gsd
-    bounds = (float(west), float(north - round(h / gsd) * gsd), float(west + round(w / gsd) * gsd), float(north))
-    return Scene(site.site_id, site.utm_crs().to_wkt(), bounds, gsd, acquisitions, seed=seed)
+    # snap the origin to the pixel grid so outputs are stable for a given pixel_size_m
+    west = np.floor((cx - w / 2) / pixel_size_m) * pixel_size_m
+    north = np.ceil((cy + h / 2) / pixel_size_m) * pixel_size_m
+    bounds = (
+        float(west),
+        float(north - round(h / pixel_size_m) * pixel_size_m),
+        float(west + round(w / pixel_size_m) * pixel_size_m),
+        float(north),
+    )
+    return Scene(site.site_id, site.utm_crs().to_wkt(), bounds, pixel_size_m, acquisitions, seed=seed)
 
 
 def _building(
@@ -130,7 +135,7 @@ def _existing_buildings(scene: Scene, rng: np.random.Generator, region, avoid, n
     return out
 
 
-def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
+def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     crs = site.utm_crs()
     feats = site.features_in(crs)
     refs = {f.name: f for f in feats if f.role == "reference_structure"}
@@ -142,7 +147,7 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int
         _acq(rng, "2023-06-15", "summer", 128.0, 66.0, (0.0, 0.0)),
         _acq(rng, "2024-10-20", "autumn", 158.0, 38.0, _misregistration(rng)),
     ]
-    scene = _scene(site, centre, (1000.0, 1000.0), gsd, acqs, seed)
+    scene = _scene(site, centre, (1000.0, 1000.0), pixel_size_m, acqs, seed)
     for name, f, roof in (("Building B", b, "blue"), ("Building A", a, "grey")):
         scene.structures.append(
             _building(
@@ -217,7 +222,7 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int
     return scene
 
 
-def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
+def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     crs = site.utm_crs()
     pt = next(f for f in site.features_in(crs) if f.role == "source_point").geometry
     cx, cy = pt.x, pt.y
@@ -225,7 +230,7 @@ def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
         _acq(rng, "2022-09-05", "summer", 150.0, 52.0, (0.0, 0.0)),
         _acq(rng, "2024-04-12", "spring", 140.0, 55.0, _misregistration(rng)),
     ]
-    scene = _scene(site, (cx, cy), (600.0, 600.0), gsd, acqs, seed)
+    scene = _scene(site, (cx, cy), (600.0, 600.0), pixel_size_m, acqs, seed)
     lot = box(cx - 150, cy - 110, cx + 150, cy + 110)
     scene.aprons.append(lot)
     # Three old workshops dismantled; three new buildings on the same ground, shifted north
@@ -255,7 +260,7 @@ def sinuiju_factory(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
     return scene
 
 
-def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
+def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     crs = site.utm_crs()
     feats = site.features_in(crs)
     station = next(f for f in feats if f.role == "source_point" and "Tumangang" in f.name).geometry
@@ -264,7 +269,7 @@ def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed
         _acq(rng, "2023-07-14", "summer", 135.0, 66.0, _misregistration(rng)),
         _acq(rng, "2023-10-18", "autumn", 160.0, 37.0, _misregistration(rng)),
     ]
-    scene = _scene(site, (station.x, station.y), (760.0, 320.0), gsd, acqs, seed)
+    scene = _scene(site, (station.x, station.y), (760.0, 320.0), pixel_size_m, acqs, seed)
     frame = box(*scene.bounds)
     for f in feats:
         if f.role == "rail_track" and f.geometry.intersects(frame):
@@ -292,7 +297,7 @@ def tumangang_crossing(site: SiteAOI, rng: np.random.Generator, gsd: float, seed
     return scene
 
 
-def vinalon_complex(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
+def vinalon_complex(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     crs = site.utm_crs()
     pt = next(f for f in site.features_in(crs) if f.role == "source_point").geometry
     cx, cy = pt.x, pt.y
@@ -300,7 +305,7 @@ def vinalon_complex(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
         _acq(rng, "2023-05-20", "summer", 135.0, 64.0, (0.0, 0.0)),
         _acq(rng, "2024-10-02", "autumn", 160.0, 42.0, _misregistration(rng)),
     ]
-    scene = _scene(site, (cx, cy), (700.0, 700.0), gsd, acqs, seed)
+    scene = _scene(site, (cx, cy), (700.0, 700.0), pixel_size_m, acqs, seed)
     plant = box(cx - 220, cy - 180, cx + 220, cy + 180)
     scene.aprons.append(plant)
     hall = _building(
@@ -331,7 +336,7 @@ def vinalon_complex(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: i
     return scene
 
 
-def generic_site(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int) -> Scene:
+def generic_site(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     """Any other AOI: a compound at the footprint's centre with two new buildings and one removed."""
     crs = site.utm_crs()
     c = next(f for f in site.features_in(crs) if f.role == "footprint").geometry.centroid
@@ -339,7 +344,7 @@ def generic_site(site: SiteAOI, rng: np.random.Generator, gsd: float, seed: int)
         _acq(rng, "2023-06-01", "summer", 140.0, 62.0, (0.0, 0.0)),
         _acq(rng, "2024-10-01", "autumn", 160.0, 40.0, _misregistration(rng)),
     ]
-    scene = _scene(site, (c.x, c.y), (600.0, 600.0), gsd, acqs, seed)
+    scene = _scene(site, (c.x, c.y), (600.0, 600.0), pixel_size_m, acqs, seed)
     lot = box(c.x - 150, c.y - 120, c.x + 150, c.y + 120)
     scene.aprons.append(lot)
     planted = [
@@ -364,21 +369,21 @@ SCENARIOS: dict[str, Callable[[SiteAOI, np.random.Generator, float, int], Scene]
 }
 
 
-def build_scene(site: SiteAOI, *, gsd: float = 1.0, seed: int = 0) -> Scene:
+def build_scene(site: SiteAOI, *, pixel_size_m: float = 1.0, seed: int = 0) -> Scene:
     """The synthetic scene for ``site``: its own scenario if it has one, else a generic compound.
 
     Parameters
     ----------
     site : SiteAOI
         The validated AOI.
-    gsd : float
+    pixel_size_m : float
         Ground sample distance in metres.
     seed : int
         Everything random (layout, colours, illumination, noise) follows from it.
     """
-    if not 0.1 <= gsd <= 10.0:
-        raise ValueError(f"gsd must be between 0.1 and 10 m, got {gsd}")
+    if not 0.1 <= pixel_size_m <= 10.0:
+        raise ValueError(f"pixel size must be between 0.1 and 10 m, got {pixel_size_m}")
     # each site gets its own stream, so two sites with the same seed do not share a layout
     rng = np.random.default_rng([seed, zlib.crc32(site.site_id.encode())])
     builder = SCENARIOS.get(site.site_id, generic_site)
-    return builder(site, rng, float(gsd), seed)
+    return builder(site, rng, float(pixel_size_m), seed)

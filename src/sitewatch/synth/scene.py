@@ -90,7 +90,7 @@ class Scene:
     site_id: str
     crs_wkt: str
     bounds: tuple[float, float, float, float]  # west, south, east, north in metres
-    gsd: float
+    pixel_size_m: float
     acquisitions: list[Acquisition]
     structures: list[Structure] = field(default_factory=list)
     fields: list[tuple[BaseGeometry, float]] = field(default_factory=list)  # polygon, row angle
@@ -107,7 +107,7 @@ class Scene:
     @property
     def shape(self) -> tuple[int, int]:
         west, south, east, north = self.bounds
-        return (int(round((north - south) / self.gsd)), int(round((east - west) / self.gsd)))
+        return (int(round((north - south) / self.pixel_size_m)), int(round((east - west) / self.pixel_size_m)))
 
 
 def rectangle(cx: float, cy: float, length: float, width: float, angle_deg: float = 0.0) -> Polygon:
