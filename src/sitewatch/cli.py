@@ -330,6 +330,7 @@ method_option = click.option(
 @json_option
 @click.pass_context
 @handle_errors
+# a click command takes one parameter per option (tests/test_function_size.py allows it)
 def detect(
     ctx: click.Context,
     before: Path,
@@ -544,6 +545,7 @@ def timeline_cmd(
 @json_option
 @click.pass_context
 @handle_errors
+# a click command takes one parameter per option (tests/test_function_size.py allows it)
 def evaluate_cmd(
     ctx: click.Context,
     set_dir: Path,

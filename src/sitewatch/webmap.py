@@ -14,6 +14,7 @@ rather than on a lon/lat box stretched over a UTM grid.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -115,34 +116,48 @@ def _lonlat(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
     return shapely.transform(geometry, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
 
 
+@dataclass(frozen=True)
+class LayerStyle:
+    """How a GeoJSON layer is drawn.
+
+    ``colour`` is one colour, or a mapping from the value of the ``colour_by`` property to a
+    colour (white for values it does not name).
+    """
+
+    colour: str | dict[str, str]
+    colour_by: str | None = None
+    weight: float = 2.0
+    fill_opacity: float = 0.15
+
+    def of(self, feature: dict[str, Any]) -> dict[str, Any]:
+        """Leaflet's style of one feature."""
+        c = self.colour
+        if not isinstance(c, str):
+            c = c.get(str(feature["properties"].get(self.colour_by)), "#ffffff")
+        return {"color": c, "weight": self.weight, "fillColor": c, "fillOpacity": self.fill_opacity}
+
+
+# the change polygons: red new, blue removed
+CHANGE_STYLE = LayerStyle({"new": COLOURS["new"], "removed": COLOURS["removed"]}, colour_by="change")
+
+
 def geojson_layer(
     records: list[dict[str, Any]],
     crs: Any,
     name: str,
     *,
-    colour: str | dict[str, str],
-    colour_by: str | None = None,
+    style: LayerStyle,
     popup_fields: list[str] | None = None,
-    weight: float = 2.0,
-    fill_opacity: float = 0.15,
     show: bool = True,
 ):
-    """Features (dicts with a ``geometry`` in ``crs``) as a GeoJSON layer with popups.
-
-    ``colour`` is one colour, or a mapping from the value of ``colour_by`` to a colour.
-    """
+    """Features (dicts with a ``geometry`` in ``crs``) as a GeoJSON layer with popups."""
     folium = _folium()
     features = []
     for rec in records:
         props = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items() if k != "geometry"}
         features.append({"type": "Feature", "geometry": mapping(_lonlat(rec["geometry"], crs)), "properties": props})
     collection = {"type": "FeatureCollection", "features": features}
-
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        c = colour if isinstance(colour, str) else colour.get(str(feature["properties"].get(colour_by)), "#ffffff")
-        return {"color": c, "weight": weight, "fillColor": c, "fillOpacity": fill_opacity}
-
-    layer = folium.GeoJson(collection, name=name, style_function=style, show=show)
+    layer = folium.GeoJson(collection, name=name, style_function=style.of, show=show)
     if popup_fields and features:
         folium.GeoJsonPopup(fields=popup_fields).add_to(layer)
         folium.GeoJsonTooltip(fields=popup_fields[:2]).add_to(layer)
@@ -189,8 +204,7 @@ def change_map(result: DetectResult, *, basemap: str | None = None):
         records,
         grid.crs,
         f"changes ({len(records)})",
-        colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
-        colour_by="change",
+        style=CHANGE_STYLE,
         popup_fields=["id", "change", "area_m2", "relative_size", "relative_to", "score", "length_m", "width_m"],
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
@@ -226,9 +240,7 @@ def railcar_map(result: Timeline, *, basemap: str | None = None):
             mine,
             first.grid.crs,
             f"railcars {res.date} ({res.total})",
-            colour=COLOURS["railcar"],
-            weight=1.5,
-            fill_opacity=0.3,
+            style=LayerStyle(COLOURS["railcar"], weight=1.5, fill_opacity=0.3),
             popup_fields=["track_id", "index", "kind", "date", "method"],
             show=k == last,
         ).add_to(fmap)
@@ -239,8 +251,7 @@ def railcar_map(result: Timeline, *, basemap: str | None = None):
             changes,
             det.grid.crs,
             f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}",
-            colour={"new": COLOURS["new"], "removed": COLOURS["removed"]},
-            colour_by="change",
+            style=CHANGE_STYLE,
             popup_fields=["id", "change", "area_m2", "relative_size", "score"],
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
@@ -271,9 +282,7 @@ def _site_layers(fmap, site, crs: Any) -> None:
                 recs,
                 crs,
                 label,
-                colour=colour,
-                weight=1.0 if role != "rail_track" else 1.5,
-                fill_opacity=0.0,
+                style=LayerStyle(colour, weight=1.0 if role != "rail_track" else 1.5, fill_opacity=0.0),
                 popup_fields=["name", "basis"] + (["track_id"] if role == "rail_track" else []),
             ).add_to(fmap)
 
@@ -286,4 +295,4 @@ def _bounds_lonlat(grid: Grid) -> tuple[float, float, float, float]:
     return min(lons), min(lats), max(lons), max(lats)
 
 
-__all__ = ["change_map", "railcar_map", "new_map", "image_overlay", "geojson_layer"]
+__all__ = ["LayerStyle", "change_map", "railcar_map", "new_map", "image_overlay", "geojson_layer"]

@@ -87,6 +87,47 @@ def change_statement(rows: list[dict[str, Any]]) -> str:
     return f"railcars ×{b / a:.1f} from {first['date']} to {last['date']} ({a} → {b})"
 
 
+def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
+    """(date, path) of every image, earliest first.
+
+    Raises
+    ------
+    ImageryError
+        If there is no image, an image has no date, or two share one.
+    """
+    if len(images) < 1:
+        raise ImageryError("timeline needs at least one image")
+    dated = []
+    for p in images:
+        d = image_date(p)
+        if d is None:
+            raise ImageryError(
+                f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
+                "date such as 2023-10-18 in the file name)"
+            )
+        dated.append((d, Path(p)))
+    dated.sort()
+    dates = [d for d, _ in dated]
+    if len(set(dates)) != len(dates):
+        dup = sorted({d for d in dates if dates.count(d) > 1})
+        raise ImageryError(f"more than one image for date(s) {', '.join(dup)}; give one image per date")
+    return dated
+
+
+def _railcar_row(date: str, path: Path, res: ImageRailcars, track_ids: list[str]) -> dict[str, Any]:
+    """A date's row of ``timeline.csv`` as far as railcars go: the total, its spread and each track."""
+    per_track = {t.track_id: t.count for t in res.result.tracks}
+    row: dict[str, Any] = {
+        "date": date,
+        "image": path.name,
+        "railcars_total": res.total,
+        "railcars_uncertainty": round(res.result.uncertainty, 2),
+        "method": res.result.method,
+    }
+    row.update({f"track:{t}": per_track.get(t, 0) for t in track_ids})
+    return row
+
+
 def timeline(
     images: list[str | os.PathLike[str]],
     *,
@@ -115,22 +156,7 @@ def timeline(
     """
     step = progress or (lambda msg: None)
     site = site_of(aoi)
-    if len(images) < 1:
-        raise ImageryError("timeline needs at least one image")
-    dated = []
-    for p in images:
-        d = image_date(p)
-        if d is None:
-            raise ImageryError(
-                f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
-                "date such as 2023-10-18 in the file name)"
-            )
-        dated.append((d, Path(p)))
-    dated.sort()
-    dates = [d for d, _ in dated]
-    if len(set(dates)) != len(dates):
-        dup = sorted({d for d in dates if dates.count(d) > 1})
-        raise ImageryError(f"more than one image for date(s) {', '.join(dup)}; give one image per date")
+    dated = _by_date(images)
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in TIMELINE_OUTPUTS], overwrite)
     lines = load_tracks(aoi=site)
@@ -142,15 +168,7 @@ def timeline(
     rows = []
     det = None
     for i, ((d, p), res) in enumerate(zip(dated, counted)):
-        per_track = {t.track_id: t.count for t in res.result.tracks}
-        row: dict[str, Any] = {
-            "date": d,
-            "image": p.name,
-            "railcars_total": res.total,
-            "railcars_uncertainty": round(res.result.uncertainty, 2),
-            "method": res.result.method,
-        }
-        row.update({f"track:{t}": per_track.get(t, 0) for t in track_ids})
+        row = _railcar_row(d, p, res, track_ids)
         if structures and i > 0:
             step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
             det = detect(dated[0][1], p, site)

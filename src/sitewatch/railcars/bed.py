@@ -183,6 +183,26 @@ def best_fill_shift(
     return best_shift(score, radius_px, ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)))
 
 
+def _shade_template(distance_m: np.ndarray, shadow_px: np.ndarray, reach_m: float, *, cell_m: float) -> np.ndarray:
+    """The ground the beds would shade, out to ``reach_m`` the way ``shadow_px`` points, on the template grid.
+
+    ``distance_m`` is each template cell's distance from the nearest track line; the beds are
+    swept along the shadow direction in half-cell steps.  Returns 1 on shaded ground off the
+    beds, 0 elsewhere.
+    """
+    beds = distance_m <= BED_HALF_WIDTH_M
+    beds_u8 = beds.astype(np.uint8)
+    swept = np.zeros(distance_m.shape, bool)
+    for t in np.arange(cell_m / 2, reach_m + 1e-9, cell_m / 2):
+        swept |= (
+            ndimage.shift(
+                beds_u8, (shadow_px[1] * t / cell_m, shadow_px[0] * t / cell_m), order=0, mode="constant", cval=0
+            )
+            > 0
+        )
+    return (swept & ~beds).astype(np.float64)
+
+
 def bed_fill_scorer(
     data: np.ndarray,
     lines_px: list[np.ndarray],
@@ -218,20 +238,7 @@ def bed_fill_scorer(
     if not on_line.any():
         return None
     distance_m = ndimage.distance_transform_edt(~on_line) * fine * pixel_size_m
-    shade = None
-    if reach > 0:
-        beds = distance_m <= BED_HALF_WIDTH_M
-        beds_u8 = beds.astype(np.uint8)
-        swept = np.zeros(shape, bool)
-        cell_m = fine * pixel_size_m
-        for t in np.arange(cell_m / 2, reach + 1e-9, cell_m / 2):
-            swept |= (
-                ndimage.shift(
-                    beds_u8, (shadow_px[1] * t / cell_m, shadow_px[0] * t / cell_m), order=0, mode="constant", cval=0
-                )
-                > 0
-            )
-        shade = (swept & ~beds).astype(np.float64)
+    shade = None if reach <= 0 else _shade_template(distance_m, shadow_px, reach, cell_m=fine * pixel_size_m)
 
     def at(grid: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(grid, [(rows - lo[1]) / fine, (cols - lo[0]) / fine], order=1, mode="nearest")

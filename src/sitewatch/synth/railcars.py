@@ -196,6 +196,41 @@ def _track_group(
     return lines
 
 
+def _random_track_groups(
+    rng: np.random.Generator, bounds: tuple[float, float, float, float], size: tuple[float, float]
+) -> list[tuple[str, LineString]]:
+    """One or two groups of 1-3 parallel tracks across a yard of ``size`` (width, height) metres.
+
+    Groups do not cross or run within 20 m of each other; a group that cannot be laid out in
+    20 attempts is left out.  Returns (track id, line) pairs, ids ``track-<group><a|b|c>``.
+    """
+    west, south = bounds[0], bounds[1]
+    width, height = size
+    frame = box(*bounds).buffer(-6)
+    n_groups = int(rng.integers(1, 3))
+    tracks: list[tuple[str, LineString]] = []
+    for g in range(n_groups):
+        cy = south + height * (0.3 + 0.4 * g) if n_groups == 2 else south + height / 2
+        for _attempt in range(20):
+            lines = _track_group(
+                rng,
+                (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
+                float(rng.uniform(220, 340)),
+                int(rng.integers(1, 4)),
+                float(rng.uniform(4.0, 5.0)),
+                curved=bool(rng.random() < 0.4),
+            )
+            lines = [ln.intersection(frame) for ln in lines]
+            lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > 80]
+            if lines and not any(ln.distance(other) < 20 for ln in lines for _, other in tracks):
+                break
+        else:
+            continue
+        for k, ln in enumerate(lines):
+            tracks.append((f"track-{g + 1}{'abc'[k]}", ln))
+    return tracks
+
+
 def railyard_scene(seed: int, pixel_size_m: float, *, crs_wkt: str, origin: tuple[float, float] = (0.0, 0.0)) -> Scene:
     """A random single-date rail yard with known railcars, for counting benchmarks and tests.
 
@@ -233,29 +268,7 @@ def railyard_scene(seed: int, pixel_size_m: float, *, crs_wkt: str, origin: tupl
     )
     scene = Scene("railyard", crs_wkt, bounds, pixel_size_m, [acq], seed=seed)
 
-    frame = box(*bounds).buffer(-6)
-    n_groups = int(rng.integers(1, 3))
-    tracks: list[tuple[str, LineString]] = []
-    for g in range(n_groups):
-        cy = south + height * (0.3 + 0.4 * g) if n_groups == 2 else south + height / 2
-        for _attempt in range(20):
-            lines = _track_group(
-                rng,
-                (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
-                float(rng.uniform(220, 340)),
-                int(rng.integers(1, 4)),
-                float(rng.uniform(4.0, 5.0)),
-                curved=bool(rng.random() < 0.4),
-            )
-            lines = [ln.intersection(frame) for ln in lines]
-            lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > 80]
-            # groups do not cross or run within 20 m of each other
-            if lines and not any(ln.distance(other) < 20 for ln in lines for _, other in tracks):
-                break
-        else:
-            continue
-        for k, ln in enumerate(lines):
-            tracks.append((f"track-{g + 1}{'abc'[k]}", ln))
+    tracks = _random_track_groups(rng, bounds, (width, height))
     scene.tracks = tracks
     counts = []
     for _, ln in tracks:

@@ -70,20 +70,29 @@ def _scene(
     return Scene(site.site_id, site.utm_crs().to_wkt(), bounds, pixel_size_m, acquisitions, seed=seed)
 
 
-def _building(
-    sid: str,
-    kind: str,
-    fp,
-    height: float,
-    roof: str,
-    *,
-    appears: int = 0,
-    disappears: int = 10**6,
-    pitched: bool = False,
-    angle: float = 0.0,
-    **props,
-) -> Structure:
-    return Structure(sid, kind, fp, height, ROOFS[roof], appears, disappears, pitched, angle, dict(props))
+# the keywords of _building that set a Structure's own fields (ridge angle as ``angle``)
+_STRUCTURE_FIELDS = ("appears", "disappears", "pitched", "angle")
+
+
+def _building(sid: str, kind: str, fp, height: float, roof: str, **fields) -> Structure:
+    """A structure with a named roof colour (:data:`ROOFS`).
+
+    ``appears``, ``disappears``, ``pitched`` and ``angle`` (the ridge's) set its fields; any
+    other keyword becomes one of its properties (in the truth file).
+    """
+    own = {k: fields.pop(k) for k in _STRUCTURE_FIELDS if k in fields}
+    return Structure(
+        sid,
+        kind,
+        fp,
+        height,
+        ROOFS[roof],
+        appears=own.get("appears", 0),
+        disappears=own.get("disappears", 10**6),
+        pitched=own.get("pitched", False),
+        ridge_angle_deg=own.get("angle", 0.0),
+        properties=dict(fields),
+    )
 
 
 def _truth(scene: Scene, s: Structure, change: str, **extra) -> None:
@@ -135,6 +144,39 @@ def _existing_buildings(scene: Scene, rng: np.random.Generator, region, avoid, n
     return out
 
 
+def _worker_housing(scene: Scene, hx: float, hy: float) -> None:
+    """Worker housing: two rows of three apartment blocks from (hx, hy), new on the second date."""
+    for i in range(2):
+        for j in range(3):
+            blk = _building(
+                f"worker-housing-{i * 3 + j + 1}",
+                "worker-housing",
+                rectangle(hx + j * 58, hy - i * 42, 42, 13, 0.0),
+                11.0,
+                "white",
+                appears=1,
+            )
+            scene.structures.append(blk)
+            _truth(scene, blk, "new")
+
+
+def _tunnel(scene: Scene, tx: float, ty: float) -> None:
+    """A forested hillside with a tunnel at (tx, ty); a shed at its mouth is replaced by a portal building."""
+    scene.hills.append((tx, ty + 120, 110.0, 60.0))
+    scene.forests.append(Point(tx, ty + 120).buffer(150).difference(box(tx - 40, ty - 60, tx + 40, ty + 45)))
+    scene.dark_openings.append(rectangle(tx, ty + 30, 8, 6))
+    scene.aprons.append(box(tx - 35, ty - 50, tx + 35, ty + 26))
+    old_shed = _building(
+        "tunnel-shed", "tunnel-structure", rectangle(tx + 20, ty - 5, 12, 9), 4.0, "rust", disappears=1
+    )
+    portal = _building(
+        "tunnel-portal-building", "tunnel-structure", rectangle(tx - 12, ty + 8, 26, 14), 7.0, "grey", appears=1
+    )
+    scene.structures += [old_shed, portal]
+    _truth(scene, old_shed, "removed")
+    _truth(scene, portal, "new")
+
+
 def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, seed: int) -> Scene:
     crs = site.utm_crs()
     feats = site.features_in(crs)
@@ -176,36 +218,10 @@ def hamhung_feb11(site: SiteAOI, rng: np.random.Generator, pixel_size_m: float, 
     scene.structures.append(new_asm)
     _truth(scene, new_asm, "new", relative_size=round(area / b.geometry.area, 4), relative_to="Building B")
 
-    # Worker housing: two rows of apartment blocks south-west of the plant.
     hx, hy = bx - 230, by - 230
-    for i in range(2):
-        for j in range(3):
-            blk = _building(
-                f"worker-housing-{i * 3 + j + 1}",
-                "worker-housing",
-                rectangle(hx + j * 58, hy - i * 42, 42, 13, 0.0),
-                11.0,
-                "white",
-                appears=1,
-            )
-            scene.structures.append(blk)
-            _truth(scene, blk, "new")
-
-    # Hillside to the north-east with a tunnel; a shed at its mouth is replaced by a portal building.
+    _worker_housing(scene, hx, hy)
     tx, ty = bx + 260, by + 230
-    scene.hills.append((tx, ty + 120, 110.0, 60.0))
-    scene.forests.append(Point(tx, ty + 120).buffer(150).difference(box(tx - 40, ty - 60, tx + 40, ty + 45)))
-    scene.dark_openings.append(rectangle(tx, ty + 30, 8, 6))
-    scene.aprons.append(box(tx - 35, ty - 50, tx + 35, ty + 26))
-    old_shed = _building(
-        "tunnel-shed", "tunnel-structure", rectangle(tx + 20, ty - 5, 12, 9), 4.0, "rust", disappears=1
-    )
-    portal = _building(
-        "tunnel-portal-building", "tunnel-structure", rectangle(tx - 12, ty + 8, 26, 14), 7.0, "grey", appears=1
-    )
-    scene.structures += [old_shed, portal]
-    _truth(scene, old_shed, "removed")
-    _truth(scene, portal, "new")
+    _tunnel(scene, tx, ty)
 
     # Roads and the plant's yard.
     scene.roads.append((LineString([(bx - 600, by - 100), (bx + 600, by - 100)]).buffer(5), ASPHALT))
