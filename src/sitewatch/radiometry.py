@@ -33,6 +33,9 @@ MIN_CANDIDATE_SHARE = 0.2
 # candidates here, the unchanged ground in :mod:`sitewatch.structures.building`): fewer, and
 # a few odd pixels would set it; then it is taken from every valid pixel instead.
 MIN_SAMPLE_PIXELS = 1000
+# The first, robust fit maps the candidates' median and 5-95 % spread: wide enough to span
+# dark and bright invariant surfaces, and a few percent of changed candidates do not tip it.
+SPREAD_PERCENTILES = (5, 50, 95)
 
 
 def _enough(candidates: np.ndarray | None, mask: np.ndarray) -> bool:
@@ -100,8 +103,8 @@ def invariant_regression(
     mov = moving.reshape(moving.shape[0], -1)[:, idx].astype(np.float64)
     coeffs = []
     for b in range(moving.shape[0]):
-        r5, r50, r95 = np.percentile(ref[b], [5, 50, 95])
-        m5, m50, m95 = np.percentile(mov[b], [5, 50, 95])
+        r5, r50, r95 = np.percentile(ref[b], list(SPREAD_PERCENTILES))
+        m5, m50, m95 = np.percentile(mov[b], list(SPREAD_PERCENTILES))
         a = (r95 - r5) / (m95 - m5) if m95 > m5 else 1.0
         coeffs.append((a, r50 - a * m50))
     resid = np.stack([(ref[b] - (a * mov[b] + c)) / (ref[b].std() + 1e-9) for b, (a, c) in enumerate(coeffs)])

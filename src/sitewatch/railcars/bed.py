@@ -32,6 +32,20 @@ BED_MAX_PIXEL_M = 1.5
 # object's shadow: the part every car type shades (development yards: lines off by more
 # than 2 m in 2 of 80, against 8 of 80 without it; 3 m and 4.5 m reaches did worse).
 BED_SHADOW_HEIGHT_M = 2.0
+# The outline is matched to image gradients smoothed by a Gaussian of this many pixels, or
+# metres where that is wider.
+EDGE_SIGMA_PX = 0.7
+EDGE_SIGMA_M = 0.5
+# Coarse-to-fine search for the common shift, in pixels: the whole radius in about
+# *_COARSE_STEPS steps (no finer than *_COARSE_MIN_STEP_PX), then (half-width, step) stages
+# around the best.  The outline is sharp and is refined to a few hundredths of a pixel; the
+# footprint is a broad template and stops at a tenth.
+OUTLINE_COARSE_STEPS = 12
+OUTLINE_COARSE_MIN_STEP_PX = 0.25
+OUTLINE_FINE_PX = ((0.6, 0.1), (0.12, 0.03))
+FILL_COARSE_STEPS = 14
+FILL_COARSE_MIN_STEP_PX = 0.2
+FILL_FINE_PX = ((0.4, 0.08),)
 
 
 def bed_outline(
@@ -111,7 +125,7 @@ def align_to_bed(
     if len(points) == 0:
         return None
     # gradient at the scale of a pixel: a bed edge spans one or two pixels at any resolution
-    sigma = max(0.7, 0.5 / pixel_size_m)
+    sigma = max(EDGE_SIGMA_PX, EDGE_SIGMA_M / pixel_size_m)
     grads = []
     for band in data:
         grads.append(
@@ -134,7 +148,11 @@ def align_to_bed(
         return np.percentile(np.sqrt(total), OUTLINE_QUANTILE, axis=1)
 
     radius_px = max_shift_m / pixel_size_m
-    return best_shift(score, radius_px, ((radius_px, max(0.25, radius_px / 12)), (0.6, 0.1), (0.12, 0.03)))
+    return best_shift(
+        score,
+        radius_px,
+        ((radius_px, max(OUTLINE_COARSE_MIN_STEP_PX, radius_px / OUTLINE_COARSE_STEPS)), *OUTLINE_FINE_PX),
+    )
 
 
 def align_to_bed_fill(
@@ -180,7 +198,9 @@ def best_fill_shift(
 ) -> tuple[float, float]:
     """The shift, within ``max_shift_m``, that maximises a :func:`bed_fill_scorer` score."""
     radius_px = max_shift_m / pixel_size_m
-    return best_shift(score, radius_px, ((radius_px, max(0.2, radius_px / 14)), (0.4, 0.08)))
+    return best_shift(
+        score, radius_px, ((radius_px, max(FILL_COARSE_MIN_STEP_PX, radius_px / FILL_COARSE_STEPS)), *FILL_FINE_PX)
+    )
 
 
 def _shade_template(distance_m: np.ndarray, shadow_px: np.ndarray, reach_m: float, *, cell_m: float) -> np.ndarray:

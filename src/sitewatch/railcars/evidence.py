@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .rails import RAIL_VISIBLE, rail_visibility, rails_hidden
-from .shadows import ShadowView
+from .shadows import CAR_SIDE_M, ShadowView
 from .strip import TrackStrip, band_mean, colour_distance
 
 # a position is occupied when it is this many ballast-cluster spreads from empty track
@@ -62,6 +62,44 @@ EVEN_DARKEST_SHARE = 0.4
 # (without rails, at 1 m, a one-metre gap is a single blurred pixel and shows less of the track)
 INSIDE_CAR_BOUNDARY = 0.2
 INSIDE_CAR_BOUNDARY_NO_RAILS = 0.5
+# Without rails, the shadow colour is read from a band SIDE_SHADE_BAND_M wide starting just
+# beyond a car's side (1.8 m at fine pixels, moving out by 0.3 m per metre of pixel over 0.5 m
+# as the blur spreads the car, to 2 m at most): where its shadow lies and nothing else is dark.
+SIDE_SHADE_START_M = 1.8
+SIDE_SHADE_BLUR_SHIFT = 0.3
+SIDE_SHADE_SHARP_PIXEL_M = 0.5
+SIDE_SHADE_MAX_START_M = 2.0
+SIDE_SHADE_BAND_M = 0.3
+# The densest centre colour is taken for ballast only if positions near it (within
+# NEAR_LIT_SPREADS of its spread) show rails in at least RAILS_NEAR_LIT_SHARE of them; else a
+# long train of one colour won, and the densest colour where rails show is taken instead.
+NEAR_LIT_SPREADS = 3
+RAILS_NEAR_LIT_SHARE = 0.3
+# A car's side: the band just inside it (CAR_SIDE_M less half a pixel of blur, not inside
+# the centre band) against the band just outside (CAR_SIDE_M plus half a pixel, from
+# SIDE_OUTER_MIN_M to SIDE_OUTER_MAX_M, short of the next track's cars), each SIDE_BAND_M wide.
+SIDE_BAND_M = 0.4
+SIDE_OUTER_MIN_M = 1.8
+SIDE_OUTER_MAX_M = 2.6
+# Occupancy ratios are floored here before the log (tanh(log) then saturates near -1), and
+# smoothed along the track over OCCUPANCY_SMOOTH_M or half a pixel, whichever is longer.
+RATIO_FLOOR = 1e-3
+OCCUPANCY_SMOOTH_M = 0.5
+# Each half of the bed, between the rails' middle and a car's side: a car covers both alike,
+# a shadow's edge crossing the bed does not.  Halves differing by more than
+# HALVES_APART_START (relative to their distance from lit ballast), fully by
+# HALVES_APART_START + HALVES_APART_RAMP, cancel what hidden rails say.
+BED_HALF_BAND_M = (0.4, 1.3)
+HALVES_APART_START = 0.3
+HALVES_APART_RAMP = 0.4
+# Boundary evidence compares the track before and after each position, from BOUNDARY_NEAR_M
+# (or a pixel) to BOUNDARY_REACH_M (or two pixels) away, and the GAP_HALF_M either side of it
+# (a coupler gap is about a metre); it is in units of BOUNDARY_SPREADS lit-ballast spreads.
+BOUNDARY_NEAR_M = 0.6
+BOUNDARY_REACH_M = 2.5
+BOUNDARY_REACH_PX = 2
+GAP_HALF_M = 0.4
+BOUNDARY_SPREADS = 4.0
 
 
 def _densest_cluster(colours: np.ndarray, max_samples: int = 1500) -> tuple[np.ndarray, float]:
@@ -195,8 +233,13 @@ def shaded_track_colour(
     if verified.sum() >= SHADE_MIN_RAIL_SAMPLES:
         colour, spread = _densest_cluster(centre[:, verified].T)
         return colour, spread * SHADE_SPREAD_FACTOR
-    lo = min(1.8 + 0.3 * max(pixel_size_m - 0.5, 0.0), 2.0)
-    samples = np.concatenate([band_mean(s, lo, lo + 0.3, side=side).T for s in strips for side in (-1, 1)])
+    lo = min(
+        SIDE_SHADE_START_M + SIDE_SHADE_BLUR_SHIFT * max(pixel_size_m - SIDE_SHADE_SHARP_PIXEL_M, 0.0),
+        SIDE_SHADE_MAX_START_M,
+    )
+    samples = np.concatenate(
+        [band_mean(s, lo, lo + SIDE_SHADE_BAND_M, side=side).T for s in strips for side in (-1, 1)]
+    )
     # a shadow darkens every band; grass beyond the bed's edge is darker than ballast too, but
     # not in green
     darker = (samples < SHADE_MAX_BRIGHTNESS * np.maximum(lit, 0.0)[None, :]).all(axis=1)
@@ -214,7 +257,7 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     train of one colour won, and the densest colour among positions showing rails is taken
     instead; then the shadow colour is looked for.
     """
-    centres = [band_mean(s, 0.0, 0.9) for s in strips]
+    centres = [band_mean(s, 0.0, CENTRE_BAND_M) for s in strips]
     if rails is None and pixel_size_m <= COARSE_PIXEL_M:
         # Without rails, a long train of one colour can outnumber the ballast.  Empty track
         # is one colour across the whole bed; a car differs from the shoulders beside it.
@@ -238,8 +281,8 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     pooled = np.concatenate(centres, axis=1)
     correlation = np.concatenate(rails)
     visible = correlation >= RAIL_VISIBLE[1]
-    near = colour_distance(pooled, lit[:, None]) <= 3 * spread
-    if near.any() and visible[near].mean() < 0.3 and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
+    near = colour_distance(pooled, lit[:, None]) <= NEAR_LIT_SPREADS * spread
+    if near.any() and visible[near].mean() < RAILS_NEAR_LIT_SHARE and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
         lit, spread = empty_track_colour([pooled[:, visible]])
     shade = shaded_track_colour(strips, pooled, correlation, lit, spread, pixel_size_m=pixel_size_m)
     return Ground(lit, spread, *(shade or (None, 0.0)))
@@ -266,7 +309,7 @@ def occupancy_contrast(
     shadow there, with lit ground on the sun's side, makes the position a car whatever the
     colour of its roof, and vouches for sides a dark car hides against its shadow.
     """
-    centre = band_mean(strip, 0.0, 0.9)
+    centre = band_mean(strip, 0.0, CENTRE_BAND_M)
     casts_shadow = np.zeros(centre.shape[1], bool)
     if shadows is None:
         from_ballast = ground.contrast(centre, partly_shaded)
@@ -286,16 +329,16 @@ def occupancy_contrast(
         # a car's side and the ballast shoulder fall in the same pixel: colour is all there is
         return from_ballast
     # a car's side: just inside differs from just outside, on at least one side
-    inner = max(0.9, 1.55 - 0.5 * pixel_size_m)
-    outer = min(2.6, 1.55 + 0.5 * pixel_size_m)
+    inner = max(CENTRE_BAND_M, CAR_SIDE_M - 0.5 * pixel_size_m)
+    outer = max(min(SIDE_OUTER_MAX_M, CAR_SIDE_M + 0.5 * pixel_size_m), SIDE_OUTER_MIN_M)
     side_edge = np.maximum(
         colour_distance(
-            band_mean(strip, inner - 0.4, inner, side=-1),
-            band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=-1),
+            band_mean(strip, inner - SIDE_BAND_M, inner, side=-1),
+            band_mean(strip, outer, outer + SIDE_BAND_M, side=-1),
         ),
         colour_distance(
-            band_mean(strip, inner - 0.4, inner, side=1),
-            band_mean(strip, max(outer, 1.8), max(outer, 1.8) + 0.4, side=1),
+            band_mean(strip, inner - SIDE_BAND_M, inner, side=1),
+            band_mean(strip, outer, outer + SIDE_BAND_M, side=1),
         ),
     )
     # beside its own shadow a dark car's side can be invisible: the shadow vouches for it
@@ -312,6 +355,64 @@ class TrackEvidence:
 
     occupancy: np.ndarray
     boundary: np.ndarray
+
+
+def _occupancy(
+    strip: TrackStrip,
+    ground: Ground,
+    *,
+    pixel_size_m: float,
+    rails: np.ndarray | None,
+    shadows: ShadowView | None,
+) -> np.ndarray:
+    """Occupancy along a centred strip, -1 (empty track) to 1 (a car): see :func:`track_evidence`."""
+    step = float(strip.along_m[1] - strip.along_m[0])
+    mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
+    ratio = np.maximum(
+        occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable, shadows=shadows)
+        / (OCCUPIED_SPREADS if shadows is None else OCCUPIED_SPREADS_NO_RAILS),
+        RATIO_FLOOR,
+    )
+    # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
+    smooth = max(1, int(round(max(OCCUPANCY_SMOOTH_M, pixel_size_m / 2) / step)))
+    occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), RATIO_FLOOR)))
+    if rails is None:
+        return occupancy
+    # visible rails cap it: from 1 where they say nothing down to -1 where they surely show
+    occupancy = np.minimum(occupancy, 1.0 - 2.0 * rail_visibility(rails))
+    left, right = band_mean(strip, *BED_HALF_BAND_M, side=-1), band_mean(strip, *BED_HALF_BAND_M, side=1)
+    lit = ground.lit[:, None]
+    apart = colour_distance(left, right) / np.maximum(
+        np.maximum(colour_distance(left, lit), colour_distance(right, lit)), 1e-9
+    )
+    covered = rails_hidden(rails) * (1.0 - np.clip((apart - HALVES_APART_START) / HALVES_APART_RAMP, 0.0, 1.0))
+    return np.where(occupancy > -HIDDEN_FLOOR, np.maximum(occupancy, HIDDEN_GAIN * covered), occupancy)
+
+
+def _window_mean(values: np.ndarray, lo: float, hi: float, step: float) -> np.ndarray:
+    """Mean of ``values`` (B, L) over [x + lo, x + hi] metres, for every position x (edges repeated)."""
+    a, b = int(round(lo / step)), int(round(hi / step))
+    pad = max(abs(a), abs(b)) + 1
+    padded = np.pad(values, ((0, 0), (pad, pad)), mode="edge")
+    csum = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    idx = np.arange(values.shape[1]) + pad
+    return (csum[:, idx + b + 1] - csum[:, idx + a]) / (b - a + 1)
+
+
+def _boundary_reach(pixel_size_m: float) -> tuple[float, float]:
+    """How far before and after a position the track is compared: (farthest, nearest), metres."""
+    return max(BOUNDARY_REACH_M, BOUNDARY_REACH_PX * pixel_size_m), max(BOUNDARY_NEAR_M, pixel_size_m)
+
+
+def _boundary(centre: np.ndarray, ground: Ground, step: float, *, pixel_size_m: float) -> np.ndarray:
+    """A step in centre colour over ~2 m, or a narrow (~1 m) dip or bump, in boundary units, shape (L,)."""
+    reach, near = _boundary_reach(pixel_size_m)
+    before = _window_mean(centre, -reach, -near, step)
+    after = _window_mean(centre, near, reach, step)
+    middle = _window_mean(centre, -GAP_HALF_M, GAP_HALF_M, step)
+    step_strength = colour_distance(before, after)
+    dip = np.minimum(colour_distance(middle, before), colour_distance(middle, after))
+    return np.maximum(step_strength, dip) / (BOUNDARY_SPREADS * ground.lit_spread)
 
 
 def track_evidence(
@@ -342,50 +443,16 @@ def track_evidence(
     neighbours' shadows lie (:func:`occupancy_contrast`), for pixels without rails.
     """
     step = float(strip.along_m[1] - strip.along_m[0])
-    centre = band_mean(strip, 0.0, 0.9)
-    mixable = None if rails is None else rails >= RAIL_VISIBLE[0]
-    ratio = np.maximum(
-        occupancy_contrast(strip, ground, pixel_size_m=pixel_size_m, partly_shaded=mixable, shadows=shadows)
-        / (OCCUPIED_SPREADS if shadows is None else OCCUPIED_SPREADS_NO_RAILS),
-        1e-3,
-    )
-    # log-ratio-like score: 0 at the threshold, saturating so one odd pixel cannot dominate
-    smooth = max(1, int(round(max(0.5, pixel_size_m / 2) / step)))
-    occupancy = np.tanh(np.log(np.maximum(ndimage.uniform_filter1d(ratio, smooth, mode="nearest"), 1e-3)))
-    if rails is not None:
-        occupancy = np.minimum(occupancy, 1.0 - 2.0 * rail_visibility(rails))
-        left, right = band_mean(strip, 0.4, 1.3, side=-1), band_mean(strip, 0.4, 1.3, side=1)
-        lit = ground.lit[:, None]
-        apart = colour_distance(left, right) / np.maximum(
-            np.maximum(colour_distance(left, lit), colour_distance(right, lit)), 1e-9
-        )
-        covered = rails_hidden(rails) * (1.0 - np.clip((apart - 0.3) / 0.4, 0.0, 1.0))
-        occupancy = np.where(occupancy > -HIDDEN_FLOOR, np.maximum(occupancy, HIDDEN_GAIN * covered), occupancy)
-
-    # boundary: a step in centre colour over ~2 m, or a narrow (~1 m) dip or bump
-    def window_mean(lo: float, hi: float, values: np.ndarray = centre) -> np.ndarray:
-        """Mean of ``values`` (B, L) over [x + lo, x + hi] metres, for every x (edges repeated)."""
-        a, b = int(round(lo / step)), int(round(hi / step))
-        pad = max(abs(a), abs(b)) + 1
-        padded = np.pad(values, ((0, 0), (pad, pad)), mode="edge")
-        csum = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
-        idx = np.arange(values.shape[1]) + pad
-        return (csum[:, idx + b + 1] - csum[:, idx + a]) / (b - a + 1)
-
-    reach = max(2.5, 2 * pixel_size_m)
-    near = max(0.6, pixel_size_m)
-    before = window_mean(-reach, -near)
-    after = window_mean(near, reach)
-    middle = window_mean(-0.4, 0.4)
-    step_strength = colour_distance(before, after)
-    dip = np.minimum(colour_distance(middle, before), colour_distance(middle, after))
-    boundary = np.maximum(step_strength, dip) / (4.0 * ground.lit_spread)
+    centre = band_mean(strip, 0.0, CENTRE_BAND_M)
+    occupancy = _occupancy(strip, ground, pixel_size_m=pixel_size_m, rails=rails, shadows=shadows)
+    boundary = _boundary(centre, ground, step, pixel_size_m=pixel_size_m)
     if rails is not None or shadows is not None:
         # between two coupled cars the ~1 m gap shows the track (lit or shaded); inside a car
         # (a container's end on a flat car's deck) the colour steps but stays unlike track
         far = ground.contrast(centre)[None, :]
-        beside = np.minimum(window_mean(-reach, -near, far), window_mean(near, reach, far))[0]
-        gap = np.clip(1.0 - window_mean(-0.4, 0.4, far)[0] / np.maximum(beside, 1e-9), 0.0, 1.0)
+        reach, near = _boundary_reach(pixel_size_m)
+        beside = np.minimum(_window_mean(far, -reach, -near, step), _window_mean(far, near, reach, step))[0]
+        gap = np.clip(1.0 - _window_mean(far, -GAP_HALF_M, GAP_HALF_M, step)[0] / np.maximum(beside, 1e-9), 0.0, 1.0)
         floor = INSIDE_CAR_BOUNDARY if rails is not None else INSIDE_CAR_BOUNDARY_NO_RAILS
         boundary = boundary * (floor + (1.0 - floor) * gap)
     return TrackEvidence(occupancy.astype(np.float32), boundary.astype(np.float32))
@@ -398,7 +465,7 @@ def with_side_shade(ground: Ground, strips: list[TrackStrip], *, pixel_size_m: f
     (:func:`shaded_track_colour`); where the image shows too little, ``ground`` is returned
     as it is.
     """
-    centre = np.concatenate([band_mean(s, 0.0, 0.9) for s in strips], axis=1)
+    centre = np.concatenate([band_mean(s, 0.0, CENTRE_BAND_M) for s in strips], axis=1)
     shade = shaded_track_colour(
         strips, centre, np.zeros(centre.shape[1]), ground.lit, ground.lit_spread, pixel_size_m=pixel_size_m
     )

@@ -26,6 +26,15 @@ RAIL_SHARPENING = 0.5  # correlation taken off per metre of pixel finer than 0.5
 RAIL_VISIBLE = (0.3, 0.55)
 RAIL_HIDDEN = (-0.05, -0.25)
 RAIL_MIN_SEEN = 0.1  # share of the track length showing rails before they are trusted
+# The rails' fit is searched every RAIL_SEARCH_STEP_M across the tracks; the common shift on
+# a coarse-to-fine grid: the whole range in about RAIL_COARSE_STEPS steps (no finer than
+# RAIL_COARSE_MIN_STEP_M), then RAIL_FINE_HALF_M around the best in search steps, then
+# RAIL_FINEST_HALF_M in half steps (a rail's position is known to a few centimetres).
+RAIL_SEARCH_STEP_M = 0.05
+RAIL_COARSE_STEPS = 15
+RAIL_COARSE_MIN_STEP_M = 0.1
+RAIL_FINE_HALF_M = 0.3
+RAIL_FINEST_HALF_M = 0.06
 
 
 def cross_profiles(
@@ -168,7 +177,7 @@ def align_to_rails(
     max_track_residual_m : float
         Largest further sideways move of one track, metres.
     """
-    step = 0.05
+    step = RAIL_SEARCH_STEP_M
     reach = max_shift_m + max_track_residual_m + RAIL_LOCAL_M
     grid = np.arange(-reach, reach + 1e-9, step)
     # finer pixels resolve rails more sharply, and give anything narrow on a car a higher
@@ -198,9 +207,13 @@ def align_to_rails(
             total += rail_visibility(lookup(i, shift @ s.normal_px.T)[:, insides[i]]).sum(axis=1)
         return total / max(sum(int(m.sum()) for m in insides), 1)
 
-    best = np.array(
-        best_shift(seen, max_shift_m, ((max_shift_m, max(0.1, max_shift_m / 15)), (0.3, step), (0.06, step / 2)))
+    stages = (
+        (max_shift_m, max(RAIL_COARSE_MIN_STEP_M, max_shift_m / RAIL_COARSE_STEPS)),
+        (RAIL_FINE_HALF_M, step),
+        (RAIL_FINEST_HALF_M, step / 2),
     )
+    best = np.array(best_shift(seen, max_shift_m, stages))
+
     offsets, rails = [], []
     residual = np.arange(-max_track_residual_m, max_track_residual_m + 1e-9, step)
     local = np.arange(-RAIL_LOCAL_M, RAIL_LOCAL_M + 1e-9, step)

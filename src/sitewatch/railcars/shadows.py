@@ -44,6 +44,14 @@ MIN_SIDEDNESS = 0.05
 # positions needed on each side of the comparison before a reach is believed
 MIN_REACH_SAMPLES = 40
 
+# A track lies in a neighbour's shadow where the shadow's far edge reaches past this far on
+# the near side of its centre (the centre band's half-width).
+SHADOWED_FROM_M = 0.9
+# Neighbours are looked for out to the shadows' reach beyond a car's side and this margin.
+NEIGHBOUR_MARGIN_M = 1.0
+# Samples across a band beside the track (averaged).
+BAND_SAMPLES = 5
+
 
 def shadow_direction(strips: list[TrackStrip], occupied: list[np.ndarray]) -> np.ndarray | None:
     """The direction shadows fall in, as a unit vector in pixel coordinates (col, row).
@@ -224,7 +232,7 @@ def shadow_view(
     strip = strips[k]
     here = strip.centre_px
     far_edge = np.full(len(here), -np.inf)  # of a neighbour's shadow, metres toward the shadow side
-    limit = (reach_m + CAR_SIDE_M + 1.0) / pixel_size_m
+    limit = (reach_m + CAR_SIDE_M + NEIGHBOUR_MARGIN_M) / pixel_size_m
     for j, occ in occupied.items():
         if j == k or not occ.any():
             continue
@@ -237,13 +245,15 @@ def shadow_view(
         downsun = ((here - strips[j].centre_px[idx]) @ direction) > 0
         edge = reach_m + CAR_SIDE_M - np.where(near, dist, np.inf) * pixel_size_m
         far_edge = np.where(near & downsun & grown[idx], np.maximum(far_edge, edge), far_edge)
-    shadowed = far_edge > -0.9
+    shadowed = far_edge > -SHADOWED_FROM_M
     # on coarse pixels the band must clear the pixel that holds the car itself
     lo = np.maximum(max(OWN_BAND_START_M, pixel_size_m), np.where(shadowed, far_edge + OWN_BAND_MARGIN_M, -np.inf))
     side = np.sign(strip.normal_px @ direction)
-    offsets = side[:, None] * (lo[:, None] + np.linspace(0.0, OWN_BAND_WIDTH_M, 5)[None, :])
+    offsets = side[:, None] * (lo[:, None] + np.linspace(0.0, OWN_BAND_WIDTH_M, BAND_SAMPLES)[None, :])
     beyond = sample_across(data, strip, offsets, pixel_size_m=pixel_size_m).mean(axis=2)
-    sun_offsets = -side[:, None] * np.linspace(SHADOW_BAND_M[0], SHADOW_BAND_M[0] + OWN_BAND_WIDTH_M, 5)[None, :]
+    sun_offsets = (
+        -side[:, None] * np.linspace(SHADOW_BAND_M[0], SHADOW_BAND_M[0] + OWN_BAND_WIDTH_M, BAND_SAMPLES)[None, :]
+    )
     sunward = sample_across(data, strip, sun_offsets, pixel_size_m=pixel_size_m).mean(axis=2)
     testable = lo + 0.5 * OWN_BAND_WIDTH_M < reach_m + CAR_SIDE_M
     return ShadowView(shadowed, beyond, testable, sunward, far_edge)

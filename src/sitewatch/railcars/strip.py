@@ -122,10 +122,17 @@ def sample_strip(
 # (symmetric but empty) does not win.  Where rails are visible, :mod:`.rails` does better.
 
 
+# The symmetry window's half-width: narrow enough to leave out most of a car's shadow (which
+# would pull the centre toward it), wide enough to hold the car sides (SYMMETRY_MIN_HALF_M)
+# and, on coarse pixels, a few pixels of context (SYMMETRY_BASE_M plus SYMMETRY_PER_PIXEL
+# metres per metre of pixel).
+SYMMETRY_MIN_HALF_M = 1.8
+SYMMETRY_BASE_M = 1.4
+SYMMETRY_PER_PIXEL = 0.6
+
+
 def _symmetry_half_width_m(pixel_size_m: float) -> float:
-    # Narrow enough to leave out most of a car's shadow (which would pull the centre toward
-    # it), wide enough to hold the car sides and, on coarse pixels, a few pixels of context.
-    return max(1.8, 1.4 + 0.6 * pixel_size_m)
+    return max(SYMMETRY_MIN_HALF_M, SYMMETRY_BASE_M + SYMMETRY_PER_PIXEL * pixel_size_m)
 
 
 def _symmetry_terms(strip: TrackStrip, pixel_size_m: float) -> tuple[np.ndarray, np.ndarray]:

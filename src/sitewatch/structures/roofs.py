@@ -53,6 +53,12 @@ SEGMENT_MIN_M2 = 10.0
 # Segmentation runs on tiles of this many pixels a side; a roof cut by a tile edge becomes two
 # regions that are scored apart and join again as one object.
 SEGMENT_TILE_PX = 1024
+# ... at least this many pixels a region, whatever the pixel size; the image smoothed by this
+# Gaussian first (Felzenszwalb's own default), after stretching it to 0-1 by this percentile
+# of its valid pixels (a few specular highlights above it do not set the scale).
+SEGMENT_MIN_PX = 4
+SEGMENT_SIGMA_PX = 0.8
+STRETCH_PERCENTILE = 99.5
 # A shadow is darker than this fraction of its surroundings' mean over this window (metres).
 SHADOW_SURROUND_FRACTION = 0.6
 SHADOW_SURROUND_M = 15.0
@@ -106,10 +112,10 @@ def segment_surfaces(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarra
     """
     bands = image[:3].astype(np.float32)
     sample = bands[:, valid] if valid is not None and valid.any() else bands.reshape(bands.shape[0], -1)
-    top = float(np.percentile(sample, 99.5)) or 1.0
+    top = float(np.percentile(sample, STRETCH_PERCENTILE)) or 1.0
     picture = np.clip(np.moveaxis(bands, 0, -1) / top, 0, 1)
     area = pixel_size_m * pixel_size_m
-    scale, min_size = SEGMENT_SCALE_M2 / area, max(4, int(round(SEGMENT_MIN_M2 / area)))
+    scale, min_size = SEGMENT_SCALE_M2 / area, max(SEGMENT_MIN_PX, int(round(SEGMENT_MIN_M2 / area)))
     # tile by tile: the graph method's time and memory grow faster than the pixel count
     # (about 3 s for 1024 x 1024 px; a 4096 x 4096 scene whole took minutes and gigabytes)
     corners = [
@@ -121,7 +127,7 @@ def segment_surfaces(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarra
         return felzenszwalb(
             picture[r : r + SEGMENT_TILE_PX, c : c + SEGMENT_TILE_PX],
             scale=scale,
-            sigma=0.8,
+            sigma=SEGMENT_SIGMA_PX,
             min_size=min_size,
             channel_axis=-1,
         )
