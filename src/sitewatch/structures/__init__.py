@@ -93,6 +93,7 @@ METHODS: dict[str, ChangeMethod] = {
     "building": ChangeMethod(
         building_changes,
         summary="roof-like regions confirmed by shadows",
+        # the module named is structures.roofs; the text is kept so that change_score.tif stays as it was
         score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
