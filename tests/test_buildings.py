@@ -1,4 +1,7 @@
-"""Known-answer tests of the building evidence (sitewatch.structures.roofs) and the default detector."""
+"""Known-answer tests of the building methods: ``roofs`` (roof evidence confirmed by shadows),
+the default ``building`` (``roofs`` less buildings that presence sees on both dates) and
+``presence`` (a small network judging each date), and of the roof evidence
+(sitewatch.structures.roofs)."""
 
 import numpy as np
 import pytest
@@ -12,6 +15,10 @@ from sitewatch.structures.roofs import building_evidence, outline_share, roofnes
 PIXEL = 0.5
 TRANSFORM = Affine(PIXEL, 0, 1000, 0, -PIXEL, 2000)
 SMALL = DetectSettings(min_area_m2=20)  # the planted buildings are small
+ROOFS = DetectSettings(min_area_m2=20, method="roofs")
+PRESENCE = DetectSettings(min_area_m2=20, method="presence")
+EVERY_METHOD = pytest.mark.parametrize("settings", [SMALL, ROOFS, PRESENCE], ids=["building", "roofs", "presence"])
+SHADOW_METHODS = pytest.mark.parametrize("settings", [SMALL, ROOFS], ids=["building", "roofs"])
 SOIL = np.array([0.38, 0.31, 0.23])
 GRASS = np.array([0.15, 0.33, 0.10])
 DRY_GRASS = np.array([0.50, 0.42, 0.21])
@@ -79,13 +86,14 @@ def test_outline_share_measures_the_ring_outside_each_label():
     assert 30 / ring <= share[1] <= 30 / (ring - 4 * 9)  # 30 ring pixels covered, corners trimmed or not
 
 
-def test_new_building_found_season_and_relit_roof_ignored():
+@EVERY_METHOD
+def test_new_building_found_season_and_relit_roof_ignored(settings):
     before, after = ground()
     put_building(after, 30, 54, 40, 70, (150, 148, 144))  # new grey roof, 15 x 12 m, with its shadow
     put_building(before, 30, 54, 120, 150, (56, 92, 143))  # a blue roof standing on both dates,
     put_building(after, 30, 54, 120, 150, (48, 78, 122))  # lit a little less on the second
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings)
     assert [o.change for o in res.objects] == ["new"], [(o.change, o.area_m2) for o in res.objects]
     obj = res.objects[0]
     assert iou(obj.geometry, footprint(30, 54, 40, 70)) > 0.8  # the roof, not its shadow
@@ -93,31 +101,34 @@ def test_new_building_found_season_and_relit_roof_ignored():
     assert obj.orientation_deg == pytest.approx(90, abs=5)
 
 
-def test_removed_building_found_with_direction():
+@EVERY_METHOD
+def test_removed_building_found_with_direction(settings):
     before, after = ground(seed=3)
     put_building(before, 60, 84, 100, 130, (150, 148, 144))  # gone by the second date: soil again
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings)
     assert [o.change for o in res.objects] == ["removed"], [(o.change, o.area_m2) for o in res.objects]
     assert iou(res.objects[0].geometry, footprint(60, 84, 100, 130)) > 0.8
 
 
-def test_a_roof_like_patch_without_a_shadow_is_not_a_structure():
+@SHADOW_METHODS
+def test_a_roof_like_patch_without_a_shadow_is_not_a_structure(settings):
     before, after = ground(seed=4)
     after[:, 30:54, 40:70] = np.array([150.0, 148.0, 144.0])[:, None, None]  # a grey slab, flat on the ground
     before, after = noisy(before, after)
     evidence = building_evidence(before, after, pixel_size_m=PIXEL)
     assert evidence.new[40, 55] > 0.45  # roof-like where it was soil: the evidence sees it
-    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings)
     assert res.objects == [] and res.stats["objects_dropped"]["no_shadow"] >= 1
 
 
-def test_roof_replaced_on_its_own_footprint_is_new_and_removed():
+@SHADOW_METHODS
+def test_shadow_methods_report_a_replaced_roof_as_new_and_removed(settings):
     before, after = ground(seed=5)
     put_building(before, 40, 70, 60, 90, (150, 45, 35))  # a red roof ...
     put_building(after, 40, 70, 60, 90, (50, 110, 125))  # ... replaced by a teal one, same shadow
     before, after = noisy(before, after)
-    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings)
     truth = footprint(40, 70, 60, 90)
     for change in ("new", "removed"):
         found = [o for o in res.objects if o.change == change]
@@ -127,14 +138,36 @@ def test_roof_replaced_on_its_own_footprint_is_new_and_removed():
         )
 
 
-def test_same_answer_for_8_bit_and_16_bit_data():
+@EVERY_METHOD
+def test_same_answer_for_8_bit_and_16_bit_data(settings):
     before, after = ground(seed=6)
     put_building(after, 30, 54, 40, 70, (150, 148, 144))
     before, after = noisy(before, after)
-    small = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
-    large = detect_structure_changes(before * 16, after * 16, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    small = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings)
+    large = detect_structure_changes(
+        before * 16, after * 16, pixel_size_m=PIXEL, transform=TRANSFORM, settings=settings
+    )
     assert [o.change for o in small.objects] == [o.change for o in large.objects] == ["new"]
     assert iou(small.objects[0].geometry, large.objects[0].geometry) > 0.95
+
+
+def test_presence_method_reports_a_replaced_roof_once_as_new():
+    before, after = ground(seed=5)
+    put_building(before, 40, 70, 60, 90, (150, 45, 35))  # a red roof ...
+    put_building(after, 40, 70, 60, 90, (50, 110, 125))  # ... replaced by a teal one, same shadow
+    before, after = noisy(before, after)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=PRESENCE)
+    assert [o.change for o in res.objects] == ["new"], [(o.change, o.area_m2) for o in res.objects]
+    assert iou(res.objects[0].geometry, footprint(40, 70, 60, 90)) > 0.7
+
+
+def test_presence_method_ignores_a_roof_only_lit_differently():
+    before, after = ground(seed=7)
+    put_building(before, 40, 70, 60, 90, (150, 148, 144))
+    put_building(after, 40, 70, 60, 90, (120, 118, 115))  # the same roof, a fifth darker
+    before, after = noisy(before, after)
+    res = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=PRESENCE)
+    assert res.objects == [], [(o.change, o.area_m2) for o in res.objects]
 
 
 def test_cli_offers_every_structure_method_with_building_first():
@@ -143,3 +176,14 @@ def test_cli_offers_every_structure_method_with_building_first():
 
     option = next(p for p in detect.params if p.name == "method")
     assert list(option.type.choices) == list(METHODS) and option.default == "building"
+
+
+def test_building_method_drops_a_standing_building_whose_shadow_changed():
+    before, after = ground(seed=8)
+    put_building(before, 40, 70, 60, 90, (60, 100, 140), shadow_rows=0)  # a blue roof at noon ...
+    put_building(after, 40, 70, 60, 90, (46, 100, 142), shadow_rows=8)  # ... and under a lower sun
+    before, after = noisy(before, after)
+    roofs = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=ROOFS)
+    building = detect_structure_changes(before, after, pixel_size_m=PIXEL, transform=TRANSFORM, settings=SMALL)
+    assert [o.change for o in roofs.objects] == ["new"]  # the shadow that appeared confirms it
+    assert building.objects == [] and building.stats["objects_dropped"]["standing_both_dates"] == 1

@@ -30,7 +30,7 @@ def histogram_match(
 # a fair share of the scene; where nearly all is vegetated they are mostly the change itself.
 MIN_CANDIDATE_SHARE = 0.2
 # Fewest pixels a fit or a score's scale is taken from when restricted to a subset (the
-# candidates here, the unchanged ground in :mod:`sitewatch.structures.building`): fewer, and
+# candidates here, the unchanged ground in :mod:`sitewatch.structures.roof_change`): fewer, and
 # a few odd pixels would set it; then it is taken from every valid pixel instead.
 MIN_SAMPLE_PIXELS = 1000
 # The first, robust fit maps the candidates' median and 5-95 % spread: wide enough to span

@@ -6,9 +6,14 @@ Pure: arrays, an affine transform and plain numbers in; dataclasses out.
 ``sitewatch evaluate --method``, ``change_score.tif``'s description and the HTML report
 all read it.  :func:`detect_structure_changes` runs the method its settings name:
 
-* ``"building"`` (default, :mod:`.building`): regions that are roof-like on one date and
-  were not on the other (:mod:`.roofs`), kept where compact, not a long strip (a road),
-  and confirmed by a shadow that appeared beside them (new) or vanished (removed);
+* ``"building"`` (default, :mod:`.checked_roof_change`): the ``"roofs"`` objects, less
+  those where building presence (:mod:`.presence`) sees a building on both dates;
+* ``"roofs"`` (:mod:`.roof_change`): regions that are roof-like on one date and were not on
+  the other (:mod:`.roofs`), kept where compact, not a long strip (a road), and confirmed by
+  a shadow that appeared beside them (new) or vanished (removed);
+* ``"presence"`` (:mod:`.presence_change`): a small network judges on each date where
+  buildings stand (:mod:`.presence`); a structure is new where one stands after and none
+  stood before, removed the other way round, and changed in colour;
 * ``"cva"``, ``"log_ratio"`` (:mod:`.colour`): a thresholded pixel change score
   (:mod:`.scores`), told new from removed by which date makes a pixel stand out from its
   unchanged surroundings.
@@ -30,10 +35,13 @@ import numpy as np
 from affine import Affine
 
 from ..radiometry import MIN_CANDIDATE_SHARE
-from .building import building_changes
+from .checked_roof_change import checked_roof_changes
 from .colour import cva_changes, log_ratio_changes
 from .evidence import Evidence, gather_evidence
 from .objects import ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
+from .presence import TRAINED_PIXEL_RANGE_M as PRESENCE_PIXEL_RANGE_M
+from .presence_change import presence_changes
+from .roof_change import roof_changes
 from .settings import ChangeArea, DetectSettings
 
 __all__ = [
@@ -84,19 +92,32 @@ class ChangeMethod:
 
 
 # Pixel sizes measured: 0.5 m on LEVIR-CD and xBD (real), 1 m on the bundled synthetic samples;
-# at 1.5 m (AirChange) the building method finds few buildings (F1 0.10).
+# at 1.5 m (AirChange) the roofs method finds few buildings (F1 0.10).
 MEASURED_PIXEL_SIZES_M = (0.5, 1.0)
 COLOUR_CHANGE_SCORE = "change score in multiples of the unchanged median"
 
 # Every method ``detect``, ``evaluate`` and the CLI offer, by name; "building" is the default.
 METHODS: dict[str, ChangeMethod] = {
     "building": ChangeMethod(
-        building_changes,
-        summary="roof-like regions confirmed by shadows",
+        checked_roof_changes,
+        summary="roof-like regions confirmed by shadows, less buildings standing on both dates",
         # the module named is structures.roofs; the text is kept so that change_score.tif stays as it was
         score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
+    ),
+    "roofs": ChangeMethod(
+        roof_changes,
+        summary="roof-like regions confirmed by shadows",
+        score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.structures.roofs)",
+        pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
+        building_evidence=True,
+    ),
+    "presence": ChangeMethod(
+        presence_changes,
+        summary="buildings seen on one date and not the other (a network judges each date)",
+        score_description="probability that a building appeared or vanished, 0 to 1 (sitewatch.structures.presence)",
+        pixel_size_range_m=PRESENCE_PIXEL_RANGE_M,
     ),
     "cva": ChangeMethod(
         cva_changes,

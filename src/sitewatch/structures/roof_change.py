@@ -1,10 +1,10 @@
-"""Structures from building evidence (``"building"``, the default method).
+"""Structures from roof evidence (``"roofs"``, the default method until presence replaced it).
 
 Regions that are roof-like on one date and were not on the other
 (:mod:`.roofs`), kept as objects where they are compact, not a long strip (a
 road), and confirmed by a shadow that appeared beside them (new) or vanished (removed).
 Buildings replaced on their own footprint, and structures inside a larger changed area,
-come from the colour-change method (:mod:`.colour`).  See :func:`building_changes`.
+come from the colour-change method (:mod:`.colour`).  See :func:`roof_changes`.
 
 Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
 """
@@ -194,10 +194,10 @@ def _from_colour_change(
     return sorted(objects + borrowed, key=lambda o: -o.area_m2), {"replaced": len(replaced), "nested": len(nested)}
 
 
-def building_changes(
+def roof_changes(
     before: np.ndarray, after: np.ndarray, evidence: Evidence, area: ChangeArea, settings: DetectSettings
 ) -> StructureChanges:
-    """The ``"building"`` method: objects from :class:`~.roofs.BuildingEvidence`.
+    """The ``"roofs"`` method: objects from :class:`~.roofs.BuildingEvidence`.
 
     1. Colour change (CVA) in units of its median over surfaces the building evidence
        calls unchanged, not in shadow, not vegetated (the scene's own invariant ground,

@@ -1,0 +1,1 @@
+"""Model weights shipped with sitewatch (read with :mod:`importlib.resources`); see ``training/``."""
