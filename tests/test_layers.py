@@ -27,8 +27,9 @@ LAYERS = {
     "railcars": 0,
     "synth": 0,
 }
-# shared by every layer: the package itself (its version) and the exception hierarchy
-FOUNDATION = {"", "errors"}
+# shared by every layer: the package itself (its version), the exception hierarchy and the
+# shipped model weights (a data package, read with importlib.resources)
+FOUNDATION = {"", "errors", "models"}
 CORE = {name for name, rank in LAYERS.items() if rank == 0}
 
 

@@ -35,7 +35,7 @@ from .settings import ChangeArea, DetectSettings
 
 # An object is a building standing on both dates when presence exceeds
 # STANDING_PROBABILITY on both (within DISPLACEMENT_M) over at least this share of it.
-STANDING_BOTH_SHARE = 0.5
+STANDING_BOTH_SHARE = 0.8
 
 
 def standing_on_both_dates(
