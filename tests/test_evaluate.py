@@ -12,6 +12,7 @@ from PIL import Image
 
 from sitewatch.cli import main
 from sitewatch.pipeline.evaluate import score_pair
+from sitewatch.pipeline.scoring import average_precision
 
 KEYS = {"precision", "recall", "f1", "iou", "false_alarm_rate", "object_recall", "pairs"}
 
@@ -47,6 +48,49 @@ def test_scores_pool_pixel_counts():
     assert (s.objects, s.objects_found) == (2, 1)
 
 
+def test_objects_are_binned_by_labelled_area():
+    label = np.zeros((100, 100), bool)
+    label[0:5, 0:5] = True  # 25 px = 56 m² at 1.5 m
+    label[10:20, 10:20] = True  # 100 px = 225 m²
+    label[40:80, 40:80] = True  # 1600 px = 3600 m²
+    flagged = np.zeros_like(label)
+    flagged[40:80, 40:70] = True  # three quarters of the large one
+    s = score_pair("x", flagged, label, pixel_size_m=1.5)
+    assert s.objects_by_size == (1, 1, 1) and s.found_by_size == (0, 0, 1)
+
+
+def test_average_precision_known_answers():
+    labels = np.array([1, 0, 1, 0, 0], bool)
+    # ranked 1, 0, 1, 0, 0: precision 1 at recall 0.5, 2/3 at recall 1 -> AP = 0.5 + 0.5 * 2/3
+    assert average_precision(np.array([0.9, 0.8, 0.7, 0.2, 0.1]), labels) == pytest.approx(0.5 + 1 / 3)
+    assert average_precision(np.array([0.9, 0.1, 0.8, 0.2, 0.3]), labels) == pytest.approx(1.0)
+    # one score for all: one threshold, precision = the positive share
+    assert average_precision(np.ones(5), labels) == pytest.approx(0.4)
+    assert average_precision(np.ones(5), np.zeros(5, bool)) == 0.0
+
+
+def test_several_sets_each_with_its_pixel_size_and_the_baseline(tmp_path):
+    one = _planted_set(tmp_path / "one", n=1)
+    two = _planted_set(tmp_path / "two", n=2)
+    res = CliRunner().invoke(main, ["evaluate", f"{one}:0.5", str(two), "--gsd", "1.0", "--baseline", "--json"])
+    assert res.exit_code == 0, res.output
+    sets = json.loads(res.stdout)["sets"]
+    assert [(d["method"], d["pairs"], d["pixel_size_m"]) for d in sets] == [
+        ("building", 1, 0.5),
+        ("cva-otsu", 1, 0.5),
+        ("building", 2, 1.0),
+        ("cva-otsu", 2, 1.0),
+    ]
+    # the planted building is 40 x 60 px: 600 m² at 0.5 m, 2400 m² at 1 m
+    assert sets[0]["object_recall_by_size_m2"]["100-1000"]["objects"] == 1
+    assert sets[2]["object_recall_by_size_m2"][">=1000"]["objects"] == 2  # 40 x 60 px at 1 m
+    for d in sets:
+        assert 0.0 <= d["average_precision"] <= 1.0
+    assert sets[0]["average_precision"] > 0.5  # the building's score ranks its pixels first
+    res = CliRunner().invoke(main, ["evaluate", str(one)])
+    assert res.exit_code == 2 and "GSD" in res.output
+
+
 def test_planted_buildings_are_found(tmp_path):
     root = _planted_set(tmp_path / "set")
     res = CliRunner().invoke(
@@ -73,9 +117,10 @@ def test_bad_sets_fail_cleanly(tmp_path):
     assert res.exit_code == 2 and "A/" in res.output
 
 
-# Floors: the targets (F1 >= 0.55 on levir-cd-1024, >= 0.50 on levir-cd-256) a hair
-# under the measured 0.555 / 0.510, and false alarms on Harvey held well under its 2 % (0.08 %
-# measured); a change that lowers any of them fails.
+# Floors, a hair under what the default method measures (levir-cd-1024 F1 0.555, precision 0.56;
+# levir-cd-256 F1 0.508, precision 0.70; Harvey false alarms under 0.08 %); a change that
+# lowers any of them fails. These sets were used to tune the default method: the figures are
+# not left-out ones (README, "Measured on real imagery").
 FLOORS = {
     "levir-cd-1024": {"f1": 0.55, "precision": 0.5},
     "levir-cd-256": {"f1": 0.50, "precision": 0.65},

@@ -524,21 +524,49 @@ def timeline_cmd(
 # ------------------------------------------------------------------ evaluate
 
 
+def _set_and_pixel_size(spec: str, default_m: float | None) -> tuple[Path, float]:
+    """``PATH`` or ``PATH:GSD`` -> (path, metres per pixel); a usage error when no size is known."""
+    path, _, size = spec.rpartition(":")
+    if path:
+        try:
+            value = float(size)
+        except ValueError:
+            path, value = "", 0.0
+        if path and not (0.05 <= value <= 100.0):
+            raise click.BadParameter(f"{spec}: pixel size {size} m is outside 0.05-100", param_hint="SET_DIRS")
+        if path:
+            return Path(path), value
+    if default_m is None:
+        raise click.BadParameter(f"{spec}: give its pixel size as {spec}:GSD or with --gsd", param_hint="SET_DIRS")
+    return Path(spec), default_m
+
+
+def _evaluation_line(d: dict[str, Any]) -> str:
+    """One row of the evaluate table."""
+    by_size = "  ".join(
+        f"{v['found']}/{v['objects']}" if v["objects"] else "-" for v in d["object_recall_by_size_m2"].values()
+    )
+    return (
+        f"  {d['method']:<10} P {d['precision']:.3f}  R {d['recall']:.3f}  F1 {d['f1']:.3f}  "
+        f"FA {d['false_alarm_rate']:.4f}  AP {d['average_precision']:.3f}  objects <100/100-1000/>=1000 m²: {by_size}"
+    )
+
+
 @main.command("evaluate")
-@click.argument("set_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("set_dirs", nargs=-1, required=True, metavar="SET[:GSD]...")
 @click.option(
     "--gsd",
     "pixel_size_m",
     type=click.FloatRange(0.05, 100.0, min_open=False),
-    required=True,
-    help="Pixel size of the set in metres (LEVIR-CD: 0.5).",
+    help="Pixel size in metres of every set given without :GSD (LEVIR-CD: 0.5).",
 )
 @click.option(
     "--masks-out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write each change mask (255 = change) as a PNG named like its input.",
+    help="Write each change mask (255 = change) as a PNG named like its input (one set only).",
 )
 @click.option("--per-pair", is_flag=True, help="With --json, add each pair's counts.")
+@click.option("--baseline", is_flag=True, help="Also score the CVA + Otsu baseline on each set.")
 @method_option
 @normalisation_option
 @overwrite_option
@@ -548,41 +576,56 @@ def timeline_cmd(
 # a click command takes one parameter per option (tests/test_function_size.py allows it)
 def evaluate_cmd(
     ctx: click.Context,
-    set_dir: Path,
-    pixel_size_m: float,
+    set_dirs: tuple[str, ...],
+    pixel_size_m: float | None,
     masks_out: Path | None,
     per_pair: bool,
+    baseline: bool,
     method: str,
     normalisation: str,
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Score a detector (by default detect's) on SET_DIR (A/, B/, label/ as in LEVIR-CD), pooled over all pixels."""
-    from .pipeline import evaluate
+    """Score a detector (by default detect's) on each labelled set (A/, B/, label/ as in LEVIR-CD).
 
-    result = evaluate(
-        set_dir,
-        pixel_size_m=pixel_size_m,
-        masks_out=masks_out,
-        overwrite=overwrite,
-        method=method,
-        normalisation=normalisation,
-        progress=_progress(ctx.obj["quiet"]),
-    )
-    d = result.to_dict(per_pair=per_pair)
+    Each SET is a folder, with its pixel size as SET:GSD or from --gsd. Per set: precision,
+    recall, F1, false-alarm rate, average precision of the score map, and object recall by
+    labelled object size; scores are pooled over all pixels of the set.
+    """
+    from .pipeline import evaluate
+    from .pipeline.evaluate import BASELINE
+
+    sets = [_set_and_pixel_size(spec, pixel_size_m) for spec in set_dirs]
+    if masks_out is not None and len(sets) > 1:
+        raise click.BadParameter("write masks for one set at a time", param_hint="--masks-out")
+    methods = [method, BASELINE] if baseline else [method]
+    results = []
+    for set_dir, size_m in sets:
+        for name in methods:
+            result = evaluate(
+                set_dir,
+                pixel_size_m=size_m,
+                masks_out=masks_out if name == method else None,
+                overwrite=overwrite,
+                method=name,
+                normalisation=normalisation,
+                progress=_progress(ctx.obj["quiet"]),
+            )
+            results.append(result.to_dict(per_pair=per_pair))
     if as_json:
-        _echo_json(d)
+        _echo_json(results[0] if len(results) == 1 else {"sets": results})
         return
     if ctx.obj["quiet"]:
         return
-    click.echo(
-        f"{set_dir}: {d['pairs']} pairs, {d['objects']} labelled buildings, {pixel_size_m} m pixels"
-        + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else "")
-    )
-    click.echo(f"  precision {d['precision']:.3f}  recall {d['recall']:.3f}  F1 {d['f1']:.3f}  IoU {d['iou']:.3f}")
-    click.echo(f"  false-alarm rate {d['false_alarm_rate']:.4f}  object recall {d['object_recall']:.3f}")
+    for d in results:
+        if d["method"] == method:
+            click.echo(
+                f"{d['set']}: {d['pairs']} pairs, {d['objects']} labelled objects, {d['pixel_size_m']} m pixels"
+                + (f", {d['refused']} pairs refused by co-registration" if d["refused"] else "")
+            )
+        click.echo(_evaluation_line(d))
     if masks_out is not None:
-        click.echo(f"  masks: {masks_out}/")
+        click.echo(f"masks: {masks_out}/")
 
 
 # ------------------------------------------------------------------ report

@@ -12,129 +12,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rasterio import features
-from scipy import ndimage
 
 from ..errors import ImageryError
 from ..io import RasterWindow, SourceRaster, check_outputs_free, read_picture, staged_outputs, write_mask_png
 from ..structures import DetectSettings
+from ..structures.scores import cva_otsu_baseline
 from ._common import Progress
 from .detect import detect_on_grid
+from .scoring import Evaluation, score_pair
 
 log = logging.getLogger(__name__)
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-# a labelled building counts as found when at least this share of its pixels is flagged
-OBJECT_FOUND_FRACTION = 0.5
-
-
-@dataclass
-class PairScore:
-    """Pixel counts of one pair against its label."""
-
-    name: str
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-    objects: int
-    objects_found: int
-    shift_px: tuple[float, float] | None  # None when co-registration refused the pair
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "tp": self.tp,
-            "fp": self.fp,
-            "fn": self.fn,
-            "tn": self.tn,
-            "objects": self.objects,
-            "objects_found": self.objects_found,
-            "shift_px": None if self.shift_px is None else [round(v, 2) for v in self.shift_px],
-            "seconds": round(self.seconds, 2),
-        }
-
-
-def score_pair(
-    name: str, flagged: np.ndarray, label: np.ndarray, shift_px: tuple[float, float] | None = None
-) -> PairScore:
-    """Compare a flagged mask with a label mask (both bool, same shape)."""
-    tp = int(np.count_nonzero(flagged & label))
-    fp = int(np.count_nonzero(flagged & ~label))
-    fn = int(np.count_nonzero(~flagged & label))
-    tn = int(flagged.size - tp - fp - fn)
-    components, n = ndimage.label(label)
-    found = 0
-    if n:
-        share = ndimage.mean(flagged, components, np.arange(1, n + 1))
-        found = int(np.count_nonzero(np.asarray(share) >= OBJECT_FOUND_FRACTION))
-    return PairScore(name, tp, fp, fn, tn, n, found, shift_px)
-
-
-def _ratio(a: float, b: float) -> float:
-    return float(a / b) if b else 0.0
-
-
-@dataclass
-class Evaluation:
-    """Pooled scores of a set, and the counts of each pair behind them."""
-
-    set_dir: Path
-    pixel_size_m: float
-    pairs: list[PairScore] = field(default_factory=list)
-
-    def _sum(self, key: str) -> int:
-        return sum(getattr(p, key) for p in self.pairs)
-
-    @property
-    def precision(self) -> float:
-        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fp"))
-
-    @property
-    def recall(self) -> float:
-        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fn"))
-
-    @property
-    def f1(self) -> float:
-        return _ratio(2 * self._sum("tp"), 2 * self._sum("tp") + self._sum("fp") + self._sum("fn"))
-
-    @property
-    def iou(self) -> float:
-        return _ratio(self._sum("tp"), self._sum("tp") + self._sum("fp") + self._sum("fn"))
-
-    @property
-    def false_alarm_rate(self) -> float:
-        """Flagged unchanged pixels ÷ unchanged pixels."""
-        return _ratio(self._sum("fp"), self._sum("fp") + self._sum("tn"))
-
-    @property
-    def object_recall(self) -> float:
-        """Labelled connected components with at least half their pixels flagged ÷ all of them."""
-        return _ratio(self._sum("objects_found"), self._sum("objects"))
-
-    def to_dict(self, *, per_pair: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "set": str(self.set_dir),
-            "pixel_size_m": self.pixel_size_m,
-            "precision": round(self.precision, 4),
-            "recall": round(self.recall, 4),
-            "f1": round(self.f1, 4),
-            "iou": round(self.iou, 4),
-            "false_alarm_rate": round(self.false_alarm_rate, 5),
-            "object_recall": round(self.object_recall, 4),
-            "pairs": len(self.pairs),
-            "objects": self._sum("objects"),
-            "refused": sum(p.shift_px is None for p in self.pairs),
-        }
-        if per_pair:
-            out["per_pair"] = [p.to_dict() for p in self.pairs]
-        return out
+# ``evaluate``'s name for the classical baseline (not a detect method): histogram matching,
+# change-vector magnitude, Otsu's threshold
+BASELINE = "cva-otsu"
 
 
 def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]:
@@ -165,12 +61,16 @@ def list_pairs(set_dir: str | os.PathLike[str]) -> list[tuple[Path, Path, Path]]
 
 def flagged_mask(
     before: RasterWindow, after: RasterWindow, *, method: str = "building", normalisation: str = "regression"
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """A detector's change mask for a pair on one grid, and the shift it found.
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
+    """A detector's change mask and score map for a pair on one grid, and the shift it found.
 
     A pair that co-registration refuses is scored unshifted, and its shift is ``None``
-    (``detect`` would stop there with an error).
+    (``detect`` would stop there with an error). ``method`` :data:`BASELINE` runs the
+    classical baseline on the pair as it is (no co-registration: its shift is ``None``).
     """
+    if method == BASELINE:
+        score, mask = cva_otsu_baseline(before.data, after.data, valid=before.valid & after.valid)
+        return mask, score, None
     source = SourceRaster(
         after.path, np.where(after.valid, after.data, np.nan), after.grid.transform, after.grid.crs, None
     )
@@ -194,7 +94,8 @@ def flagged_mask(
             fill=0,
             dtype="uint8",
         ).astype(bool)
-    return mask, None if found.shift.model == "none" else (found.shift.dx, found.shift.dy)
+    shift = None if found.shift.model == "none" else (found.shift.dx, found.shift.dy)
+    return mask, found.changes.score, shift
 
 
 def evaluate(
@@ -220,14 +121,15 @@ def evaluate(
         all are written at the end, or none.
     method, normalisation : str
         As for ``detect`` (its defaults unless asked otherwise): a key of
-        :data:`sitewatch.structures.METHODS` and of :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
+        :data:`sitewatch.structures.METHODS` (or :data:`BASELINE`) and of
+        :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
     progress : callable, optional
         Called with a message per pair.
     """
     pairs = list_pairs(set_dir)
     if masks_out is not None:
         check_outputs_free([Path(masks_out) / (a.stem + ".png") for a, _, _ in pairs], overwrite)
-    result = Evaluation(Path(set_dir), pixel_size_m)
+    result = Evaluation(Path(set_dir), pixel_size_m, method)
     masks: dict[str, np.ndarray] = {}
     for i, (a, b, lab) in enumerate(pairs):
         if progress:
@@ -240,8 +142,9 @@ def evaluate(
                 f"{a}: before {before.data.shape[1:]}, after {after.data.shape[1:]} and label "
                 f"{label.shape} differ in size"
             )
-        flagged, shift = flagged_mask(before, after, method=method, normalisation=normalisation)
-        score = score_pair(a.name, flagged, label, shift)
+        flagged, score_map, shift = flagged_mask(before, after, method=method, normalisation=normalisation)
+        score = score_pair(a.name, flagged, label, shift, pixel_size_m=pixel_size_m)
+        result.score_samples.append((score_map.astype(np.float32).ravel(), label.ravel()))
         score.seconds = time.perf_counter() - t
         result.pairs.append(score)
         if masks_out is not None:

@@ -7,6 +7,7 @@ radiometric normalisation) and return (M, N) arrays; none modifies its inputs.
 from __future__ import annotations
 
 import numpy as np
+from skimage.exposure import match_histograms
 from skimage.filters import threshold_otsu
 
 # For the magnitude of three bands of Gaussian noise (a chi distribution, 3 degrees of
@@ -91,3 +92,31 @@ def shadow_mask(image: np.ndarray, *, valid: np.ndarray | None = None, fraction:
     lum = brightness(image)
     med = float(np.median(lum[valid] if valid is not None else lum))
     return lum < fraction * med
+
+
+def cva_otsu_baseline(
+    before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The classical change baseline: histogram matching, change-vector magnitude, Otsu's threshold.
+
+    ``before`` is matched band by band to ``after``'s histogram (scikit-image),
+    the magnitude of the difference vector is the score, and Otsu's threshold of it
+    the change mask. Nothing is tuned: this is the yardstick a method must beat.
+
+    Returns
+    -------
+    score : ndarray of shape (M, N), float32
+    changed : ndarray of bool, shape (M, N)
+    """
+    valid = np.ones(before.shape[1:], bool) if valid is None else valid
+    bands = min(before.shape[0], after.shape[0], 3)
+    matched = match_histograms(
+        np.moveaxis(before[:bands].astype(np.float32), 0, -1),
+        np.moveaxis(after[:bands].astype(np.float32), 0, -1),
+        channel_axis=-1,
+    )
+    matched = np.moveaxis(matched, -1, 0)
+    diff = after[:bands].astype(np.float32) - matched
+    score = np.where(valid, np.sqrt((diff * diff).sum(axis=0)), 0).astype(np.float32)
+    threshold = otsu_threshold(score, valid)
+    return score, valid & (score > threshold)
