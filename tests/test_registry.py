@@ -48,7 +48,7 @@ def toy(monkeypatch):
 def test_help_offers_a_registered_method(toy, command):
     res = CliRunner().invoke(main, [command, "--help"])
     assert res.exit_code == 0, res.output
-    assert "building|roofs|presence|cva|log_ratio|toy" in res.output
+    assert "building|roofs|presence|change|cva|log_ratio|toy" in res.output
     assert "brightness gained" in " ".join(res.output.split())  # its summary, however the help is wrapped
 
 

@@ -376,10 +376,16 @@ def detect(
         f"{s['site_id']}: {s['dates']['before']} -> {s['dates']['after']}, {s['pixel_size_m']:.2f} m pixels, "
         f"shift {shift['shift_px'][0]:+.2f}, {shift['shift_px'][1]:+.2f} px"
     )
-    click.echo(
-        f"  {s['counts']['new']} new ({s['area_m2']['new']:.0f} m²), {s['counts']['removed']} removed "
-        f"({s['area_m2']['removed']:.0f} m²)"
-    )
+    method = s["method"]
+    if method.get("note"):
+        click.echo(f"  note: {method['note']}")
+    kinds = [k for k in ("new", "removed", "changed") if k != "changed" or s["counts"].get(k)]
+    click.echo("  " + ", ".join(f"{s['counts'][k]} {k} ({s['area_m2'][k]:.0f} m²)" for k in kinds))
+    if not result.objects:
+        click.echo(
+            f"  nothing above the {method['change']!r} method's threshold ({method['threshold']:g}) "
+            f"of at least {method['min_area_m2']:g} m²; the score map is in change_score.tif"
+        )
     for i, o in enumerate(result.objects[:10]):
         rel = f", {o.relative_size:.0%} of {o.relative_to}" if o.relative_size is not None else ""
         click.echo(

@@ -138,7 +138,7 @@ class LayerStyle:
 
 
 # the change polygons: red new, blue removed
-CHANGE_STYLE = LayerStyle({"new": COLOURS["new"], "removed": COLOURS["removed"]}, colour_by="change")
+CHANGE_STYLE = LayerStyle({kind: COLOURS[kind] for kind in ("new", "removed", "changed")}, colour_by="change")
 
 
 def geojson_layer(

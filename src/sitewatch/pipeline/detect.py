@@ -6,6 +6,7 @@ without ``overwrite=True``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -36,6 +37,7 @@ from ..io import (
 from ..radiometry import NORMALISATION_METHODS
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
 from ..structures import (
+    CHANGE_KINDS,
     ChangeObject,
     DetectSettings,
     Evidence,
@@ -43,6 +45,7 @@ from ..structures import (
     assign_relative_size,
     detect_structure_changes,
     gather_evidence,
+    method_for_pixel_size,
     method_named,
 )
 from ._common import Progress, site_of, versions
@@ -102,6 +105,16 @@ class GridDetection:
     valid: np.ndarray
     after_norm: np.ndarray
     changes: StructureChanges
+    settings: DetectSettings = DetectSettings()
+    choice: MethodChoice | None = None
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """The method the user asked for, and why another ran or what to know (None: nothing)."""
+
+    asked: str
+    note: str | None
 
 
 def _register(
@@ -222,16 +235,10 @@ def detect_on_grid(
     """
     step = step or (lambda msg: None)
     timings = timings if timings is not None else {}
-    method = method_named(settings.method)
-    low, high = method.pixel_size_range_m
-    if not low <= ref.grid.pixel_size_m <= high:
-        log.info(
-            "%.2f m pixels: the %s method was measured at %g-%g m only",
-            ref.grid.pixel_size_m,
-            settings.method,
-            low,
-            high,
-        )
+    chosen, note = method_for_pixel_size(settings.method, ref.grid.pixel_size_m)
+    if note:
+        log.warning("%s: %s", ref.path, note)
+    asked, settings = settings.method, dataclasses.replace(settings, method=chosen)
     t = time.perf_counter()
     shift, moved = _register(ref, source, assume_registered=assume_registered, step=step)
     timings["coreg_s"] = time.perf_counter() - t
@@ -256,7 +263,7 @@ def detect_on_grid(
         evidence=evidence,
     )
     timings["detect_s"] = time.perf_counter() - t
-    return GridDetection(shift, moved, valid, after_norm, changes)
+    return GridDetection(shift, moved, valid, after_norm, changes, settings, MethodChoice(asked, note))
 
 
 def _read_pair(
@@ -302,19 +309,15 @@ def _summary(
         "window": {"rows": grid.shape[0], "cols": grid.shape[1], "bounds": list(grid.bounds)},
         "shift": found.shift.to_dict(),
         "method": {
-            "change": settings.method,
+            "change": found.settings.method,
+            "asked": found.choice.asked if found.choice else found.settings.method,
+            "note": found.choice.note if found.choice else None,
             "normalisation": normalisation,
             "threshold": round(found.changes.threshold, 3),
             "min_area_m2": settings.min_area_m2,
         },
-        "counts": {
-            "new": sum(o.change == "new" for o in objects),
-            "removed": sum(o.change == "removed" for o in objects),
-        },
-        "area_m2": {
-            "new": round(sum(o.area_m2 for o in objects if o.change == "new"), 1),
-            "removed": round(sum(o.area_m2 for o in objects if o.change == "removed"), 1),
-        },
+        "counts": {kind: sum(o.change == kind for o in objects) for kind in CHANGE_KINDS},
+        "area_m2": {kind: round(sum(o.area_m2 for o in objects if o.change == kind), 1) for kind in CHANGE_KINDS},
         "stats": found.changes.stats,
         "versions": versions(),
     }

@@ -18,7 +18,14 @@ from affine import Affine
 from shapely.geometry.base import BaseGeometry
 
 # colours used for the same thing in every picture, the HTML report and the web map
-COLOURS = {"new": "#e8412c", "removed": "#2c7be8", "railcar": "#ffd400", "train": "#ffa000", "track": "#00e5ff"}
+COLOURS = {
+    "new": "#e8412c",
+    "removed": "#2c7be8",
+    "changed": "#f5a623",
+    "railcar": "#ffd400",
+    "train": "#ffa000",
+    "track": "#00e5ff",
+}
 
 
 def display_rgb(

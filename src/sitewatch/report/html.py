@@ -277,7 +277,9 @@ def _detect_sections(run: RunFolder) -> list[str]:
     counts, area = s["counts"], s["area_m2"]
     summary_line = (
         f"<p>{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
-        f"({area['removed']:,.0f} m²) structures of at least {s['method']['min_area_m2']:.0f} m².</p>"
+        f"({area['removed']:,.0f} m²) structures of at least {s['method']['min_area_m2']:.0f} m²"
+        + (f"; {counts['changed']} other changes ({area['changed']:,.0f} m²)" if counts.get("changed") else "")
+        + ".</p>"
     )
     out.append(_section("Changes", summary_line + _changes_table(changes), "changes"))
     return out

@@ -14,6 +14,8 @@ all read it.  :func:`detect_structure_changes` runs the method its settings name
 * ``"presence"`` (:mod:`.presence_change`): a small network judges on each date where
   buildings stand (:mod:`.presence`); a structure is new where one stands after and none
   stood before, removed the other way round, and changed in colour;
+* ``"change"`` (:mod:`.any_change`): every change, not only structures, at any pixel size:
+  superpixels of both dates whose smoothed change vector is above Otsu's threshold;
 * ``"cva"``, ``"log_ratio"`` (:mod:`.colour`): a thresholded pixel change score
   (:mod:`.scores`), told new from removed by which date makes a pixel stand out from its
   unchanged surroundings.
@@ -35,16 +37,20 @@ import numpy as np
 from affine import Affine
 
 from ..radiometry import MIN_CANDIDATE_SHARE
+from .any_change import any_changes
 from .checked_roof_change import checked_roof_changes
 from .colour import cva_changes, log_ratio_changes
 from .evidence import Evidence, gather_evidence
-from .objects import ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
+from .objects import CHANGE_KINDS, ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
 from .presence import TRAINED_PIXEL_RANGE_M as PRESENCE_PIXEL_RANGE_M
 from .presence_change import presence_changes
 from .roof_change import roof_changes
 from .settings import ChangeArea, DetectSettings
 
 __all__ = [
+    "CHANGE_KINDS",
+    "HANDOVER_METHOD",
+    "method_for_pixel_size",
     "METHODS",
     "ChangeArea",
     "ChangeMethod",
@@ -79,6 +85,9 @@ class ChangeMethod:
         What its score map holds: the description written into ``change_score.tif``.
     pixel_size_range_m : (float, float)
         The pixel sizes, in metres, it has been measured to work at.
+    coarsest_pixel_m : float
+        Pixels coarser than this and the method cannot work (:func:`method_for_pixel_size`
+        hands over to :data:`HANDOVER_METHOD`).
     building_evidence : bool
         Whether it reads :class:`~.roofs.BuildingEvidence` (two segmentations, the slow
         part of a run), which :func:`gather_evidence` then computes.
@@ -89,12 +98,18 @@ class ChangeMethod:
     score_description: str
     pixel_size_range_m: tuple[float, float]
     building_evidence: bool = False
+    coarsest_pixel_m: float = float("inf")
 
 
 # Pixel sizes measured: 0.5 m on LEVIR-CD and xBD (real), 1 m on the bundled synthetic samples;
 # at 1.5 m (AirChange) the roofs method finds few buildings (F1 0.10).
 MEASURED_PIXEL_SIZES_M = (0.5, 1.0)
 COLOUR_CHANGE_SCORE = "change score in multiples of the unchanged median"
+# The building methods need a one-storey building's shadow (about 3 m at a 45° sun) to be a
+# pixel or two wide and a 40 m² house to be ten pixels: no coarser than this.
+COARSEST_BUILDING_PIXEL_M = 2.0
+# What detect uses where the asked method cannot work: it needs no shadow and no roof shape.
+HANDOVER_METHOD = "change"
 
 # Every method ``detect``, ``evaluate`` and the CLI offer, by name; "building" is the default.
 METHODS: dict[str, ChangeMethod] = {
@@ -105,6 +120,7 @@ METHODS: dict[str, ChangeMethod] = {
         score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
+        coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,
     ),
     "roofs": ChangeMethod(
         roof_changes,
@@ -112,12 +128,21 @@ METHODS: dict[str, ChangeMethod] = {
         score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.structures.roofs)",
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
+        coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,
     ),
     "presence": ChangeMethod(
         presence_changes,
         summary="buildings seen on one date and not the other (a network judges each date)",
         score_description="probability that a building appeared or vanished, 0 to 1 (sitewatch.structures.presence)",
         pixel_size_range_m=PRESENCE_PIXEL_RANGE_M,
+        coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,
+    ),
+    "change": ChangeMethod(
+        any_changes,
+        summary="every change, not only structures (fields, groundwork, trees, water), any pixel size",
+        score_description="segment change-vector magnitude in multiples of the unchanged median",
+        # measured on AirChange (1.5 m) and LEVIR-CD (0.5 m); it assumes nothing about pixel size
+        pixel_size_range_m=(0.5, 1.5),
     ),
     "cva": ChangeMethod(
         cva_changes,
@@ -145,6 +170,26 @@ def method_named(name: str) -> ChangeMethod:
     if name not in METHODS:
         raise ValueError(f"unknown change method {name!r}; choose from {sorted(METHODS)}")
     return METHODS[name]
+
+
+def method_for_pixel_size(name: str, pixel_size_m: float) -> tuple[str, str | None]:
+    """The method to run at ``pixel_size_m`` when ``name`` is asked for, and what to tell the user.
+
+    Returns ``(name, None)`` inside the method's measured pixel sizes; ``(name, note)``
+    outside them (it runs, unmeasured); ``(HANDOVER_METHOD, note)`` beyond its
+    ``coarsest_pixel_m``, where it cannot work and would find nothing.
+    """
+    method = method_named(name)
+    low, high = method.pixel_size_range_m
+    if pixel_size_m > method.coarsest_pixel_m and name != HANDOVER_METHOD:
+        return HANDOVER_METHOD, (
+            f"{pixel_size_m:.3g} m pixels are too coarse for the {name!r} method (it needs "
+            f"{method.coarsest_pixel_m:g} m or finer: shadows and small roofs vanish); using "
+            f"{HANDOVER_METHOD!r} instead, which reports every change, not only structures"
+        )
+    if not low <= pixel_size_m <= high:
+        return name, f"{pixel_size_m:.3g} m pixels: the {name!r} method was measured at {low:g}-{high:g} m only"
+    return name, None
 
 
 def detect_structure_changes(

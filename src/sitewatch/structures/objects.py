@@ -17,10 +17,14 @@ from shapely.geometry.base import BaseGeometry
 
 from .settings import ChangeArea
 
+# What a change object can be: a structure that rose or went, or (the "change" method)
+# ground that changed without a direction.
+CHANGE_KINDS = ("new", "removed", "changed")
+
 
 @dataclass
 class ChangeObject:
-    """One new or removed structure."""
+    """One new or removed structure, or (``change="changed"``) a change without a direction."""
 
     change: str
     geometry: BaseGeometry
