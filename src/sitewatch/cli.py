@@ -54,6 +54,30 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+class BandsType(click.ParamType):
+    """``--bands R,G,B[,NIR]``: 1-based band numbers, red first."""
+
+    name = "R,G,B[,NIR]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            bands = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r}: give band numbers such as 3,2,1 or 3,2,1,4 (1-based, red first)", param, ctx)
+        if len(bands) not in (3, 4) or len(set(bands)) != len(bands) or min(bands) < 1:
+            self.fail(f"{value!r}: three or four different band numbers from 1 up (R,G,B or R,G,B,NIR)", param, ctx)
+        return bands
+
+
+bands_option = click.option(
+    "--bands",
+    type=BandsType(),
+    default=None,
+    help="Band numbers (1-based) of red, green, blue[, near-infrared] in every image, e.g. 3,2,1,4 for "
+    "blue-green-red-NIR. Default: read from the files' colour interpretation and band names, else 1,2,3[,4].",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 
@@ -206,6 +230,7 @@ def synth(
     help="Write MOVING with the correction in its geotransform (pixels unchanged).",
 )
 @click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -216,6 +241,7 @@ def coreg_cmd(
     moving: Path,
     out_file: Path | None,
     show_windows: bool,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -223,7 +249,7 @@ def coreg_cmd(
     REFERENCE appears at (col + dx, row + dy) in MOVING)."""
     from .pipeline import coregister
 
-    result = coregister(reference, moving, out=out_file, overwrite=overwrite)
+    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands)
     if as_json:
         _echo_json(result.to_dict(windows=show_windows))
         return
@@ -233,6 +259,11 @@ def coreg_cmd(
     click.echo(
         f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
         f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}"
+    )
+    east, north = result.grid.map_offset(s.dx, s.dy)
+    click.echo(
+        f"  on the map: MOVING shows each feature {abs(east):.2f} m {'east' if east >= 0 else 'west'} and "
+        f"{abs(north):.2f} m {'north' if north >= 0 else 'south'} of where REFERENCE shows it"
     )
     click.echo(
         f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
@@ -326,6 +357,7 @@ method_option = click.option(
     is_flag=True,
     help="If co-registration finds no reliable shift, go on unshifted instead of stopping.",
 )
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -341,6 +373,7 @@ def detect(
     normalisation: str,
     min_area_m2: float,
     assume_registered: bool,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -357,6 +390,7 @@ def detect(
         normalisation=normalisation,
         min_area_m2=min_area_m2,
         assume_registered=assume_registered,
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     s = result.summary
@@ -420,6 +454,7 @@ nominal_length_option = click.option(
     help="Output folder for railcars.geojson, railcars.csv and railcars.json.",
 )
 @nominal_length_option
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -431,6 +466,7 @@ def railcars(
     tracks_file: Path | None,
     out_dir: Path | None,
     car_length_m: float,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -445,6 +481,7 @@ def railcars(
         out_dir=out_dir,
         overwrite=overwrite,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:
@@ -473,6 +510,7 @@ def railcars(
     "--no-structures", is_flag=True, help="Count railcars only; skip structure change against the first date."
 )
 @nominal_length_option
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -484,6 +522,7 @@ def timeline_cmd(
     out_dir: Path,
     no_structures: bool,
     car_length_m: float,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -498,6 +537,7 @@ def timeline_cmd(
         overwrite=overwrite,
         structures=not no_structures,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:

@@ -13,7 +13,7 @@ from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, TrackError
-from .raster import RasterWindow, check_raster, open_raster, read_bounds
+from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
 
 
 def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
@@ -66,13 +66,16 @@ def read_track_window(
     *,
     margin_m: float = 20.0,
     skip_outside: bool = False,
+    bands: tuple[int, ...] | None = None,
 ) -> tuple[RasterWindow, dict[str, LineString]]:
     """Read the part of an image around a set of track lines, and the lines in its CRS.
 
     A line partly outside the image is clipped to it.  A line wholly outside, or with less
     than 20 m inside, is an error naming the track, unless ``skip_outside`` is true (an AOI
     may hold tracks beyond one image's extent): then it is left out, and only when no
-    track at all is inside is it an error.
+    track at all is inside is it an error.  Bands are read as red, green, blue[, NIR]
+    (``bands`` as ``--bands``, see :func:`~sitewatch.io.raster.band_layout`); a one-band
+    image is refused, since cars are told from ballast and shadow by colour.
 
     Returns
     -------
@@ -83,6 +86,8 @@ def read_track_window(
     path = Path(path)
     with open_raster(path) as src:
         check_raster(src, path, 1)
+        layout = band_layout(src, path, bands)
+        need_colour(layout, path, "counting railcars")
         crs = CRS.from_user_input(src.crs)
         if not crs.is_projected:
             raise ImageryError(
@@ -114,4 +119,4 @@ def read_track_window(
                 f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
             )
         extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
-        return read_bounds(src, path, extent.bounds), projected
+        return read_bounds(src, path, extent.bounds, layout), projected
