@@ -123,22 +123,42 @@ class BandLayout:
     basis: str
 
 
-def _band_roles(src) -> tuple[dict[str, int], int | None]:
-    """Colour roles named by the file (colour interpretation first, then band descriptions) and its alpha band."""
-    roles: dict[str, int] = {}
+def _band_roles(src, path: Path) -> tuple[dict[str, int], int | None]:
+    """Colour roles the file names (colour interpretation, band descriptions) and its alpha band.
+
+    Where the two disagree (photometric RGB tags on bands described blue, green, red) the
+    file is not trusted either way.
+    """
     alpha = None
+    by_interp: dict[str, int] = {}
+    by_name: dict[str, int] = {}
     descriptions = [(d or "").strip().lower() for d in src.descriptions]
-    for i, interp in enumerate(src.colorinterp, start=1):
-        name = interp.name.lower()
-        if name == "alpha" or descriptions[i - 1] in ("alpha", "mask"):
+    for i, (interp, text) in enumerate(zip(src.colorinterp, descriptions), start=1):
+        if interp.name == "alpha" or text in ("alpha", "mask"):
             alpha = alpha or i
-        elif name in COLOUR_ORDER:
-            roles.setdefault(name, i)
-    for i, text in enumerate(descriptions, start=1):
-        for role, words in BAND_NAMES.items():
-            if text in words and i != alpha:
-                roles.setdefault(role, i)
-    return roles, alpha
+            continue
+        if interp.name in COLOUR_ORDER:
+            by_interp.setdefault(interp.name, i)
+        by_name.update({role: i for role, words in BAND_NAMES.items() if text in words and role not in by_name})
+    clash = [r for r in by_interp if r in by_name and by_interp[r] != by_name[r]]
+    if clash:
+        found = "; ".join(
+            f"band {i}: {c.name}, described {d or 'nothing'!r}"
+            for i, (c, d) in enumerate(zip(src.colorinterp, descriptions), start=1)
+        )
+        raise ImageryError(
+            f"{path}: colour interpretation and band descriptions disagree on which band is {clash[0]} "
+            f"({found}); pass --bands R,G,B[,NIR]"
+        )
+    return {**by_name, **by_interp}, alpha
+
+
+def _band_roles_or_none(src, path: Path) -> int | None:
+    """The alpha band, where ``--bands`` overrides whatever else the file says about its bands."""
+    try:
+        return _band_roles(src, path)[1]
+    except ImageryError:
+        return next((i for i, c in enumerate(src.colorinterp, start=1) if c.name == "alpha"), None)
 
 
 def _checked_bands(src, path: Path, bands: tuple[int, ...], alpha: int | None) -> BandLayout:
@@ -160,11 +180,12 @@ def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLa
     Raises
     ------
     ImageryError
-        When the file names some colours but not red, green and blue, saying what it found.
+        When the file names some colours but not red, green and blue, or its colour
+        interpretation and band descriptions disagree, saying what it found.
     """
-    roles, alpha = _band_roles(src)
     if bands:
-        return _checked_bands(src, path, tuple(bands), alpha)
+        return _checked_bands(src, path, tuple(bands), _band_roles_or_none(src, path))
+    roles, alpha = _band_roles(src, path)
     named = {r: roles[r] for r in ("red", "green", "blue") if r in roles}
     if len(named) == 3:
         colour = tuple(named[r] for r in ("red", "green", "blue"))
