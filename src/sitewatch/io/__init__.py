@@ -9,7 +9,9 @@
 
 from .metadata import image_date, image_sun
 from .outputs import (
+    check_out_dir,
     check_outputs_free,
+    csv_safe,
     read_vectors,
     staged_outputs,
     write_csv,
@@ -38,7 +40,9 @@ __all__ = [
     "Grid",
     "RasterWindow",
     "SourceRaster",
+    "check_out_dir",
     "check_outputs_free",
+    "csv_safe",
     "corrected_transform",
     "image_date",
     "image_sun",

@@ -385,7 +385,7 @@ def detect(
     site = site_of(aoi)
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
-    if out_dir is not None and not overwrite:
+    if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
