@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,16 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses ``nan`` and infinities (which every range check lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class BandsType(click.ParamType):
     """``--bands R,G,B[,NIR]``: 1-based band numbers, red first."""
 
@@ -92,7 +104,13 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     # force: a second invocation in one process (tests, notebooks) logs to the current stderr
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    warnings.showwarning = _one_line_warning
     ctx.obj = {"quiet": quiet}
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 (the hook's signature)
+    """A library's warning (rasterio's NotGeoreferencedWarning, ...) as one line on stderr, without source lines."""
+    click.echo(f"warning: {category.__name__.removesuffix('Warning') or 'warning'}: {message}", err=True)
 
 
 # ------------------------------------------------------------------ aoi
@@ -163,7 +181,7 @@ def aoi_show(site: str, aoi_dir: Path | None, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
 def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
-    """Check AOI files against the schema; exit 0 only if all are valid."""
+    """Check AOI files against the schema; exit 0 only if all are valid (2 if any is not)."""
     from .aoi import aoi_problems
 
     report = {str(f): aoi_problems(f) for f in files}
@@ -173,10 +191,10 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
         for f, problems in report.items():
             if problems:
                 for p in problems:
-                    click.echo(f"{f}: {p}", err=True)
+                    click.echo(f"error: {f}: {p}", err=True)
             else:
                 click.echo(f"{f}: ok")
-    sys.exit(1 if any(report.values()) else 0)
+    sys.exit(2 if any(report.values()) else 0)
 
 
 # ------------------------------------------------------------------ synth
@@ -190,12 +208,18 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option(
     "--gsd",
     "pixel_size_m",
-    type=click.FloatRange(0.1, 10.0),
+    type=FiniteFloatRange(0.1, 10.0),
     default=1.0,
     show_default=True,
     help="Pixel size in metres (ground sample distance).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same images.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Random seed; same seed, same images.",
+)
 @overwrite_option
 @json_option
 @click.pass_context
@@ -347,7 +371,7 @@ method_option = click.option(
 @click.option(
     "--min-area",
     "min_area_m2",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=40.0,
     show_default=True,
     help="Smallest structure reported, m².",
@@ -430,7 +454,7 @@ def detect(
 nominal_length_option = click.option(
     "--car-length",
     "car_length_m",
-    type=click.FloatRange(8.0, 30.0),
+    type=FiniteFloatRange(8.0, 30.0),
     default=15.5,
     show_default=True,
     help="Nominal railcar length in metres; sets the count where cars blur together (pixels over 1 m).",
@@ -569,7 +593,7 @@ def timeline_cmd(
 @click.option(
     "--gsd",
     "pixel_size_m",
-    type=click.FloatRange(0.05, 100.0, min_open=False),
+    type=FiniteFloatRange(0.05, 100.0, min_open=False),
     required=True,
     help="Pixel size of the set in metres (LEVIR-CD: 0.5).",
 )

@@ -17,6 +17,8 @@ import numpy as np
 import rasterio
 import rasterio.errors
 
+from ..errors import ImageryError
+
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
@@ -33,6 +35,10 @@ def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             props = found if isinstance(found, dict) else {}
         except (json.JSONDecodeError, AttributeError):
             pass
+        except UnicodeDecodeError as exc:
+            raise ImageryError(
+                f"{stac}: not UTF-8 text (byte {exc.start}); a STAC item sidecar must be UTF-8 JSON"
+            ) from exc
     try:
         with rasterio.open(path) as src:
             tags = {k.upper(): v for k, v in src.tags().items()}

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import shapely
 from pyproj import CRS
 from rasterio.warp import transform_geom
@@ -39,11 +40,17 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
         raise TrackError(f"{path}: expected a GeoJSON FeatureCollection of LineStrings")
     tracks: dict[str, BaseGeometry] = {}
     for i, feat in enumerate(feats):
-        props = (feat or {}).get("properties") or {}
+        props = feat.get("properties") if isinstance(feat, dict) else None
+        if not isinstance(props, dict):
+            raise TrackError(f"{path}: feature {i} has no properties object (a track needs a track_id property)")
         track_id = props.get("track_id")
         label = f"track {track_id!r}" if track_id else f"feature {i}"
         if not track_id:
             raise TrackError(f"{path}: {label} has no track_id property")
+        if not isinstance(track_id, str):
+            raise TrackError(
+                f"{path}: feature {i}: track_id {track_id!r} is a {type(track_id).__name__}; give it as text"
+            )
         if track_id in tracks:
             raise TrackError(f"{path}: track {track_id!r} appears twice")
         try:
@@ -54,6 +61,8 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             raise TrackError(f"{path}: {label} has an empty geometry")
         if geom.geom_type != "LineString":
             raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
+        if not np.isfinite(np.asarray(geom.coords, dtype=float)).all():
+            raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
         tracks[track_id] = geom
     if not tracks:
         raise TrackError(f"{path}: contains no tracks")
