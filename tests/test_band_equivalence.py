@@ -43,12 +43,13 @@ def _write(path: Path, data: np.ndarray, profile: dict, interp: tuple, descripti
     profile = {**profile, "count": data.shape[0], "dtype": data.dtype.name}
     if tuple(interp[:3]) == RGB and data.dtype == np.uint8:
         profile["photometric"] = "RGB"  # a blue-green-red file carries its order as GDAL colour interpretation
+    tags = profile.pop("tags")
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        dst.colorinterp = interp
+        dst.colorinterp = interp  # before the pixels: GDAL writes the TIFF's extra-sample (alpha) tag with them
         for i, d in enumerate(descriptions, start=1):
             dst.set_band_description(i, d)
-        dst.update_tags(**profile.pop("tags"))
+        dst.write(data)
+        dst.update_tags(**tags)
     return path
 
 

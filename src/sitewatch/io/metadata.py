@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,10 @@ def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
                 f"{stac}: not UTF-8 text (byte {exc.start}); a STAC item sidecar must be UTF-8 JSON"
             ) from exc
     try:
-        with rasterio.open(path) as src:
-            tags = {k.upper(): v for k, v in src.tags().items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                tags = {k.upper(): v for k, v in src.tags().items()}
     except rasterio.errors.RasterioIOError:
         tags = {}
     return props, tags

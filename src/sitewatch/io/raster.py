@@ -5,6 +5,7 @@ and warp another image onto that grid in a single resampling.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def open_raster(path: Path):
     if not path.exists():
         raise ImageryError(f"{path}: no such file")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():  # a missing georeference is refused by check_raster, in words
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise ImageryError(f"{path}: not a readable raster ({exc})") from exc
 
@@ -170,6 +173,24 @@ def _checked_bands(src, path: Path, bands: tuple[int, ...], alpha: int | None) -
     return BandLayout(tuple(bands), None if alpha in bands else alpha, "--bands")
 
 
+# An unnamed band is taken for an alpha band when a sample this many pixels a side of it holds
+# nothing but 0 and the dtype's maximum: no sensor's near-infrared is two-valued.
+ALPHA_SAMPLE_PX = 256
+
+
+def _looks_like_alpha(src, band: int) -> bool:
+    """An untagged 8- or 16-bit band that holds only 0 and its maximum (an alpha band whose tag was lost)."""
+    if src.dtypes[band - 1] not in ("uint8", "uint16"):
+        return False
+    top = 255 if src.dtypes[band - 1] == "uint8" else 65535
+    shape = (min(src.height, ALPHA_SAMPLE_PX), min(src.width, ALPHA_SAMPLE_PX))
+    try:
+        sample = src.read(band, out_shape=shape, resampling=Resampling.nearest)
+    except rasterio.errors.RasterioIOError:
+        return False
+    return bool(np.isin(sample, (0, top)).all() and (sample == top).any())
+
+
 def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLayout:
     """Map a file's bands onto red, green, blue[, near-infrared], with an alpha band as a mask.
 
@@ -191,8 +212,11 @@ def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLa
         colour = tuple(named[r] for r in ("red", "green", "blue"))
         if "nir" in roles:
             colour += (roles["nir"],)
-        elif colour == (1, 2, 3) and src.count >= 4 and alpha != 4:
-            colour += (4,)  # RGB tags and an unnamed fourth band: the usual R,G,B,NIR stack
+        elif colour == (1, 2, 3) and src.count >= 4 and alpha is None:
+            if _looks_like_alpha(src, 4):
+                alpha = 4
+            else:
+                colour += (4,)  # RGB tags and an unnamed fourth band: the usual R,G,B,NIR stack
         return BandLayout(colour, alpha, "colour interpretation")
     if named:
         found = ", ".join(f"band {i}: {c.name}" for i, c in enumerate(src.colorinterp, start=1))

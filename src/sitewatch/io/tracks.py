@@ -17,6 +17,15 @@ from ..errors import ImageryError, TrackError
 from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
 
 
+def _finite_coordinates(geometry: object) -> bool:
+    """False where a GeoJSON geometry's coordinates hold NaN or infinity (JSON as Python reads it allows them)."""
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    try:
+        return bool(np.isfinite(np.asarray(coords, dtype=float)).all()) if coords is not None else True
+    except (TypeError, ValueError):
+        return True  # ragged or not numbers: shape() says what is wrong
+
+
 def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
     """Track centrelines from a GeoJSON of LineStrings, each with a ``track_id`` property.
 
@@ -53,6 +62,8 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             )
         if track_id in tracks:
             raise TrackError(f"{path}: track {track_id!r} appears twice")
+        if not _finite_coordinates(feat.get("geometry")):
+            raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
         try:
             geom = shape(feat["geometry"]) if feat.get("geometry") else None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -61,8 +72,7 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             raise TrackError(f"{path}: {label} has an empty geometry")
         if geom.geom_type != "LineString":
             raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
-        if not np.isfinite(np.asarray(geom.coords, dtype=float)).all():
-            raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
+
         tracks[track_id] = geom
     if not tracks:
         raise TrackError(f"{path}: contains no tracks")
