@@ -25,7 +25,6 @@ from scipy import ndimage
 from sitewatch.cli import main
 from sitewatch.errors import ImageryError, OutputExistsError
 from sitewatch.io import csv_safe, read_aoi_window, read_source, staged_outputs, write_csv
-from sitewatch.io.outputs import LOCK_NAME
 from sitewatch.io.raster import band_layout
 
 ORIGIN = (500000.0, 4400000.0)  # UTM 52N, as conftest.write_tif
@@ -347,7 +346,7 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
 def test_a_second_run_into_a_locked_folder_stops_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # as a running sitewatch holds it
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(OutputExistsError, match="another sitewatch run is writing into this folder"):
@@ -355,7 +354,7 @@ def test_a_second_run_into_a_locked_folder_stops_and_writes_nothing(tmp_path):
                 (stage / "a.txt").write_text("x")
     finally:
         os.close(fd)
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    assert list(out.iterdir()) == []
 
 
 def test_staging_folders_a_killed_run_left_are_removed(tmp_path):
@@ -365,7 +364,7 @@ def test_staging_folders_a_killed_run_left_are_removed(tmp_path):
     (stale / "partial.tif").write_bytes(b"half")
     with staged_outputs(out, ["a.txt"]) as stage:
         (stage / "a.txt").write_text("x")
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "a.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]
 
 
 def test_report_never_writes_through_a_planted_symlink(tmp_path):

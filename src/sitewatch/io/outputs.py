@@ -53,16 +53,15 @@ def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
         raise OutputExistsError(f"output exists, not overwriting (use --overwrite): {', '.join(taken)}")
 
 
-LOCK_NAME = ".sitewatch.lock"
 STAGING_PREFIX = ".sitewatch-"
 
 
 @contextmanager
 def _locked(out_dir: Path) -> Iterator[None]:
-    """Hold ``out_dir``'s lock; another run writing into it makes this one stop, saying so."""
+    """Hold a lock on the folder itself (no lock file is left in it); another run writing into it stops this one."""
     import fcntl
 
-    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
