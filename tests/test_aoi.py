@@ -116,8 +116,8 @@ def test_cli_list_show_validate(tmp_path):
 
     bad = _broken(tmp_path, lambda d: d["features"][3]["properties"].update(role="tower"))
     res = runner.invoke(main, ["aoi", "validate", str(AOI_DIR / "hamhung-feb8-vinalon.geojson"), str(bad)])
-    assert res.exit_code == 1
-    assert "broken.geojson" in res.output and "Building B" in res.output
+    assert res.exit_code == 2  # bad input, as for every command
+    assert f"error: {bad}" in res.output and "Building B" in res.output
 
     res = runner.invoke(main, ["aoi", "show", "no-such-site"])
     assert res.exit_code == 2 and "unknown site 'no-such-site'" in res.output

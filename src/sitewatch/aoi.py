@@ -151,6 +151,11 @@ def _schema_message(doc: dict[str, Any], err: jsonschema.ValidationError) -> str
     return f"{where}: {field_path + ': ' if field_path else ''}{message}"
 
 
+def _refuse_constant(name: str) -> Any:
+    """``NaN``/``Infinity`` are not JSON (Python's reader accepts them): a coordinate must be a number."""
+    raise ValueError(f"not valid JSON: {name} is not a number JSON allows")
+
+
 def aoi_problems(path: str | os.PathLike[str]) -> list[str]:
     """Every problem found in an AOI file, as readable sentences (empty if valid).
 
@@ -169,10 +174,14 @@ def aoi_problems(path: str | os.PathLike[str]) -> list[str]:
         text = path.read_text("utf-8")
     except OSError as exc:
         return [f"cannot read file: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:
+        return [f"not UTF-8 text (byte {exc.start}); GeoJSON must be UTF-8 (RFC 7946)"]
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         return [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+    except ValueError as exc:
+        return [str(exc)]
     if not isinstance(doc, dict):
         return ["top level: expected a GeoJSON FeatureCollection object"]
 

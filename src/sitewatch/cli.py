@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,40 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses ``nan`` and infinities (which every range check lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class BandsType(click.ParamType):
+    """``--bands R,G,B[,NIR]``: 1-based band numbers, red first."""
+
+    name = "R,G,B[,NIR]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            bands = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r}: give band numbers such as 3,2,1 or 3,2,1,4 (1-based, red first)", param, ctx)
+        if len(bands) not in (3, 4) or len(set(bands)) != len(bands) or min(bands) < 1:
+            self.fail(f"{value!r}: three or four different band numbers from 1 up (R,G,B or R,G,B,NIR)", param, ctx)
+        return bands
+
+
+bands_option = click.option(
+    "--bands",
+    type=BandsType(),
+    default=None,
+    help="Band numbers (1-based) of red, green, blue[, near-infrared] in every image, e.g. 3,2,1,4 for "
+    "blue-green-red-NIR. Default: read from the files' colour interpretation and band names, else 1,2,3[,4].",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 
@@ -68,7 +104,13 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     # force: a second invocation in one process (tests, notebooks) logs to the current stderr
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    warnings.showwarning = _one_line_warning
     ctx.obj = {"quiet": quiet}
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 (the hook's signature)
+    """A library's warning (rasterio's NotGeoreferencedWarning, ...) as one line on stderr, without source lines."""
+    click.echo(f"warning: {category.__name__.removesuffix('Warning') or 'warning'}: {message}", err=True)
 
 
 # ------------------------------------------------------------------ aoi
@@ -139,7 +181,7 @@ def aoi_show(site: str, aoi_dir: Path | None, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
 def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
-    """Check AOI files against the schema; exit 0 only if all are valid."""
+    """Check AOI files against the schema; exit 0 only if all are valid (2 if any is not)."""
     from .aoi import aoi_problems
 
     report = {str(f): aoi_problems(f) for f in files}
@@ -149,10 +191,10 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
         for f, problems in report.items():
             if problems:
                 for p in problems:
-                    click.echo(f"{f}: {p}", err=True)
+                    click.echo(f"error: {f}: {p}", err=True)
             else:
                 click.echo(f"{f}: ok")
-    sys.exit(1 if any(report.values()) else 0)
+    sys.exit(2 if any(report.values()) else 0)
 
 
 # ------------------------------------------------------------------ synth
@@ -166,12 +208,18 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option(
     "--gsd",
     "pixel_size_m",
-    type=click.FloatRange(0.1, 10.0),
+    type=FiniteFloatRange(0.1, 10.0),
     default=1.0,
     show_default=True,
     help="Pixel size in metres (ground sample distance).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same images.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Random seed; same seed, same images.",
+)
 @overwrite_option
 @json_option
 @click.pass_context
@@ -206,6 +254,7 @@ def synth(
     help="Write MOVING with the correction in its geotransform (pixels unchanged).",
 )
 @click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -216,6 +265,7 @@ def coreg_cmd(
     moving: Path,
     out_file: Path | None,
     show_windows: bool,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -223,7 +273,7 @@ def coreg_cmd(
     REFERENCE appears at (col + dx, row + dy) in MOVING)."""
     from .pipeline import coregister
 
-    result = coregister(reference, moving, out=out_file, overwrite=overwrite)
+    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands)
     if as_json:
         _echo_json(result.to_dict(windows=show_windows))
         return
@@ -233,6 +283,11 @@ def coreg_cmd(
     click.echo(
         f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
         f"({s.shift_m[0]:+.2f}, {s.shift_m[1]:+.2f} m), {s.model}"
+    )
+    east, north = result.grid.map_offset(s.dx, s.dy)
+    click.echo(
+        f"  on the map: MOVING shows each feature {abs(east):.2f} m {'east' if east >= 0 else 'west'} and "
+        f"{abs(north):.2f} m {'north' if north >= 0 else 'south'} of where REFERENCE shows it"
     )
     click.echo(
         f"  windows: {s.windows_valid} agree, {s.windows_rejected} rejected; confidence {s.confidence:.2f}; "
@@ -316,7 +371,7 @@ method_option = click.option(
 @click.option(
     "--min-area",
     "min_area_m2",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=40.0,
     show_default=True,
     help="Smallest structure reported, m².",
@@ -326,6 +381,7 @@ method_option = click.option(
     is_flag=True,
     help="If co-registration finds no reliable shift, go on unshifted instead of stopping.",
 )
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -341,6 +397,7 @@ def detect(
     normalisation: str,
     min_area_m2: float,
     assume_registered: bool,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -357,6 +414,7 @@ def detect(
         normalisation=normalisation,
         min_area_m2=min_area_m2,
         assume_registered=assume_registered,
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     s = result.summary
@@ -402,7 +460,7 @@ def detect(
 nominal_length_option = click.option(
     "--car-length",
     "car_length_m",
-    type=click.FloatRange(8.0, 30.0),
+    type=FiniteFloatRange(8.0, 30.0),
     default=15.5,
     show_default=True,
     help="Nominal railcar length in metres; sets the count where cars blur together (pixels over 1 m).",
@@ -426,6 +484,7 @@ nominal_length_option = click.option(
     help="Output folder for railcars.geojson, railcars.csv and railcars.json.",
 )
 @nominal_length_option
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -437,6 +496,7 @@ def railcars(
     tracks_file: Path | None,
     out_dir: Path | None,
     car_length_m: float,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -451,6 +511,7 @@ def railcars(
         out_dir=out_dir,
         overwrite=overwrite,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:
@@ -479,6 +540,7 @@ def railcars(
     "--no-structures", is_flag=True, help="Count railcars only; skip structure change against the first date."
 )
 @nominal_length_option
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -490,6 +552,7 @@ def timeline_cmd(
     out_dir: Path,
     no_structures: bool,
     car_length_m: float,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -504,6 +567,7 @@ def timeline_cmd(
         overwrite=overwrite,
         structures=not no_structures,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
+        bands=bands,
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:
@@ -563,7 +627,7 @@ def _evaluation_line(d: dict[str, Any]) -> str:
 @click.option(
     "--gsd",
     "pixel_size_m",
-    type=click.FloatRange(0.05, 100.0, min_open=False),
+    type=FiniteFloatRange(0.05, 100.0, min_open=False),
     help="Pixel size in metres of every set given without :GSD (LEVIR-CD: 0.5).",
 )
 @click.option(

@@ -428,6 +428,9 @@ class CoregSettings:
 
 # Images sharing less than this share of valid pixels are not co-registered.
 MIN_SHARED_SHARE = 0.25
+# Smallest image side co-registered: the gradient field's Sobel and smoothing take 3-4 px at
+# each edge, and a correlation peak needs room round it; a thumbnail holds no shift to measure.
+MIN_IMAGE_PX = 16
 # Default window: this share of the shorter side, clipped to a range (enough texture in each,
 # enough windows across a scene).
 WINDOW_SHARE = 0.25
@@ -488,9 +491,21 @@ def _fields(
     for v in (reference_valid, moving_valid):
         if v is not None:
             both &= v
+    if min(both.shape) < MIN_IMAGE_PX:
+        raise AlignmentError(
+            f"no reliable shift: the images are {both.shape[1]} x {both.shape[0]} px; co-registration needs "
+            f"at least {MIN_IMAGE_PX} px a side"
+        )
     if both.mean() < MIN_SHARED_SHARE:
         raise AlignmentError("the images share less than a quarter of their pixels; cannot co-register")
-    return gradient_field(reference, reference_valid), gradient_field(moving, moving_valid), both
+    fields = gradient_field(reference, reference_valid), gradient_field(moving, moving_valid)
+    for name, f in zip(("reference", "moving"), fields):
+        if np.abs(f[both]).std() < FEATURELESS_STD:
+            raise AlignmentError(
+                f"no reliable shift: the {name} image is featureless (one value, or no edges, over every "
+                "pixel shared); there is no evidence to measure a shift from"
+            )
+    return fields[0], fields[1], both
 
 
 def _window_estimate(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -141,6 +142,13 @@ class LayerStyle:
 CHANGE_STYLE = LayerStyle({kind: COLOURS[kind] for kind in ("new", "removed", "changed")}, colour_by="change")
 
 
+def _popup_value(value: Any) -> Any:
+    """A property as a popup shows it: NaN as empty, text HTML-escaped."""
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return escape(value) if isinstance(value, str) else value
+
+
 def geojson_layer(
     records: list[dict[str, Any]],
     crs: Any,
@@ -154,10 +162,11 @@ def geojson_layer(
     folium = _folium()
     features = []
     for rec in records:
-        props = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items() if k != "geometry"}
+        # popups and tooltips are set through innerHTML: every text reaches the page escaped
+        props = {k: _popup_value(v) for k, v in rec.items() if k != "geometry"}
         features.append({"type": "Feature", "geometry": mapping(_lonlat(rec["geometry"], crs)), "properties": props})
     collection = {"type": "FeatureCollection", "features": features}
-    layer = folium.GeoJson(collection, name=name, style_function=style.of, show=show)
+    layer = folium.GeoJson(collection, name=escape(name), style_function=style.of, show=show)
     if popup_fields and features:
         folium.GeoJsonPopup(fields=popup_fields).add_to(layer)
         folium.GeoJsonTooltip(fields=popup_fields[:2]).add_to(layer)

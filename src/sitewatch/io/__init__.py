@@ -9,7 +9,9 @@
 
 from .metadata import image_date, image_sun
 from .outputs import (
+    check_out_dir,
     check_outputs_free,
+    csv_safe,
     read_vectors,
     staged_outputs,
     write_csv,
@@ -19,25 +21,32 @@ from .outputs import (
 )
 from .pictures import LOCAL_CRS, read_picture, write_mask_png
 from .raster import (
+    BandLayout,
     Grid,
     RasterWindow,
     SourceRaster,
     corrected_transform,
+    local_utm_grid,
     read_aoi_window,
     read_source,
+    to_local_utm,
     warp_onto_grid,
 )
 from .tracks import read_track_window, read_tracks_file
 
 __all__ = [
     "LOCAL_CRS",
+    "BandLayout",
     "Grid",
     "RasterWindow",
     "SourceRaster",
+    "check_out_dir",
     "check_outputs_free",
+    "csv_safe",
     "corrected_transform",
     "image_date",
     "image_sun",
+    "local_utm_grid",
     "read_aoi_window",
     "read_picture",
     "read_source",
@@ -45,6 +54,7 @@ __all__ = [
     "read_tracks_file",
     "read_vectors",
     "staged_outputs",
+    "to_local_utm",
     "warp_onto_grid",
     "write_csv",
     "write_geotiff",

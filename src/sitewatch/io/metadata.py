@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.errors
+
+from ..errors import ImageryError
 
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -33,9 +36,15 @@ def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             props = found if isinstance(found, dict) else {}
         except (json.JSONDecodeError, AttributeError):
             pass
+        except UnicodeDecodeError as exc:
+            raise ImageryError(
+                f"{stac}: not UTF-8 text (byte {exc.start}); a STAC item sidecar must be UTF-8 JSON"
+            ) from exc
     try:
-        with rasterio.open(path) as src:
-            tags = {k.upper(): v for k, v in src.tags().items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                tags = {k.upper(): v for k, v in src.tags().items()}
     except rasterio.errors.RasterioIOError:
         tags = {}
     return props, tags

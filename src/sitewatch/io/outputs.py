@@ -25,31 +25,84 @@ from ..errors import OutputExistsError, RunError
 from .raster import Grid
 
 
+def check_out_dir(out_dir: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output folder that cannot be written or whose name cannot be.
+
+    The folder need not exist; then the nearest existing folder above it must be writable.
+    """
+    path = Path(out_dir)
+    if any(ord(ch) < 32 for ch in str(path)):
+        raise OutputExistsError(f"{str(path)!r}: an output path with a control character (newline, tab) is refused")
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path}: exists and is not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputExistsError(f"{path}: cannot be written ({existing} is not a writable folder)")
+
+
 def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
-    """Refuse to start when an output exists and ``overwrite`` is false."""
+    """Refuse to start when an output folder cannot be written, or an output exists and ``overwrite`` is false."""
+    for folder in {p.parent for p in paths}:
+        check_out_dir(folder)
     if overwrite:
         return
-    taken = [str(p) for p in paths if p.exists()]
+    taken = [str(p) for p in paths if p.exists() or p.is_symlink()]
     if taken:
         raise OutputExistsError(f"output exists, not overwriting (use --overwrite): {', '.join(taken)}")
+
+
+STAGING_PREFIX = ".sitewatch-"
+
+
+@contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Hold a lock on the folder itself (no lock file is left in it); another run writing into it stops this one."""
+    import fcntl
+
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise OutputExistsError(
+                f"{out_dir}: another sitewatch run is writing into this folder; wait for it, or choose another -o"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders a killed run left behind (only called with the folder's lock held, so none is live)."""
+    for item in out_dir.glob(STAGING_PREFIX + "*"):
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
 
 
 @contextmanager
 def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Write a run's files into a staging folder, then move them all into ``out_dir``.
 
-    Yields the staging folder.  If the block raises, nothing in ``out_dir`` changes.
+    Yields the staging folder.  If the block raises, nothing in ``out_dir`` changes.  The
+    folder is locked while its files are written and moved, so two runs into one folder
+    cannot interleave (the second stops, or - without ``overwrite`` - finds the first's
+    outputs and refuses); staging folders left by a killed run are removed.
     """
     out_dir = Path(out_dir)
     check_outputs_free([out_dir / n for n in names], overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".sitewatch-", dir=out_dir))
-    try:
-        yield staging
-        for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _locked(out_dir):
+        check_outputs_free([out_dir / n for n in names], overwrite)
+        _remove_stale_staging(out_dir)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+        try:
+            yield staging
+            for item in staging.iterdir():
+                os.replace(item, out_dir / item.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_geotiff(
@@ -169,9 +222,25 @@ def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CR
     return records, CRS.from_user_input(gdf.crs)
 
 
+# A cell starting with one of these is read as a formula by spreadsheets (CSV injection): such
+# text cells are written with a leading apostrophe, which the spreadsheet shows as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet cannot run: text starting like a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    """Rows (dicts) as CSV with a header of ``fields``; keys not in ``fields`` are left out."""
+    """Rows (dicts) as CSV with a header of ``fields``; keys not in ``fields`` are left out.
+
+    Text cells (and header names) that a spreadsheet would run as a formula are neutralised
+    (:func:`csv_safe`).
+    """
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(fh)
+        writer.writerow([csv_safe(f) for f in fields])
+        writer.writerows([csv_safe(row.get(f, "")) for f in fields] for row in rows)

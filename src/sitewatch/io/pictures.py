@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,14 @@ def read_picture(path: str | os.PathLike[str], pixel_size_m: float, *, mode: str
     if not path.exists():
         raise ImageryError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            pixels = np.asarray(im.convert(mode), dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert(mode), dtype=np.float32)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageryError(
+            f"{path}: declares more pixels than a picture should ({exc}); refused as a possible decompression bomb"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise ImageryError(f"{path}: not a readable picture ({exc})") from exc
     data = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)

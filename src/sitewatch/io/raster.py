@@ -5,6 +5,7 @@ and warp another image onto that grid in a single resampling.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import rasterio
 import rasterio.errors
 from affine import Affine
 from pyproj import CRS
-from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_geom
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.warp import calculate_default_transform, reproject, transform_geom
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -43,6 +44,14 @@ class Grid:
         east, south = self.transform * (cols, rows)
         return (min(west, east), min(south, north), max(west, east), max(south, north))
 
+    def map_offset(self, dx: float, dy: float) -> tuple[float, float]:
+        """A displacement of (dx columns, dy rows) in map axes: (east, north) in CRS units.
+
+        Rows grow southwards on a north-up grid, so a positive ``dy`` is a negative north.
+        """
+        t = self.transform
+        return (t.a * dx + t.b * dy, t.d * dx + t.e * dy)
+
 
 @dataclass(frozen=True)
 class RasterWindow:
@@ -63,7 +72,9 @@ def open_raster(path: Path):
     if not path.exists():
         raise ImageryError(f"{path}: no such file")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():  # a missing georeference is refused by check_raster, in words
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise ImageryError(f"{path}: not a readable raster ({exc})") from exc
 
@@ -75,51 +86,222 @@ def check_raster(src, path: Path, min_bands: int) -> None:
         raise ImageryError(f"{path}: has {src.count} band(s), at least {min_bands} needed")
 
 
-def _valid_mask(src, data: np.ndarray, window_mask: np.ndarray | None = None) -> np.ndarray:
-    valid = np.ones(data.shape[1:], dtype=bool)
-    for b, nd in enumerate(src.nodatavals):
-        if nd is not None:
-            valid &= ~((data[b] == nd) | (np.isnan(nd) & np.isnan(data[b])))
-    if window_mask is not None:
-        valid &= window_mask
-    return valid & np.all(np.isfinite(data), axis=0)
+# The most pixels one read may ask for (a window of BEFORE, the whole of AFTER): 2^28 px is
+# 4 GiB as four float32 bands.  A file declaring more is refused before any memory is taken.
+MAX_READ_PX = 2**28
 
 
-def read_bounds(src, path: Path, bounds: tuple[float, float, float, float]) -> RasterWindow:
-    """Every band of ``src`` inside ``bounds`` (in its CRS), on its own grid, as a RasterWindow."""
-    win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
-    win = win.intersection(Window(0, 0, src.width, src.height))
+def check_read_size(path: Path, rows: int, cols: int) -> None:
+    """Refuse a read of more than :data:`MAX_READ_PX` pixels before allocating it."""
+    if rows * cols > MAX_READ_PX:
+        raise ImageryError(
+            f"{path}: the part to read is {cols} x {rows} px ({rows * cols / 1e6:.0f} Mpx), more than "
+            f"sitewatch reads at once ({MAX_READ_PX / 1e6:.0f} Mpx); crop it to the site first "
+            "(gdal_translate -projwin)"
+        )
+
+
+# Band descriptions (lower case) that name a colour, as GDAL, STAC eo:bands common names and
+# vendors write them.
+BAND_NAMES = {
+    "red": {"red", "r"},
+    "green": {"green", "g"},
+    "blue": {"blue", "b"},
+    "nir": {"nir", "nir1", "near-infrared", "near infrared", "nearinfrared", "infrared"},
+}
+COLOUR_ORDER = ("red", "green", "blue", "nir")
+
+
+@dataclass(frozen=True)
+class BandLayout:
+    """Which bands of a file to read, in the order sitewatch uses them.
+
+    ``colour`` holds 1-based band numbers in the order red, green, blue[, near-infrared] (or
+    one band of a panchromatic image); ``alpha`` the 1-based alpha band, read as a mask
+    (0 = no data), never as a colour; ``basis`` says how the order was decided.
+    """
+
+    colour: tuple[int, ...]
+    alpha: int | None
+    basis: str
+
+
+def _band_roles(src, path: Path) -> tuple[dict[str, int], int | None]:
+    """Colour roles the file names (colour interpretation, band descriptions) and its alpha band.
+
+    Where the two disagree (photometric RGB tags on bands described blue, green, red) the
+    file is not trusted either way.
+    """
+    alpha = None
+    by_interp: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    descriptions = [(d or "").strip().lower() for d in src.descriptions]
+    for i, (interp, text) in enumerate(zip(src.colorinterp, descriptions), start=1):
+        if interp.name == "alpha" or text in ("alpha", "mask"):
+            alpha = alpha or i
+            continue
+        if interp.name in COLOUR_ORDER:
+            by_interp.setdefault(interp.name, i)
+        by_name.update({role: i for role, words in BAND_NAMES.items() if text in words and role not in by_name})
+    clash = [r for r in by_interp if r in by_name and by_interp[r] != by_name[r]]
+    if clash:
+        found = "; ".join(
+            f"band {i}: {c.name}, described {d or 'nothing'!r}"
+            for i, (c, d) in enumerate(zip(src.colorinterp, descriptions), start=1)
+        )
+        raise ImageryError(
+            f"{path}: colour interpretation and band descriptions disagree on which band is {clash[0]} "
+            f"({found}); pass --bands R,G,B[,NIR]"
+        )
+    return {**by_name, **by_interp}, alpha
+
+
+def _band_roles_or_none(src, path: Path) -> int | None:
+    """The alpha band, where ``--bands`` overrides whatever else the file says about its bands."""
     try:
-        data = src.read(window=win, out_dtype="float32")
-    except rasterio.errors.RasterioIOError as exc:
-        raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
-    grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
-    return RasterWindow(path, data, _valid_mask(src, data), grid, image_date(path))
+        return _band_roles(src, path)[1]
+    except ImageryError:
+        return next((i for i, c in enumerate(src.colorinterp, start=1) if c.name == "alpha"), None)
 
 
-def read_aoi_window(
-    path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, min_bands: int = 1
-) -> RasterWindow:
-    """Read the part of an image that covers an AOI footprint, on the image's own grid.
+def _checked_bands(src, path: Path, bands: tuple[int, ...], alpha: int | None) -> BandLayout:
+    if len(bands) not in (1, 3, 4) or len(set(bands)) != len(bands):
+        raise ImageryError(f"{path}: --bands needs R,G,B or R,G,B,NIR: three or four different band numbers")
+    wrong = [b for b in bands if not 1 <= b <= src.count]
+    if wrong:
+        raise ImageryError(f"{path}: --bands {','.join(map(str, bands))}: the file has bands 1-{src.count} only")
+    return BandLayout(tuple(bands), None if alpha in bands else alpha, "--bands")
+
+
+# An unnamed band is taken for an alpha band when a sample this many pixels a side of it holds
+# nothing but 0 and the dtype's maximum: no sensor's near-infrared is two-valued.
+ALPHA_SAMPLE_PX = 256
+
+
+def _looks_like_alpha(src, band: int) -> bool:
+    """An untagged 8- or 16-bit band that holds only 0 and its maximum (an alpha band whose tag was lost)."""
+    if src.dtypes[band - 1] not in ("uint8", "uint16"):
+        return False
+    top = 255 if src.dtypes[band - 1] == "uint8" else 65535
+    shape = (min(src.height, ALPHA_SAMPLE_PX), min(src.width, ALPHA_SAMPLE_PX))
+    try:
+        sample = src.read(band, out_shape=shape, resampling=Resampling.nearest)
+    except rasterio.errors.RasterioIOError:
+        return False
+    return bool(np.isin(sample, (0, top)).all() and (sample == top).any())
+
+
+def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLayout:
+    """Map a file's bands onto red, green, blue[, near-infrared], with an alpha band as a mask.
+
+    ``bands`` (1-based, as ``--bands R,G,B[,NIR]``) wins; otherwise the colour interpretation
+    GDAL reads (TIFF photometric tags, ``colorinterp``) and band descriptions name the bands;
+    a file that names none of red, green and blue is read by position (1, 2, 3[, 4]).
 
     Raises
     ------
     ImageryError
-        If the file is missing or unreadable, has no CRS, too few bands, or does not
-        overlap the footprint.
+        When the file names some colours but not red, green and blue, or its colour
+        interpretation and band descriptions disagree, saying what it found.
+    """
+    if bands:
+        return _checked_bands(src, path, tuple(bands), _band_roles_or_none(src, path))
+    roles, alpha = _band_roles(src, path)
+    named = {r: roles[r] for r in ("red", "green", "blue") if r in roles}
+    if len(named) == 3:
+        colour = tuple(named[r] for r in ("red", "green", "blue"))
+        if "nir" in roles:
+            colour += (roles["nir"],)
+        elif colour == (1, 2, 3) and src.count >= 4 and alpha is None:
+            if _looks_like_alpha(src, 4):
+                alpha = 4
+            else:
+                colour += (4,)  # RGB tags and an unnamed fourth band: the usual R,G,B,NIR stack
+        return BandLayout(colour, alpha, "colour interpretation")
+    if named:
+        found = ", ".join(f"band {i}: {c.name}" for i, c in enumerate(src.colorinterp, start=1))
+        raise ImageryError(
+            f"{path}: cannot tell which bands are red, green and blue ({found}); pass --bands R,G,B[,NIR]"
+        )
+    plain = tuple(i for i in range(1, src.count + 1) if i != alpha)
+    return BandLayout(plain[:4] if len(plain) >= 3 else plain[:1], alpha, "position")
+
+
+def need_colour(layout: BandLayout, path: Path, purpose: str) -> None:
+    """Refuse a one- or two-band image where ``purpose`` reads colour."""
+    if len(layout.colour) < 3:
+        raise ImageryError(
+            f"{path}: has one colour band (panchromatic or grey); {purpose} needs red, green and blue "
+            "(roofs, vegetation and railcars are told apart by colour); pass --bands R,G,B if the file has them"
+        )
+
+
+def _read_layout(src, path: Path, layout: BandLayout, win: Window | None) -> tuple[np.ndarray, np.ndarray]:
+    """The layout's colour bands as float32 and the valid mask (nodata, alpha, GDAL mask, finite)."""
+    rows, cols = (int(win.height), int(win.width)) if win is not None else (src.height, src.width)
+    check_read_size(path, rows, cols)
+    try:
+        data = src.read(list(layout.colour), window=win, out_dtype="float32")
+        valid = np.all(np.isfinite(data), axis=0)
+        for k, b in enumerate(layout.colour):
+            nd = src.nodatavals[b - 1]
+            if nd is not None:
+                valid &= ~((data[k] == nd) | (np.isnan(nd) & np.isnan(data[k])))
+        if layout.alpha is not None:
+            valid &= src.read(layout.alpha, window=win) > 0
+        elif MaskFlags.per_dataset in src.mask_flag_enums[layout.colour[0] - 1]:
+            valid &= src.read_masks(layout.colour[0], window=win) > 0
+    except rasterio.errors.RasterioIOError as exc:
+        raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
+    return data, valid
+
+
+def read_bounds(
+    src, path: Path, bounds: tuple[float, float, float, float], layout: BandLayout | None = None
+) -> RasterWindow:
+    """The layout's bands of ``src`` inside ``bounds`` (in its CRS), on its own grid, as a RasterWindow."""
+    layout = layout or band_layout(src, path)
+    win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    win = win.intersection(Window(0, 0, src.width, src.height))
+    data, valid = _read_layout(src, path, layout, win)
+    grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
+    return RasterWindow(path, data, valid, grid, image_date(path))
+
+
+def read_aoi_window(
+    path: str | os.PathLike[str],
+    footprint_lonlat: BaseGeometry,
+    *,
+    bands: tuple[int, ...] | None = None,
+    colour: bool = True,
+) -> RasterWindow:
+    """Read the part of an image that covers an AOI footprint, on the image's own grid.
+
+    Bands come in the order red, green, blue[, near-infrared] (:func:`band_layout`;
+    ``bands`` as ``--bands``); an alpha band masks.  With ``colour``, a one-band image is
+    refused.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing or unreadable, has no CRS, bands that cannot be mapped, or
+        does not overlap the footprint.
     """
     path = Path(path)
     with open_raster(path) as src:
-        check_raster(src, path, min_bands)
+        check_raster(src, path, 1)
+        layout = band_layout(src, path, bands)
+        if colour:
+            need_colour(layout, path, "this command")
         fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
         image_box = box(*src.bounds)
         overlap = fp.intersection(image_box)
         if overlap.is_empty or overlap.area <= 0:
             raise ImageryError(
                 f"{path}: does not overlap the AOI footprint "
-                f"(image bounds {tuple(round(v) for v in src.bounds)} in {src.crs})"
+                f"(image bounds {tuple(round(v, 6) for v in src.bounds)} in {src.crs})"
             )
-        return read_bounds(src, path, overlap.bounds)
+        return read_bounds(src, path, overlap.bounds, layout)
 
 
 @dataclass(frozen=True)
@@ -133,25 +315,50 @@ class SourceRaster:
     date: str | None
 
 
-def read_source(path: str | os.PathLike[str], *, min_bands: int = 1) -> SourceRaster:
-    """Read every band of an image as float32, nodata replaced by NaN.
+def read_source(
+    path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None, colour: bool = True
+) -> SourceRaster:
+    """Read an image's bands (red, green, blue[, NIR]; see :func:`read_aoi_window`) as float32, nodata as NaN.
 
     Raises
     ------
     ImageryError
-        If the file is missing, unreadable, has no CRS or too few bands.
+        If the file is missing, unreadable, has no CRS, bands that cannot be mapped, or
+        declares more pixels than :data:`MAX_READ_PX`.
     """
     path = Path(path)
     with open_raster(path) as src:
-        check_raster(src, path, min_bands)
-        try:
-            data = src.read(out_dtype="float32")
-        except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
-        for b, nd in enumerate(src.nodatavals):
-            if nd is not None:
-                data[b][data[b] == nd] = np.nan
+        check_raster(src, path, 1)
+        layout = band_layout(src, path, bands)
+        if colour:
+            need_colour(layout, path, "this command")
+        data, valid = _read_layout(src, path, layout, None)
+        data[:, ~valid] = np.nan
         return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))
+
+
+def utm_crs_at(lon: float, lat: float) -> CRS:
+    """The WGS 84 UTM zone CRS holding a point."""
+    zone = int(np.clip(np.floor((lon + 180.0) / 6.0) + 1, 1, 60))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def local_utm_grid(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> Grid:
+    """A north-up grid in the local UTM zone covering a geographic raster at about its resolution."""
+    rows, cols = shape_rc
+    west, north = transform * (0, 0)
+    east, south = transform * (cols, rows)
+    west, east, south, north = min(west, east), max(west, east), min(south, north), max(south, north)
+    utm = utm_crs_at((west + east) / 2, (south + north) / 2)
+    dst_transform, width, height = calculate_default_transform(crs, utm, cols, rows, west, south, east, north)
+    return Grid(utm, dst_transform, (int(height), int(width)))
+
+
+def to_local_utm(window: RasterWindow) -> RasterWindow:
+    """A window on a geographic CRS warped once onto its local UTM grid (metres), nodata as invalid."""
+    data = np.where(window.valid, window.data, np.nan).astype(np.float32)
+    source = SourceRaster(window.path, data, window.grid.transform, window.grid.crs, window.date)
+    return warp_onto_grid(source, local_utm_grid(window.grid.crs, window.grid.transform, window.grid.shape))
 
 
 def corrected_transform(
@@ -209,13 +416,19 @@ def warp_onto_grid(
 
     ``shift_px = (dx, dy)`` is the displacement of this image's content relative to the
     reference, in the reference grid's columns and rows (with an optional affine
-    ``gradient`` about ``centre``).  It is corrected by editing the source geotransform
-    before the warp (:func:`corrected_transform`), so the pixels are resampled once.
+    ``gradient`` about ``centre``): what belongs at grid pixel ``p`` lies at ``p + d(p)``.
+    It is corrected by sampling the source at ``grid.transform · (p + d(p))`` - the grid's
+    lattice moved, in the grid's own CRS - so the pixels are resampled once, whatever the
+    source's CRS.
     """
-    src_transform = corrected_transform(source.transform, grid.transform, shift_px, gradient, centre)
+    dx, dy = shift_px
+    a, b, c, d = gradient
+    cx, cy = centre
+    move = Affine(1 + a, b, dx - a * cx - b * cy, c, 1 + d, dy - c * cx - d * cy)
+    sample_transform = grid.transform @ move
     rows, cols = grid.shape
     out = np.full((source.data.shape[0], rows, cols), np.nan, dtype=np.float32)
-    offset = _whole_pixel_offset(src_transform, source.crs, grid)
+    offset = _whole_pixel_offset(source.transform, source.crs, Grid(grid.crs, sample_transform, grid.shape))
     if offset is not None:  # same lattice: a slice, no resampling (and much faster)
         r0, c0 = offset
         sr, sc = source.data.shape[1:]
@@ -229,9 +442,9 @@ def warp_onto_grid(
     reproject(
         source.data,
         out,
-        src_transform=src_transform,
+        src_transform=source.transform,
         src_crs=source.crs,
-        dst_transform=grid.transform,
+        dst_transform=sample_transform,
         dst_crs=grid.crs,
         resampling=resampling,
         src_nodata=np.nan,

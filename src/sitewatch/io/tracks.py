@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import shapely
 from pyproj import CRS
 from rasterio.warp import transform_geom
@@ -13,7 +14,16 @@ from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, TrackError
-from .raster import RasterWindow, check_raster, open_raster, read_bounds
+from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
+
+
+def _finite_coordinates(geometry: object) -> bool:
+    """False where a GeoJSON geometry's coordinates hold NaN or infinity (JSON as Python reads it allows them)."""
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    try:
+        return bool(np.isfinite(np.asarray(coords, dtype=float)).all()) if coords is not None else True
+    except (TypeError, ValueError):
+        return True  # ragged or not numbers: shape() says what is wrong
 
 
 def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
@@ -39,13 +49,21 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
         raise TrackError(f"{path}: expected a GeoJSON FeatureCollection of LineStrings")
     tracks: dict[str, BaseGeometry] = {}
     for i, feat in enumerate(feats):
-        props = (feat or {}).get("properties") or {}
+        props = feat.get("properties") if isinstance(feat, dict) else None
+        if not isinstance(props, dict):
+            raise TrackError(f"{path}: feature {i} has no properties object (a track needs a track_id property)")
         track_id = props.get("track_id")
         label = f"track {track_id!r}" if track_id else f"feature {i}"
         if not track_id:
             raise TrackError(f"{path}: {label} has no track_id property")
+        if not isinstance(track_id, str):
+            raise TrackError(
+                f"{path}: feature {i}: track_id {track_id!r} is a {type(track_id).__name__}; give it as text"
+            )
         if track_id in tracks:
             raise TrackError(f"{path}: track {track_id!r} appears twice")
+        if not _finite_coordinates(feat.get("geometry")):
+            raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
         try:
             geom = shape(feat["geometry"]) if feat.get("geometry") else None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -54,6 +72,7 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             raise TrackError(f"{path}: {label} has an empty geometry")
         if geom.geom_type != "LineString":
             raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
+
         tracks[track_id] = geom
     if not tracks:
         raise TrackError(f"{path}: contains no tracks")
@@ -66,13 +85,16 @@ def read_track_window(
     *,
     margin_m: float = 20.0,
     skip_outside: bool = False,
+    bands: tuple[int, ...] | None = None,
 ) -> tuple[RasterWindow, dict[str, LineString]]:
     """Read the part of an image around a set of track lines, and the lines in its CRS.
 
     A line partly outside the image is clipped to it.  A line wholly outside, or with less
     than 20 m inside, is an error naming the track, unless ``skip_outside`` is true (an AOI
     may hold tracks beyond one image's extent): then it is left out, and only when no
-    track at all is inside is it an error.
+    track at all is inside is it an error.  Bands are read as red, green, blue[, NIR]
+    (``bands`` as ``--bands``, see :func:`~sitewatch.io.raster.band_layout`); a one-band
+    image is refused, since cars are told from ballast and shadow by colour.
 
     Returns
     -------
@@ -83,6 +105,8 @@ def read_track_window(
     path = Path(path)
     with open_raster(path) as src:
         check_raster(src, path, 1)
+        layout = band_layout(src, path, bands)
+        need_colour(layout, path, "counting railcars")
         crs = CRS.from_user_input(src.crs)
         if not crs.is_projected:
             raise ImageryError(
@@ -114,4 +138,4 @@ def read_track_window(
                 f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
             )
         extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
-        return read_bounds(src, path, extent.bounds), projected
+        return read_bounds(src, path, extent.bounds, layout), projected

@@ -12,6 +12,7 @@ import rasterio
 
 from .. import __version__
 from ..aoi import SiteAOI, resolve_site
+from ..io import Grid
 
 # Called with a short message as each stage starts (the CLI shows it on a terminal).
 Progress = Callable[[str], None]
@@ -31,3 +32,16 @@ def versions() -> dict[str, Any]:
         "rasterio": rasterio.__version__,
         "gdal": rasterio.__gdal_version__,
     }
+
+
+SHIFT_MAP_MEANING = (
+    "east_m, north_m: how far the later (moving) image shows each feature east and north of where the "
+    "earlier (reference) image shows it, in metres on the reference grid's map axes; the correction "
+    "applied is minus this"
+)
+
+
+def shift_in_map_axes(grid: Grid, dx: float, dy: float) -> dict[str, Any]:
+    """The shift's map-axes entry of a summary: east and north in metres, with their sign spelled out."""
+    east, north = grid.map_offset(dx, dy)
+    return {"east_m": round(float(east), 3), "north_m": round(float(north), 3), "meaning": SHIFT_MAP_MEANING}

@@ -19,8 +19,18 @@ import rasterio
 from rasterio.enums import Resampling
 
 from ..coreg import ShiftResult, estimate_shift
-from ..errors import ImageryError
-from ..io import Grid, check_outputs_free, corrected_transform, read_source, staged_outputs, warp_onto_grid
+from ..errors import AlignmentError, ImageryError
+from ..io import (
+    Grid,
+    SourceRaster,
+    check_outputs_free,
+    corrected_transform,
+    local_utm_grid,
+    read_source,
+    staged_outputs,
+    warp_onto_grid,
+)
+from ._common import shift_in_map_axes
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +50,20 @@ class Coregistration:
             "reference": str(self.reference),
             "moving": str(self.moving),
             **self.shift.to_dict(windows=windows),
+            "shift_map": shift_in_map_axes(self.grid, self.shift.dx, self.shift.dy),
+            "crs": self.grid.crs.to_string(),
             "seconds": round(self.seconds, 3),
         }
+
+
+def _reference_on_grid(ref: SourceRaster) -> tuple[Grid, np.ndarray, np.ndarray]:
+    """REFERENCE's grid (its local UTM grid when it is geographic), its pixels on it and where they are valid."""
+    grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
+    if ref.crs.is_projected:
+        return grid, ref.data, np.all(np.isfinite(ref.data), axis=0)
+    log.info("%s: CRS %s is geographic; measured on its local UTM grid", ref.path.name, ref.crs.to_string())
+    on_utm = warp_onto_grid(ref, local_utm_grid(ref.crs, ref.transform, ref.data.shape[1:]))
+    return on_utm.grid, on_utm.data, on_utm.valid
 
 
 def coregister(
@@ -50,36 +72,43 @@ def coregister(
     *,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    bands: tuple[int, ...] | None = None,
 ) -> Coregistration:
     """Measure how far MOVING's content is displaced from REFERENCE's; optionally write it corrected.
 
     Parameters
     ----------
     reference, moving : path-like
-        GeoTIFFs of the same place.  MOVING is warped onto REFERENCE's grid to be measured.
+        GeoTIFFs of the same place, in any CRS.  MOVING is warped onto REFERENCE's grid (a
+        geographic REFERENCE: onto its local UTM grid) to be measured.  One band (a
+        panchromatic image) is enough.
     out : path-like, optional
         A GeoTIFF of MOVING with the correction folded into its geotransform (pixels unchanged).
+    bands : tuple of int, optional
+        1-based band numbers of red, green, blue[, NIR] (``--bands``); default: from the files.
 
     Raises
     ------
     AlignmentError
-        When no reliable shift exists: the images do not show the same place.
+        When no reliable shift exists: the images do not show the same place, or show nothing.
     """
     t0 = time.perf_counter()
     if out is not None:
         check_outputs_free([Path(out)], overwrite)
-    ref = read_source(reference)
-    mov = read_source(moving)
-    grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
+    ref = read_source(reference, bands=bands, colour=False)
+    mov = read_source(moving, bands=bands, colour=False)
+    grid, ref_data, ref_valid = _reference_on_grid(ref)
     on_ref = warp_onto_grid(mov, grid, resampling=Resampling.bilinear)
-    ref_valid = np.all(np.isfinite(ref.data), axis=0)
-    shift = estimate_shift(
-        np.nan_to_num(ref.data),
-        np.nan_to_num(on_ref.data),
-        pixel_size_m=grid.pixel_size_m,
-        reference_valid=ref_valid,
-        moving_valid=on_ref.valid,
-    )
+    try:
+        shift = estimate_shift(
+            np.nan_to_num(ref_data),
+            np.nan_to_num(on_ref.data),
+            pixel_size_m=grid.pixel_size_m,
+            reference_valid=ref_valid,
+            moving_valid=on_ref.valid,
+        )
+    except AlignmentError as exc:
+        raise AlignmentError(f"{mov.path}: {exc}") from exc
     log.info(
         "%s relative to %s: %+.3f, %+.3f px (%s, %d windows agree, %d rejected)",
         mov.path.name,
@@ -101,8 +130,8 @@ def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *,
     with rasterio.open(moving) as src:
         if src.crs != grid.crs:
             raise ImageryError(
-                f"{moving}: its CRS differs from the reference's; a corrected copy by geotransform "
-                "edit needs both in one CRS (reproject first)"
+                f"{moving}: its CRS ({src.crs}) differs from the grid it was measured on ({grid.crs}); a corrected "
+                "copy by geotransform edit needs both in one projected CRS (reproject first)"
             )
         profile = src.profile.copy()
         data = src.read()

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..io import (
     read_aoi_window,
     read_source,
     staged_outputs,
+    to_local_utm,
     warp_onto_grid,
     write_geotiff,
     write_json,
@@ -48,7 +49,7 @@ from ..structures import (
     method_for_pixel_size,
     method_named,
 )
-from ._common import Progress, site_of, versions
+from ._common import Progress, shift_in_map_axes, site_of, versions
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _register(
         )
     except AlignmentError as exc:
         if not assume_registered:
-            raise
+            raise AlignmentError(f"{source.path}: {exc}") from exc
         log.warning("%s: %s; going on unshifted, as asked", coarse.path.name, exc)
         shift = ShiftResult(0.0, 0.0, ref.grid.pixel_size_m, 0.0, 0.0, model="none")
     log.info(
@@ -267,19 +268,29 @@ def detect_on_grid(
 
 
 def _read_pair(
-    before: str | os.PathLike[str], after: str | os.PathLike[str], site: SiteAOI
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    site: SiteAOI,
+    bands: tuple[int, ...] | None = None,
 ) -> tuple[RasterWindow, SourceRaster]:
     """BEFORE's window over the AOI (the grid everything is measured on) and the whole of AFTER.
 
-    AFTER is read once and warped twice, the second time with the shift folded in.
+    Both are read as red, green, blue[, near-infrared] (``bands`` as ``--bands``; an alpha
+    band masks).  A geographic BEFORE is warped once onto its local UTM grid, so areas are in
+    m²; AFTER, in any CRS, is warped onto that grid later, once, with the shift folded in.
+    Where only one image has a near-infrared band, it is left out.
     """
-    ref = read_aoi_window(before, site.footprint)
+    ref = read_aoi_window(before, site.footprint, bands=bands)
     if not ref.grid.crs.is_projected:
-        raise ImageryError(
-            f"{ref.path}: CRS {ref.grid.crs.to_string()} is geographic; areas in m² need a projected CRS "
-            f"(reproject first, e.g. gdalwarp -t_srs {site.utm_crs().to_string()})"
-        )
-    return ref, read_source(after)
+        log.info("%s: CRS %s is geographic; warped onto its local UTM grid", ref.path.name, ref.grid.crs.to_string())
+        ref = to_local_utm(ref)
+    source = read_source(after, bands=bands)
+    n_ref, n_src = ref.data.shape[0], source.data.shape[0]
+    if n_ref != n_src:
+        log.info("%s has %d bands and %s %d: near-infrared left out", ref.path.name, n_ref, source.path.name, n_src)
+        ref = replace(ref, data=ref.data[:3])
+        source = replace(source, data=source.data[:3])
+    return ref, source
 
 
 def _summary(
@@ -307,7 +318,7 @@ def _summary(
         "crs": grid.crs.to_string(),
         "pixel_size_m": grid.pixel_size_m,
         "window": {"rows": grid.shape[0], "cols": grid.shape[1], "bounds": list(grid.bounds)},
-        "shift": found.shift.to_dict(),
+        "shift": {**found.shift.to_dict(), "shift_map": shift_in_map_axes(grid, found.shift.dx, found.shift.dy)},
         "method": {
             "change": found.settings.method,
             "asked": found.choice.asked if found.choice else found.settings.method,
@@ -336,6 +347,7 @@ def detect(
     normalisation: str = "regression",
     min_area_m2: float = 40.0,
     assume_registered: bool = False,
+    bands: tuple[int, ...] | None = None,
     progress: Progress | None = None,
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
@@ -360,6 +372,9 @@ def detect(
     assume_registered : bool
         Where co-registration finds no reliable shift, go on unshifted (logged, and
         ``model: "none"`` in the summary) instead of stopping with an error.
+    bands : tuple of int, optional
+        1-based band numbers of red, green, blue[, near-infrared] in both images (as
+        ``--bands``); by default read from the files' colour interpretation and band names.
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -373,11 +388,11 @@ def detect(
     site = site_of(aoi)
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
-    if out_dir is not None and not overwrite:
+    if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
-    ref, source = _read_pair(before, after, site)
+    ref, source = _read_pair(before, after, site, bands)
     timings["read_s"] = time.perf_counter() - t0
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
     found = detect_on_grid(

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from .. import railcars as core
 from ..aoi import SiteAOI
-from ..errors import TrackError
+from ..errors import ImageryError, TrackError
 from ..io import (
     Grid,
+    RasterWindow,
     check_outputs_free,
     image_sun,
     read_track_window,
@@ -99,6 +100,35 @@ def _to_crs(ring_px: np.ndarray, grid: Grid) -> Polygon:
     return Polygon([grid.transform * (float(c), float(r)) for c, r in ring_px])
 
 
+# A track whose line runs over more nodata than this is not counted: its cars may lie in the
+# gap, so its count is unknown, never 0.  (5 %: a car is 1/60 of a 1 km track.)
+MAX_TRACK_NODATA_SHARE = 0.05
+# Spread of pixel values below which an image shows nothing (all one value), in its units.
+FEATURELESS_SPREAD = 1e-6
+
+
+def _check_countable(path: Path, window: RasterWindow, lines_px: dict[str, np.ndarray]) -> None:
+    """Refuse to count where the pixels hold no evidence: nothing but nodata or one value, or a track over nodata."""
+    if not window.valid.any() or float(np.std(window.data[:, window.valid])) < FEATURELESS_SPREAD:
+        raise ImageryError(
+            f"{path}: the image around the tracks holds no data (all nodata, or one value everywhere); "
+            "the railcar count is unknown, not 0"
+        )
+    rows, cols = window.valid.shape
+    for track_id, px in lines_px.items():
+        line = LineString(px)
+        steps = np.linspace(0.0, line.length, max(2, int(np.ceil(line.length)) + 1))
+        pts = np.array([line.interpolate(d).coords[0] for d in steps])
+        c = np.clip(np.round(pts[:, 0]).astype(int), 0, cols - 1)
+        r = np.clip(np.round(pts[:, 1]).astype(int), 0, rows - 1)
+        share = 1.0 - float(window.valid[r, c].mean())
+        if share > MAX_TRACK_NODATA_SHARE:
+            raise ImageryError(
+                f"{path}: {share:.0%} of track {track_id!r} lies on nodata; its railcar count is unknown "
+                "(cars may stand in the gap), so it is not given"
+            )
+
+
 def count_in_image(
     path: str | os.PathLike[str],
     tracks_lonlat: dict[str, BaseGeometry],
@@ -106,14 +136,22 @@ def count_in_image(
     prior: core.SegmentationPrior = core.SegmentationPrior(),
     max_line_error_m: float | None = None,
     skip_outside: bool = False,
+    bands: tuple[int, ...] | None = None,
 ) -> ImageRailcars:
     """Count railcars on each track in one image (read only around the tracks).
 
     With ``skip_outside``, tracks that miss the image are left out (logged) instead of
-    being an error.
+    being an error.  ``bands``: red, green, blue[, NIR] band numbers as ``--bands``.
+
+    Raises
+    ------
+    ImageryError
+        Where the count would be unknown: the image shows nothing around the tracks, or a
+        track runs over nodata (its cars may lie in the gap).
     """
     t0 = time.perf_counter()
-    window, lines = read_track_window(path, tracks_lonlat, margin_m=30.0, skip_outside=skip_outside)
+    window, lines = read_track_window(path, tracks_lonlat, margin_m=30.0, skip_outside=skip_outside, bands=bands)
+    _check_countable(Path(path), window, {t: _to_pixels(ln, window.grid) for t, ln in lines.items()})
     for missing in sorted(set(tracks_lonlat) - set(lines)):
         log.info("%s: track %s is outside the image; not counted", Path(path).name, missing)
     grid = window.grid
@@ -152,6 +190,7 @@ def count_railcars(
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     prior: core.SegmentationPrior = core.SegmentationPrior(),
+    bands: tuple[int, ...] | None = None,
     progress: Progress | None = None,
 ) -> list[ImageRailcars]:
     """Count railcars on every track of every image.
@@ -170,6 +209,8 @@ def count_railcars(
         Replace existing outputs.
     prior : SegmentationPrior
         Car lengths; the nominal length sets the occupied-length count.
+    bands : tuple of int, optional
+        1-based red, green, blue[, NIR] band numbers (``--bands``); default: from the files.
     progress : callable, optional
         Called with a message per image.
 
@@ -184,7 +225,7 @@ def count_railcars(
     for i, path in enumerate(images):
         if progress:
             progress(f"counting railcars in {Path(path).name} ({i + 1}/{len(images)})")
-        results.append(count_in_image(path, lines, prior=prior, skip_outside=tracks is None))
+        results.append(count_in_image(path, lines, prior=prior, skip_outside=tracks is None, bands=bands))
     if out_dir is not None:
         write_railcars(results, out_dir, overwrite=overwrite)
     return results

@@ -10,6 +10,7 @@ import rasterio
 
 from .. import __version__
 from ..aoi import SiteAOI
+from ..errors import AOIError
 from ..io import Grid, staged_outputs, write_geotiff, write_vectors
 from ._common import Progress, site_of
 
@@ -36,7 +37,12 @@ def synthesize(
 
     step = progress or (lambda msg: None)
     site = site_of(site)
-    scene = build_scene(site, pixel_size_m=pixel_size_m, seed=seed)
+    try:
+        scene = build_scene(site, pixel_size_m=pixel_size_m, seed=seed)
+    except KeyError as exc:  # a scenario draws round the site's named buildings
+        raise AOIError(
+            f"{site.path or site.site_id}: the synthetic scenario needs a reference_structure named {exc}"
+        ) from exc
     names = [f"{a.date}.tif" for a in scene.acquisitions] + ["truth.geojson"]
     west, south, east, north = scene.bounds
     grid = Grid(

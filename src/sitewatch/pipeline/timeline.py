@@ -136,6 +136,7 @@ def timeline(
     overwrite: bool = False,
     structures: bool = True,
     prior: core.SegmentationPrior = core.SegmentationPrior(),
+    bands: tuple[int, ...] | None = None,
     progress: Progress | None = None,
 ) -> Timeline:
     """Railcar counts per track and structure change against the first date, for each date.
@@ -153,6 +154,12 @@ def timeline(
         ``timeline.png`` and ``timeline.json``.
     structures : bool
         Also run :func:`detect` from the first date to each later one.
+    prior : SegmentationPrior
+        Car lengths; the nominal length sets the occupied-length count.
+    bands : tuple of int, optional
+        1-based red, green, blue[, NIR] band numbers (``--bands``); default: from the files.
+    progress : callable, optional
+        Called with a short message as each stage starts.
     """
     step = progress or (lambda msg: None)
     site = site_of(aoi)
@@ -163,7 +170,7 @@ def timeline(
     counted = []
     for i, (d, p) in enumerate(dated):
         step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
-        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True))
+        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands))
     track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
     rows = []
     det = None
@@ -171,7 +178,7 @@ def timeline(
         row = _railcar_row(d, p, res, track_ids)
         if structures and i > 0:
             step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
-            det = detect(dated[0][1], p, site)
+            det = detect(dated[0][1], p, site, bands=bands)
             row.update(
                 {
                     "new_structures": det.summary["counts"]["new"],

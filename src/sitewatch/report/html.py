@@ -18,9 +18,11 @@ import base64
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ImageryError, OutputExistsError, RunError
-from ..io import read_source, read_vectors
+from ..io import check_out_dir, read_source, read_vectors
 from ..structures import METHODS
 from .figures import COLOURS, jpeg_bytes, score_rgb, to_pixels
 
@@ -71,6 +73,22 @@ class RunFolder:
         return p if p.is_file() else None
 
 
+def output_schema(name: str) -> dict[str, Any]:
+    """The shipped JSON Schema of a run's ``summary.json``, ``timeline.json`` or ``railcars.json``."""
+    text = resources.files("sitewatch").joinpath(f"schemas/{name.removesuffix('.json')}.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _check_against_schema(path: Path, doc: Any) -> None:
+    """Refuse an output whose shape is not what sitewatch writes: nothing in it reaches the page unchecked."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(output_schema(path.name)).iter_errors(doc))
+    if error is not None:
+        where = "/".join(str(k) for k in error.absolute_path) or "top level"
+        raise RunError(f"{path}: {where}: {error.message}; not a {path.name} that sitewatch writes")
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     """Read a run folder's JSON outputs.
 
@@ -91,6 +109,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
                 docs[name] = json.loads(f.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RunError(f"{f}: not valid JSON ({exc})") from exc
+            _check_against_schema(f, docs[name])
     if not docs:
         raise RunError(
             f"{path}: holds no sitewatch outputs (summary.json, timeline.json or railcars.json); "
@@ -209,7 +228,7 @@ def _change_svg(run: RunFolder, records: list[dict[str, Any]]) -> str:
     if score_path is None or run.file("changes.gpkg") is None:
         return "<p>(change_score.tif or changes.gpkg is missing from the folder; no interactive panel.)</p>"
     try:
-        raster = read_source(score_path)
+        raster = read_source(score_path, colour=False)
     except ImageryError as exc:
         raise RunError(str(exc)) from exc
     score = raster.data[0]
@@ -220,9 +239,9 @@ def _change_svg(run: RunFolder, records: list[dict[str, Any]]) -> str:
     picture = jpeg_bytes(score_rgb(small, threshold, np.isfinite(small)))  # a noisy score compresses badly as PNG
     shapes = []
     for rec in records:
-        cid = int(rec.get("id", 0))
+        cid = int(rec.get("id") or 0)
         change = str(rec.get("change"))
-        tip = f"#{cid} {change}, {rec.get('area_m2', 0):.0f} m², score {rec.get('score', 0):.1f}"
+        tip = f"#{cid} {change}, {float(rec.get('area_m2') or 0):.0f} m², score {float(rec.get('score') or 0):.1f}"
         for ring in to_pixels(rec["geometry"], raster.transform):
             pts = " ".join(f"{c:.1f},{r:.1f}" for c, r in ring)
             shapes.append(
@@ -250,13 +269,13 @@ def _changes_table(changes: list[dict[str, Any]]) -> str:
     rows = []
     for c in changes:
         size = c.get("relative_size")
-        rel = f"{size:.0%} of {c['relative_to']}" if size is not None and not math.isnan(size) else None
+        rel = f"{float(size):.0%} of {c['relative_to']}" if size is not None and not math.isnan(size) else None
         rows.append(
             [
                 c["id"],
                 c["change"],
                 round(float(c["area_m2"])),
-                f"{c['length_m']:.0f} × {c['width_m']:.0f}",
+                f"{float(c['length_m']):.0f} × {float(c['width_m']):.0f}",
                 rel,
                 c["score"],
             ]
@@ -359,8 +378,8 @@ def _method_section(run: RunFolder) -> str:
         score = f" ({escape(known.score_description)})" if known else ""
         parts.append(
             f"<p>Change score <code>{escape(m['change'])}</code>{score}, normalisation "
-            f"<code>{escape(m['normalisation'])}</code>, threshold {m['threshold']}, minimum area "
-            f"{m['min_area_m2']} m².</p>"
+            f"<code>{escape(m['normalisation'])}</code>, threshold {escape(str(m['threshold']))}, minimum area "
+            f"{escape(str(m['min_area_m2']))} m².</p>"
         )
         if "timings" in run.summary:
             parts.append(
@@ -409,7 +428,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> str:
             body += _detect_sections(run)
         if run.railcars and not run.timeline:
             body.append(_section("Railcars", _railcar_rows(run.railcars["images"]), "railcars"))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise RunError(
             f"{run.path}: an output lacks a field the report needs ({exc!r}); was it written by this "
             f"version of sitewatch ({__version__})?"
@@ -440,11 +459,18 @@ def write_report(
         If the run folder cannot be reported on.
     """
     target = Path(out) if out is not None else Path(run_dir) / "report.html"
-    if target.exists() and not overwrite:
+    check_out_dir(target.parent)
+    if (target.exists() or target.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
     html = build_report(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, target)
+    # created exclusively (O_EXCL, a fresh name): a planted file or symlink is never written through
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(html)
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise RunError(f"{target}: cannot be written ({exc.strerror or exc})") from exc
     return target
