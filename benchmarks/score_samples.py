@@ -1,7 +1,7 @@
 """Score detect on the bundled sample imagery against its truth: per planted object, the best IoU
 with a detected polygon of the same direction, plus detections that match nothing.
 
-    .venv/bin/python benchmarks/score_samples.py [SITE ...]
+    .venv/bin/python benchmarks/score_samples.py [--method M] [SITE ...]
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from sitewatch.pipeline import detect
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def score(site: str) -> None:
+def score(site: str, method: str = "building") -> None:
     folder = ROOT / "sample_imagery" / site
     tifs = sorted(folder.glob("*.tif"))
-    result = detect(tifs[0], tifs[1], ROOT / "aoi" / f"{site}.geojson")
+    result = detect(tifs[0], tifs[1], ROOT / "aoi" / f"{site}.geojson", method=method)
     truth = gpd.read_file(folder / "truth.geojson").to_crs(result.grid.crs)
     truth = truth[truth["change"].isin(["new", "removed"])]
     true_shift = json.loads((folder / "truth.geojson").read_text())["properties"]["acquisitions"][1]["shift_px"]
@@ -50,5 +50,9 @@ def score(site: str) -> None:
 
 
 if __name__ == "__main__":
-    for s in sys.argv[1:] or ["hamhung-feb11-plant", "sinuiju-instrument-factory"]:
-        score(s)
+    args = sys.argv[1:]
+    chosen = "building"
+    if args[:1] == ["--method"]:
+        chosen, args = args[1], args[2:]
+    for s in args or ["hamhung-feb11-plant", "sinuiju-instrument-factory", "hamhung-feb8-vinalon"]:
+        score(s, chosen)

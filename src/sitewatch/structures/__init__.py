@@ -6,8 +6,9 @@ Pure: arrays, an affine transform and plain numbers in; dataclasses out.
 ``sitewatch evaluate --method``, ``change_score.tif``'s description and the HTML report
 all read it.  :func:`detect_structure_changes` runs the method its settings name:
 
-* ``"building"`` (default, :mod:`.checked_roof_change`): the ``"roofs"`` objects, less
-  those where building presence (:mod:`.presence`) sees a building on both dates;
+* ``"building"`` (default, :mod:`.building_change`): the ``"roofs"`` objects, less those
+  where building presence (:mod:`.presence`) sees a building on both dates, plus the
+  ``"presence"`` objects that a shadow which appeared or vanished confirms;
 * ``"roofs"`` (:mod:`.roof_change`): regions that are roof-like on one date and were not on
   the other (:mod:`.roofs`), kept where compact, not a long strip (a road), and confirmed by
   a shadow that appeared beside them (new) or vanished (removed);
@@ -38,7 +39,7 @@ from affine import Affine
 
 from ..radiometry import MIN_CANDIDATE_SHARE
 from .any_change import any_changes
-from .checked_roof_change import checked_roof_changes
+from .building_change import building_changes
 from .colour import cva_changes, log_ratio_changes
 from .evidence import Evidence, gather_evidence
 from .objects import CHANGE_KINDS, ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
@@ -114,10 +115,12 @@ HANDOVER_METHOD = "change"
 # Every method ``detect``, ``evaluate`` and the CLI offer, by name; "building" is the default.
 METHODS: dict[str, ChangeMethod] = {
     "building": ChangeMethod(
-        checked_roof_changes,
-        summary="roof-like regions confirmed by shadows, less buildings standing on both dates",
-        # the module named is structures.roofs; the text is kept so that change_score.tif stays as it was
-        score_description="new- or removed-structure evidence of each region, 0 to 1 (sitewatch.buildings)",
+        building_changes,
+        summary="roofs and buildings a network sees appear or vanish, each confirmed by shadows",
+        score_description=(
+            "the larger of the roof evidence and the probability that a building appeared or vanished, 0 to 1"
+            " (sitewatch.structures.building_change)"
+        ),
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
         coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,

@@ -141,9 +141,21 @@ def presence_changes(
     ``before`` (the colour change of step 4 reads it); bands 0-2 are red, green, blue.
     ``evidence`` is not read: presence says what a roof is.
     """
+    presence_before = building_presence(before, pixel_size_m=area.pixel_size_m, valid=area.valid)
+    presence_after = building_presence(after, pixel_size_m=area.pixel_size_m, valid=area.valid)
+    return presence_objects(before, after, presence_before, presence_after, area, settings)
+
+
+def presence_objects(
+    before: np.ndarray,
+    after: np.ndarray,
+    presence_before: np.ndarray,
+    presence_after: np.ndarray,
+    area: ChangeArea,
+    settings: DetectSettings,
+) -> StructureChanges:
+    """Steps 2-5 of the module docstring, from each date's :func:`~.presence.building_presence`."""
     valid, pixel_size_m = area.valid, area.pixel_size_m
-    presence_before = building_presence(before, pixel_size_m=pixel_size_m, valid=valid)
-    presence_after = building_presence(after, pixel_size_m=pixel_size_m, valid=valid)
     new, removed = presence_change(presence_before, presence_after, pixel_size_m=pixel_size_m)
     calm = valid & (new < UNCHANGED_PROBABILITY) & (removed < UNCHANGED_PROBABILITY)
     colour = cva_magnitude(before, after, valid=calm if calm.sum() >= MIN_SAMPLE_PIXELS else valid)
