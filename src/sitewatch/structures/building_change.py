@@ -16,11 +16,13 @@ outside them this is the ``"roofs"`` method):
 1. A roof object where presence sees a building on *both* dates over
    :data:`STANDING_BOTH_SHARE` of it, with a roof that kept its hue and about its
    brightness (:func:`.presence_change.roof_recoloured`), did not appear or vanish: dropped.
-2. A presence object is added when, as the roof method asks, a shadow appeared along its
-   outer ring (new, :data:`~.roof_change.MIN_NEW_SHADOW_SHARE`) or vanished (removed,
-   :data:`~.roof_change.MIN_VANISHED_SHADOW_SHARE`): a tree casts its shadow on both dates.
-   Where it overlaps a roof object by :data:`OVERLAP_SHARE`, they are one structure and the
-   roof object stays.
+2. A new presence object is added when, as the roof method asks, a shadow appeared along its
+   outer ring (:data:`~.roof_change.MIN_NEW_SHADOW_SHARE`): a tree casts its shadow on both
+   dates. It must be at least :data:`PRESENCE_MIN_AREA_FACTOR` times the minimum area: the
+   network's answer flickers on small blobs when one image is resampled or blurred, and so
+   do its removals, which stay with the roof method (it asks more of a removal). Where a
+   presence object overlaps a roof object by :data:`OVERLAP_SHARE`, they are one structure
+   and the roof object stays.
 
 Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
 """
@@ -52,6 +54,9 @@ from .settings import ChangeArea, DetectSettings
 # STANDING_PROBABILITY on both (within DISPLACEMENT_M) over at least this share of it
 # (at half, new houses beside old ones were dropped too: LEVIR recall fell 4 %).
 STANDING_BOTH_SHARE = 0.8
+# Presence objects added must be this many times settings.min_area_m2: a one-pixel blur of
+# either image (a reprojection) made and unmade 40 m² presence objects on the samples.
+PRESENCE_MIN_AREA_FACTOR = 2.0
 # A presence object sharing this much of its own or a roof object's area with a roof object
 # is that structure.
 OVERLAP_SHARE = 0.3
@@ -94,7 +99,7 @@ def _not_standing(
 
 
 def _shadow_confirmed(objects: list[ChangeObject], evidence: Evidence, area: ChangeArea) -> list[ChangeObject]:
-    """Step 2's test: the objects whose outer ring gained a shadow (new) or lost one (removed)."""
+    """The objects whose outer ring gained a shadow (new) or lost one (removed)."""
     if not objects:
         return []
     found, labels = evidence.buildings, _labels(objects, area)
@@ -134,7 +139,12 @@ def building_changes(
     standing = standing_on_both_dates(presence_before, presence_after, pixel_size_m=area.pixel_size_m, valid=area.valid)
     kept = _not_standing(roofs.objects, standing, before, after, area)
     presence = presence_objects(before, after, presence_before, presence_after, area, settings)
-    added = [o for o in _shadow_confirmed(presence.objects, evidence, area) if not _overlaps(o, kept)]
+    candidates = [
+        o
+        for o in presence.objects
+        if o.change == "new" and o.area_m2 >= PRESENCE_MIN_AREA_FACTOR * settings.min_area_m2
+    ]
+    added = [o for o in _shadow_confirmed(candidates, evidence, area) if not _overlaps(o, kept)]
     objects = sorted(kept + added, key=lambda o: -o.area_m2)
     dropped = {**roofs.stats.get("objects_dropped", {}), "standing_both_dates": len(roofs.objects) - len(kept)}
     return dataclasses.replace(
