@@ -66,12 +66,18 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
         try:
             geom = shape(feat["geometry"]) if feat.get("geometry") else None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
             raise TrackError(f"{path}: {label} has an unreadable geometry ({exc})") from exc
         if geom is None or geom.is_empty:
             raise TrackError(f"{path}: {label} has an empty geometry")
         if geom.geom_type != "LineString":
             raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
+        minx, miny, maxx, maxy = geom.bounds
+        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise TrackError(
+                f"{path}: {label} has coordinates outside lon/lat range (bounds {geom.bounds}); "
+                "GeoJSON tracks are WGS84 lon, lat"
+            )
 
         tracks[track_id] = geom
     if not tracks:
