@@ -83,6 +83,23 @@ class BandsType(click.ParamType):
         return bands
 
 
+class ImageType(click.ParamType):
+    """An image: a local path, or a URL or GDAL ``/vsi…`` path handed to GDAL exactly as written.
+
+    ``click.Path`` would turn ``http://host/x.tif`` into ``http:/host/x.tif`` (``pathlib`` folds ``//``).
+    """
+
+    name = "IMAGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .io.sources import image_path
+
+        return image_path(value)
+
+
+IMAGE = ImageType()
+
+
 bands_option = click.option(
     "--bands",
     type=BandsType(),
@@ -244,8 +261,8 @@ def synth(
 
 
 @main.command("coreg")
-@click.argument("reference", type=click.Path(path_type=Path))
-@click.argument("moving", type=click.Path(path_type=Path))
+@click.argument("reference", type=IMAGE)
+@click.argument("moving", type=IMAGE)
 @click.option(
     "--out",
     "-o",
@@ -360,8 +377,8 @@ method_option = click.option(
 
 
 @main.command()
-@click.argument("before", type=click.Path(path_type=Path))
-@click.argument("after", type=click.Path(path_type=Path))
+@click.argument("before", type=IMAGE)
+@click.argument("after", type=IMAGE)
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
@@ -468,7 +485,7 @@ nominal_length_option = click.option(
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=IMAGE)
 @click.option("--aoi", "aoi_ref", help="AOI GeoJSON file or site id whose rail_track lines to count along.")
 @click.option(
     "--tracks",
@@ -531,7 +548,7 @@ def railcars(
 
 
 @main.command("timeline")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=IMAGE)
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."

@@ -32,9 +32,14 @@ from .raster import (
     to_local_utm,
     warp_onto_grid,
 )
+from .sources import RemotePath, check_no_network_sources, image_path, is_remote
 from .tracks import read_track_window, read_tracks_file
 
 __all__ = [
+    "RemotePath",
+    "check_no_network_sources",
+    "image_path",
+    "is_remote",
     "LOCAL_CRS",
     "BandLayout",
     "Grid",

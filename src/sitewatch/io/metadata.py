@@ -19,18 +19,19 @@ import rasterio
 import rasterio.errors
 
 from ..errors import ImageryError
+from .sources import RemotePath, check_no_network_sources, image_path, is_remote
 
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
-def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def _image_metadata(path: Path | RemotePath) -> tuple[dict[str, Any], dict[str, str]]:
     """An image's STAC item properties (``<name>.json`` beside it) and GeoTIFF tags (upper-cased keys).
 
-    Either is empty where it is missing or unreadable.
+    Either is empty where it is missing or unreadable; a remote image has no sidecar looked for.
     """
     props: dict[str, Any] = {}
-    stac = path.with_suffix(".json")
-    if stac.exists():
+    stac = None if is_remote(path) else path.with_suffix(".json")
+    if stac is not None and stac.exists():
         try:
             found = json.loads(stac.read_text("utf-8")).get("properties", {})
             props = found if isinstance(found, dict) else {}
@@ -40,6 +41,7 @@ def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             raise ImageryError(
                 f"{stac}: not UTF-8 text (byte {exc.start}); a STAC item sidecar must be UTF-8 JSON"
             ) from exc
+    check_no_network_sources(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -57,7 +59,7 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
     ``properties.datetime``), the TIFF tag ``TIFFTAG_DATETIME``, then an ISO date in the
     file name.  ``None`` when none of them has one.
     """
-    path = Path(path)
+    path = image_path(path)
     props, tags = _image_metadata(path)
     if props.get("datetime"):
         return str(props["datetime"])[:10]
@@ -98,7 +100,7 @@ def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     from north.  ``None`` when neither has a usable pair (an elevation outside 0-90 degrees
     is not).
     """
-    props, tags = _image_metadata(Path(path))
+    props, tags = _image_metadata(image_path(path))
     return _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation")) or _sun_pair(
         *(tags.get(t) for t in SUN_TAGS)
     )

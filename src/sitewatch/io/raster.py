@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError
 from .metadata import image_date
+from .sources import RemotePath, check_no_network_sources, image_path
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,18 @@ class RasterWindow:
     holds data (not nodata, inside the source image).
     """
 
-    path: Path
+    path: Path | RemotePath
     data: np.ndarray
     valid: np.ndarray
     grid: Grid
     date: str | None
 
 
-def open_raster(path: Path):
+def open_raster(path: Path | RemotePath):
+    """Open an image with rasterio; a local file that would read from the network is refused first."""
     if not path.exists():
         raise ImageryError(f"{path}: no such file")
+    check_no_network_sources(path)
     try:
         with warnings.catch_warnings():  # a missing georeference is refused by check_raster, in words
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -287,7 +290,7 @@ def read_aoi_window(
         If the file is missing or unreadable, has no CRS, bands that cannot be mapped, or
         does not overlap the footprint.
     """
-    path = Path(path)
+    path = image_path(path)
     with open_raster(path) as src:
         check_raster(src, path, 1)
         layout = band_layout(src, path, bands)
@@ -308,7 +311,7 @@ def read_aoi_window(
 class SourceRaster:
     """A whole image in memory, nodata as NaN, with its georeference: input to :func:`warp_onto_grid`."""
 
-    path: Path
+    path: Path | RemotePath
     data: np.ndarray
     transform: Affine
     crs: CRS
@@ -326,7 +329,7 @@ def read_source(
         If the file is missing, unreadable, has no CRS, bands that cannot be mapped, or
         declares more pixels than :data:`MAX_READ_PX`.
     """
-    path = Path(path)
+    path = image_path(path)
     with open_raster(path) as src:
         check_raster(src, path, 1)
         layout = band_layout(src, path, bands)

@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, TrackError
 from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
+from .sources import image_path
 
 
 def _finite_coordinates(geometry: object) -> bool:
@@ -108,7 +109,7 @@ def read_track_window(
     tracks : dict of str to LineString
         Each track in the image's CRS (metres), clipped to the image.
     """
-    path = Path(path)
+    path = image_path(path)
     with open_raster(path) as src:
         check_raster(src, path, 1)
         layout = band_layout(src, path, bands)

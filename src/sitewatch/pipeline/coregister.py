@@ -25,6 +25,7 @@ from ..io import (
     SourceRaster,
     check_outputs_free,
     corrected_transform,
+    image_path,
     local_utm_grid,
     read_source,
     staged_outputs,
@@ -120,7 +121,7 @@ def coregister(
         shift.windows_rejected,
     )
     if out is not None:
-        _write_corrected(Path(moving), Path(out), grid, shift, overwrite=overwrite)
+        _write_corrected(image_path(moving), Path(out), grid, shift, overwrite=overwrite)
     return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0)
 
 

@@ -1,0 +1,145 @@
+"""Inputs analysts have (issue 21): remote paths, VRTs, dates, masks, screenshots, STAC items.
+
+Each case has a known answer; refusals are checked for exit code 2, the ``error: FILE:
+problem`` line and nothing left on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.errors
+from click.testing import CliRunner
+from conftest import textured, write_tif
+
+from sitewatch.cli import main
+from sitewatch.errors import ImageryError
+from sitewatch.io import RemotePath, image_date, image_path, read_source
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _refused(res, *words: str) -> None:
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert any(line.startswith("error:") for line in res.output.splitlines()), res.output
+    for w in words:
+        assert w in res.output, res.output
+
+
+def _rgb(seed: int = 0, shape=(64, 64)) -> np.ndarray:
+    return np.stack([textured(shape, seed + k) for k in range(3)])
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """Every path rasterio is asked to open; a URL is answered as unreachable (no network is used)."""
+    calls: list[str] = []
+    real_open = rasterio.open
+
+    def spy(path, *args, **kwargs):
+        calls.append(str(path))
+        if "://" in str(path):
+            raise rasterio.errors.RasterioIOError(f"{path}: HTTP error (no network in tests)")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio, "open", spy)
+    return calls
+
+
+# ------------------------------------------------------------------ remote paths
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.invalid/scenes/2023-06-15.tif",
+        "https://example.invalid/a//b.tif?token=x",
+        "s3://bucket/2023-06-15.tif",
+        "/vsicurl/http://example.invalid/x.tif",
+    ],
+)
+def test_urls_reach_gdal_unmangled(tmp_path, opened, url):
+    local = write_tif(tmp_path / "a.tif", _rgb())
+    res = _run("coreg", local, url)
+    _refused(res, f"error: {url}: not a readable raster")
+    assert url in opened  # exactly as typed: pathlib would have made http:/ of it
+    assert image_path(url) == url and isinstance(image_path(url), RemotePath)
+    assert isinstance(image_path(local), Path)
+
+
+def test_a_remote_path_keeps_its_name_and_date_from_the_file_name():
+    url = image_path("https://example.invalid/scenes/2023-06-15.tif?sig=abc")
+    assert (url.name, url.stem, url.suffix) == ("2023-06-15.tif", "2023-06-15", ".tif")
+
+
+def test_gdal_virtual_paths_are_read(tmp_path):
+    from rasterio.io import MemoryFile
+
+    rgb = _rgb()
+    with MemoryFile(filename="2023-06-15.tif") as mem:
+        with mem.open(
+            driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:32652",
+            transform=rasterio.transform.from_origin(500000, 4400000, 1, 1),
+        ) as dst:  # fmt: skip
+            dst.write(rgb.astype(np.uint8))
+        assert mem.name.startswith("/vsimem/")
+        src = read_source(mem.name)
+        np.testing.assert_array_equal(src.data, rgb.astype(np.uint8))
+        assert src.date == "2023-06-15" and str(src.path) == mem.name
+
+
+# ------------------------------------------------------------------ VRTs that would read the network
+
+
+def _vrt(path: Path, source: str, relative: bool = False) -> Path:
+    path.write_text(
+        f"""<VRTDataset rasterXSize="64" rasterYSize="64">
+  <SRS>EPSG:32652</SRS>
+  <GeoTransform>500000, 1, 0, 4400000, 0, -1</GeoTransform>
+  <Metadata><MDI key="SOURCE_PAGE">https://example.org/about</MDI></Metadata>
+  <VRTRasterBand dataType="Byte" band="1">
+    <SimpleSource>
+      <SourceFilename relativeToVRT="{int(relative)}">{source}</SourceFilename>
+      <SourceBand>1</SourceBand>
+    </SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>
+"""
+    )
+    return path
+
+
+def test_a_local_vrt_with_network_sources_is_refused_before_any_fetch(tmp_path, opened):
+    local = write_tif(tmp_path / "a.tif", _rgb())
+    vrt = _vrt(tmp_path / "innocent.tif", "/vsicurl/http://example.invalid/x.tif")
+    _refused(_run("coreg", local, vrt), f"error: {vrt}: a VRT whose source", "is on the network")
+    assert str(vrt) not in opened  # refused before GDAL was asked to open it
+    # the same through a local VRT that names it, and as a plain URL source
+    outer = _vrt(tmp_path / "outer.vrt", "innocent.tif", relative=True)
+    _refused(_run("coreg", local, outer), f"{vrt}: a VRT whose source")
+    url = _vrt(tmp_path / "url.vrt", "https://example.invalid/y.tif")
+    _refused(_run("railcars", url, "--aoi", "tumangang-rail-crossing"), f"{url}: a VRT whose source")
+    wms = tmp_path / "tiles.xml"
+    wms.write_text(
+        "<GDAL_WMS><Service name='TMS'><ServerUrl>https://example.invalid/${z}</ServerUrl></Service></GDAL_WMS>"
+    )
+    _refused(_run("coreg", local, wms), f"{wms}: a GDAL <GDAL_WMS> description that reads from the network")
+    assert not any("example.invalid" in c for c in opened)
+    with pytest.raises(ImageryError, match="on the network"):
+        image_date(vrt)
+
+
+def test_a_local_vrt_of_local_files_is_read(tmp_path):
+    rgb = _rgb()
+    write_tif(tmp_path / "a.tif", rgb)
+    vrt = tmp_path / "2023-06-15.vrt"
+    _vrt(vrt, "a.tif", relative=True)
+    src = read_source(vrt, colour=False)  # the VRT holds band 1 only
+    np.testing.assert_array_equal(src.data[0], rgb[0].astype(np.uint8))
+    assert src.date == "2023-06-15"
