@@ -6,12 +6,14 @@ problem`` line and nothing left on disk.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import rasterio.errors
+import shapely
 from click.testing import CliRunner
 from conftest import textured, write_tif
 
@@ -143,3 +145,86 @@ def test_a_local_vrt_of_local_files_is_read(tmp_path):
     src = read_source(vrt, colour=False)  # the VRT holds band 1 only
     np.testing.assert_array_equal(src.data[0], rgb[0].astype(np.uint8))
     assert src.date == "2023-06-15"
+
+
+# ------------------------------------------------------------------ dates
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("20230615_0311_P001_MUL", "2023-06-15"),
+        ("23JUN15021733-S2AS-012345678010_01_P001", "2023-06-15"),
+        ("WV03_20230615031122_1040010081234500", "2023-06-15"),
+        ("scene_23jun15", "2023-06-15"),
+        ("S2_20231345_T52", None),  # not a day
+        ("tile_0042", None),
+    ],
+)
+def test_dates_are_read_from_maxar_style_file_names(tmp_path, name, expected):
+    from sitewatch.io import date_from_name
+
+    assert date_from_name(name) == expected
+    path = write_tif(tmp_path / f"{name}.tif", _rgb(shape=(8, 8)))  # no date tag: the name is all there is
+    assert image_date(path) == expected
+
+
+def test_a_date_that_is_not_a_day_is_refused_before_any_work(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
+    before, after = sorted(sample.glob("*.tif"))
+    out = tmp_path / "out"
+    args = ["detect", before, after, "--aoi", "sinuiju-instrument-factory", "-o", out, "--after-date", "2024-02-30"]
+    _refused(_run(*args), "error: date '2024-02-30': give an acquisition date as YYYY-MM-DD")
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ masks (and dates) in detect
+
+
+def test_masked_pixels_are_neither_changed_nor_counted(tmp_path):
+    import geopandas as gpd
+
+    sample = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
+    before, after = sorted(sample.glob("*.tif"))
+    truth = gpd.read_file(sample / "truth.geojson").to_crs("EPSG:32651").set_index("id")
+    cloud = truth.geometry["new-building-3"].envelope.buffer(4, join_style="mitre")
+    # a Sentinel-2-like scene classification on its own 2 m grid: 9 = cloud, 4 = vegetation (usable)
+    with rasterio.open(before) as src:
+        west, south, east, north = src.bounds
+    scl = np.full((int((north - south) / 2), int((east - west) / 2)), 4, np.uint8)
+    transform = rasterio.transform.from_origin(west, north, 2.0, 2.0)
+    rows, cols = np.mgrid[0 : scl.shape[0], 0 : scl.shape[1]]
+    xs, ys = rasterio.transform.xy(transform, rows.ravel(), cols.ravel())
+    inside = shapely.contains_xy(cloud, np.asarray(xs), np.asarray(ys)).reshape(scl.shape)
+    scl[inside] = 9
+    mask = write_tif(tmp_path / "scl.tif", scl, crs="EPSG:32651", origin=(west, north), pixel=2.0)
+
+    out = tmp_path / "run"
+    res = _run(
+        "detect", before, after, "--aoi", "sinuiju-instrument-factory", "-o", out,
+        "--mask", f"{mask}:3,8,9,10", "--before-date", "2022-09-01", "--after-date", "2024-04-30", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dates"] == {"before": "2022-09-01", "after": "2024-04-30"}  # over the files' own
+    assert summary["inputs"]["masks"] == [f"{mask}:3,8,9,10"]  # as given
+    assert summary["masked_px"] == pytest.approx(inside.sum() * 4, rel=0.05)  # 2 m mask pixels on a 1 m grid
+    found = gpd.read_file(out / "changes.gpkg")
+    for name in ("new-building-1", "new-building-2", "old-workshop-1", "old-workshop-2"):
+        t = truth.geometry[name]
+        assert max(t.intersection(g).area / t.union(g).area for g in found.geometry) >= 0.5, name
+    assert all(g.intersection(cloud.buffer(-2)).area < 1.0 for g in found.geometry)  # nothing under the cloud
+    t = truth.geometry["new-building-3"]
+    assert all(t.intersection(g).area / t.union(g).area < 0.2 for g in found.geometry)
+
+
+def test_a_mask_that_misses_the_image_is_refused(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
+    before, after = sorted(sample.glob("*.tif"))
+    far = write_tif(tmp_path / "far.tif", np.ones((10, 10)), crs="EPSG:32651", origin=(100000.0, 100000.0))
+    out = tmp_path / "run"
+    _refused(
+        _run("detect", before, after, "--aoi", "sinuiju-instrument-factory", "-o", out, "--mask", far),
+        f"error: {far}: the mask does not overlap the image",
+    )
+    assert not out.exists()

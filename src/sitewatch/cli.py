@@ -394,6 +394,17 @@ method_option = click.option(
     help="Smallest structure reported, m².",
 )
 @click.option(
+    "--mask",
+    "masks",
+    multiple=True,
+    metavar="FILE[:V1,V2,...]",
+    help="A raster of unusable pixels (cloud, haze), any grid: non-zero in band 1, or band 1 holding one of the "
+    "values given (Sentinel-2 SCL: FILE:3,8,9,10), or not clear in a Planet UDM2. Masked pixels are neither "
+    "changed nor counted. May be repeated (one per image).",
+)
+@click.option("--before-date", metavar="YYYY-MM-DD", help="BEFORE's acquisition date, over what its file says.")
+@click.option("--after-date", metavar="YYYY-MM-DD", help="AFTER's acquisition date, over what its file says.")
+@click.option(
     "--assume-registered",
     is_flag=True,
     help="If co-registration finds no reliable shift, go on unshifted instead of stopping.",
@@ -413,6 +424,9 @@ def detect(
     method: str,
     normalisation: str,
     min_area_m2: float,
+    masks: tuple[str, ...],
+    before_date: str | None,
+    after_date: str | None,
     assume_registered: bool,
     bands: tuple[int, ...] | None,
     overwrite: bool,
@@ -432,6 +446,8 @@ def detect(
         min_area_m2=min_area_m2,
         assume_registered=assume_registered,
         bands=bands,
+        dates=(before_date, after_date),
+        masks=masks,
         progress=_progress(ctx.obj["quiet"]),
     )
     s = result.summary

@@ -7,7 +7,8 @@
 * :mod:`.pictures` - pictures without georeference (PNG, JPEG) on a local grid, masks as PNG.
 """
 
-from .metadata import image_date, image_sun
+from .masks import MaskSpec, unusable_on_grid
+from .metadata import checked_date, date_from_name, image_date, image_sun
 from .outputs import (
     check_out_dir,
     check_outputs_free,
@@ -36,6 +37,10 @@ from .sources import RemotePath, check_no_network_sources, image_path, is_remote
 from .tracks import read_track_window, read_tracks_file
 
 __all__ = [
+    "MaskSpec",
+    "unusable_on_grid",
+    "checked_date",
+    "date_from_name",
     "RemotePath",
     "check_no_network_sources",
     "image_path",

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,16 @@ from ..coreg import ShiftResult, estimate_shift
 from ..errors import AlignmentError, ImageryError
 from ..io import (
     Grid,
+    MaskSpec,
     RasterWindow,
     SourceRaster,
     check_outputs_free,
+    checked_date,
     read_aoi_window,
     read_source,
     staged_outputs,
     to_local_utm,
+    unusable_on_grid,
     warp_onto_grid,
     write_geotiff,
     write_json,
@@ -293,6 +297,30 @@ def _read_pair(
     return ref, source
 
 
+def _with_dates(
+    ref: RasterWindow, source: SourceRaster, dates: tuple[str | None, str | None]
+) -> tuple[RasterWindow, SourceRaster]:
+    """BEFORE and AFTER with the dates the user gave (checked) in place of what their files say."""
+    before, after = dates
+    if before is not None:
+        log.info("%s: date %s as given (the file says %s)", ref.path.name, before, ref.date)
+        ref = replace(ref, date=before)
+    if after is not None:
+        log.info("%s: date %s as given (the file says %s)", source.path.name, after, source.date)
+        source = replace(source, date=after)
+    return ref, source
+
+
+def _masked(ref: RasterWindow, masks: list[MaskSpec]) -> tuple[RasterWindow, int]:
+    """BEFORE's window with every pixel a mask calls unusable made invalid, and how many pixels that took."""
+    unusable = np.zeros(ref.grid.shape, bool)
+    for spec in masks:
+        unusable |= unusable_on_grid(spec, ref.grid)
+    if masks:
+        log.info("masks: %d of %d pixels unusable", int(unusable.sum()), unusable.size)
+    return replace(ref, valid=ref.valid & ~unusable), int((ref.valid & unusable).sum())
+
+
 def _summary(
     site: SiteAOI, ref: RasterWindow, found: GridDetection, *, settings: DetectSettings, normalisation: str
 ) -> dict[str, Any]:
@@ -348,6 +376,8 @@ def detect(
     min_area_m2: float = 40.0,
     assume_registered: bool = False,
     bands: tuple[int, ...] | None = None,
+    dates: tuple[str | None, str | None] = (None, None),
+    masks: Sequence[MaskSpec | str | os.PathLike[str]] = (),
     progress: Progress | None = None,
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
@@ -375,6 +405,12 @@ def detect(
     bands : tuple of int, optional
         1-based band numbers of red, green, blue[, near-infrared] in both images (as
         ``--bands``); by default read from the files' colour interpretation and band names.
+    dates : (str or None, str or None)
+        Acquisition dates (``YYYY-MM-DD``) of BEFORE and AFTER that override what their
+        metadata and names say (``--before-date``, ``--after-date``).
+    masks : sequence of MaskSpec or path-like
+        Rasters of unusable pixels (clouds, haze; ``--mask``, see :mod:`sitewatch.io.masks`):
+        a pixel any of them masks is neither co-registered on nor searched for change.
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -388,11 +424,13 @@ def detect(
     site = site_of(aoi)
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
+    dates = (*(checked_date(d) if d is not None else None for d in dates),)
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
-    ref, source = _read_pair(before, after, site, bands)
+    ref, source = _with_dates(*_read_pair(before, after, site, bands), dates)
+    ref, masked = _masked(ref, [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks])
     timings["read_s"] = time.perf_counter() - t0
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
     found = detect_on_grid(
@@ -409,6 +447,9 @@ def detect(
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     assign_relative_size(changes.objects, references)
     summary = _summary(site, ref, found, settings=settings, normalisation=normalisation)
+    if masks:
+        summary["inputs"]["masks"] = [str(m.path if isinstance(m, MaskSpec) else m) for m in masks]
+        summary["masked_px"] = masked
     result = DetectResult(
         site,
         ref.path,
