@@ -228,3 +228,62 @@ def test_a_mask_that_misses_the_image_is_refused(tmp_path):
         f"error: {far}: the mask does not overlap the image",
     )
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ pictures without georeference (screenshots)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory):
+    """The Sinuiju sample pair saved as PNGs (no georeference), and its truth in the pictures' pixels."""
+    import geopandas as gpd
+    from PIL import Image
+
+    sample = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
+    folder = tmp_path_factory.mktemp("screenshots")
+    pngs = []
+    for tif in sorted(sample.glob("*.tif")):
+        with rasterio.open(tif) as src:
+            Image.fromarray(np.moveaxis(src.read(), 0, -1)).save(folder / f"{tif.stem}.png")
+            inverse = ~src.transform
+        pngs.append(folder / f"{tif.stem}.png")
+    truth = gpd.read_file(sample / "truth.geojson").to_crs("EPSG:32651")
+
+    # each truth outline in picture pixels, then on the local grid (500000 + col, -row) at 1 m pixels
+    def to_local(xy: np.ndarray) -> np.ndarray:
+        cols, rows = inverse * xy.T
+        return np.column_stack([500000.0 + cols, -rows])
+
+    truth["geometry"] = [shapely.transform(g, to_local) for g in truth.geometry]
+    shift = json.loads((sample / "truth.geojson").read_text())["properties"]["acquisitions"][1]["shift_px"]
+    return pngs, truth, shift
+
+
+def test_a_screenshot_pair_is_measured_with_gsd_and_says_it_has_no_map_position(tmp_path, screenshots):
+    import geopandas as gpd
+
+    (before, after), truth, _ = screenshots
+    _refused(_run("detect", before, after, "--aoi", "sinuiju-instrument-factory", "-o", tmp_path / "x"), "--gsd")
+    out = tmp_path / "run"
+    res = _run("detect", before, after, "--aoi", "sinuiju-instrument-factory", "-o", out, "--gsd", "1")
+    assert res.exit_code == 0, res.output
+    assert "note: no map position" in res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["position"].startswith("no map position") and summary["dates"]["before"] == "2022-09-05"
+    found = gpd.read_file(out / "changes.gpkg")
+    for _, t in truth.iterrows():  # every planted change, where the picture shows it
+        same = found[found["change"] == t["change"]].geometry
+        assert max(t.geometry.intersection(g).area / t.geometry.union(g).area for g in same) >= 0.5, t["id"]
+
+
+def test_coreg_measures_a_screenshot_pair_in_metres(screenshots):
+    (before, after), _, shift = screenshots
+    res = _run("coreg", before, after, "--gsd", "0.5", "--json")
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    assert (got["dx"], got["dy"]) == pytest.approx(shift, abs=0.25)
+    assert got["shift_m"] == pytest.approx([shift[0] * 0.5, shift[1] * 0.5], abs=0.15)
+    assert got["position"].startswith("no map position")
+    georeferenced = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
+    tif = sorted(georeferenced.glob("*.tif"))[0]
+    _refused(_run("coreg", tif, after, "--gsd", "1"), f"{tif}: is georeferenced", "leave it out")

@@ -107,6 +107,14 @@ bands_option = click.option(
     help="Band numbers (1-based) of red, green, blue[, near-infrared] in every image, e.g. 3,2,1,4 for "
     "blue-green-red-NIR. Default: read from the files' colour interpretation and band names, else 1,2,3[,4].",
 )
+picture_gsd_option = click.option(
+    "--gsd",
+    "picture_gsd",
+    type=FiniteFloatRange(0.01, 100.0),
+    default=None,
+    help="For pictures without georeference (PNG/JPEG screenshots): metres per pixel. Outputs then have no map "
+    "position (said in the output).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 
@@ -272,6 +280,7 @@ def synth(
 )
 @click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
 @bands_option
+@picture_gsd_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -283,6 +292,7 @@ def coreg_cmd(
     out_file: Path | None,
     show_windows: bool,
     bands: tuple[int, ...] | None,
+    picture_gsd: float | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -290,12 +300,14 @@ def coreg_cmd(
     REFERENCE appears at (col + dx, row + dy) in MOVING)."""
     from .pipeline import coregister
 
-    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands)
+    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands, pixel_size_m=picture_gsd)
     if as_json:
         _echo_json(result.to_dict(windows=show_windows))
         return
     if ctx.obj["quiet"]:
         return
+    if result.position:
+        click.echo(f"note: {result.position}")
     s = result.shift
     click.echo(
         f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
@@ -402,6 +414,7 @@ method_option = click.option(
     "values given (Sentinel-2 SCL: FILE:3,8,9,10), or not clear in a Planet UDM2. Masked pixels are neither "
     "changed nor counted. May be repeated (one per image).",
 )
+@picture_gsd_option
 @click.option("--before-date", metavar="YYYY-MM-DD", help="BEFORE's acquisition date, over what its file says.")
 @click.option("--after-date", metavar="YYYY-MM-DD", help="AFTER's acquisition date, over what its file says.")
 @click.option(
@@ -425,6 +438,7 @@ def detect(
     normalisation: str,
     min_area_m2: float,
     masks: tuple[str, ...],
+    picture_gsd: float | None,
     before_date: str | None,
     after_date: str | None,
     assume_registered: bool,
@@ -448,6 +462,7 @@ def detect(
         bands=bands,
         dates=(before_date, after_date),
         masks=masks,
+        pixel_size_m=picture_gsd,
         progress=_progress(ctx.obj["quiet"]),
     )
     s = result.summary
@@ -470,6 +485,8 @@ def detect(
     method = s["method"]
     if method.get("note"):
         click.echo(f"  note: {method['note']}")
+    if s.get("position"):
+        click.echo(f"  note: {s['position']}")
     kinds = [k for k in ("new", "removed", "changed") if k != "changed" or s["counts"].get(k)]
     click.echo("  " + ", ".join(f"{s['counts'][k]} {k} ({s['area_m2'][k]:.0f} m²)" for k in kinds))
     if not result.objects:

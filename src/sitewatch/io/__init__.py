@@ -20,7 +20,7 @@ from .outputs import (
     write_json,
     write_vectors,
 )
-from .pictures import LOCAL_CRS, read_picture, write_mask_png
+from .pictures import LOCAL_CRS, read_picture, read_unreferenced, write_mask_png
 from .raster import (
     BandLayout,
     Grid,
@@ -37,6 +37,7 @@ from .sources import RemotePath, check_no_network_sources, image_path, is_remote
 from .tracks import read_track_window, read_tracks_file
 
 __all__ = [
+    "read_unreferenced",
     "MaskSpec",
     "unusable_on_grid",
     "checked_date",

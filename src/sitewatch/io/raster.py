@@ -84,7 +84,10 @@ def open_raster(path: Path | RemotePath):
 
 def check_raster(src, path: Path, min_bands: int) -> None:
     if src.crs is None:
-        raise ImageryError(f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS)")
+        raise ImageryError(
+            f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS), or, for a picture "
+            "without georeference (a screenshot), its pixel size in metres with --gsd (detect, coreg)"
+        )
     if src.count < min_bands:
         raise ImageryError(f"{path}: has {src.count} band(s), at least {min_bands} needed")
 

@@ -31,6 +31,7 @@ from ..io import (
     checked_date,
     read_aoi_window,
     read_source,
+    read_unreferenced,
     staged_outputs,
     to_local_utm,
     unusable_on_grid,
@@ -53,7 +54,7 @@ from ..structures import (
     method_for_pixel_size,
     method_named,
 )
-from ._common import Progress, shift_in_map_axes, site_of, versions
+from ._common import NO_MAP_POSITION, Progress, shift_in_map_axes, site_of, versions
 
 log = logging.getLogger(__name__)
 
@@ -276,14 +277,18 @@ def _read_pair(
     after: str | os.PathLike[str],
     site: SiteAOI,
     bands: tuple[int, ...] | None = None,
+    pixel_size_m: float | None = None,
 ) -> tuple[RasterWindow, SourceRaster]:
     """BEFORE's window over the AOI (the grid everything is measured on) and the whole of AFTER.
 
     Both are read as red, green, blue[, near-infrared] (``bands`` as ``--bands``; an alpha
     band masks).  A geographic BEFORE is warped once onto its local UTM grid, so areas are in
     m²; AFTER, in any CRS, is warped onto that grid later, once, with the shift folded in.
-    Where only one image has a near-infrared band, it is left out.
+    Where only one image has a near-infrared band, it is left out.  With ``pixel_size_m``
+    both are pictures without georeference (:func:`_read_pictures`).
     """
+    if pixel_size_m is not None:
+        return _read_pictures(before, after, pixel_size_m, bands)
     ref = read_aoi_window(before, site.footprint, bands=bands)
     if not ref.grid.crs.is_projected:
         log.info("%s: CRS %s is geographic; warped onto its local UTM grid", ref.path.name, ref.grid.crs.to_string())
@@ -295,6 +300,18 @@ def _read_pair(
         ref = replace(ref, data=ref.data[:3])
         source = replace(source, data=source.data[:3])
     return ref, source
+
+
+def _read_pictures(
+    before: str | os.PathLike[str], after: str | os.PathLike[str], pixel_size_m: float, bands: tuple[int, ...] | None
+) -> tuple[RasterWindow, SourceRaster]:
+    """Two pictures without georeference (``--gsd``) as BEFORE's window (the whole picture) and AFTER."""
+    if bands is not None:
+        raise ImageryError(f"{before}: --bands is for GeoTIFFs; a picture is read as its red, green and blue")
+    ref = read_unreferenced(before, pixel_size_m)
+    grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
+    window = RasterWindow(ref.path, ref.data, np.all(np.isfinite(ref.data), axis=0), grid, ref.date)
+    return window, read_unreferenced(after, pixel_size_m)
 
 
 def _with_dates(
@@ -378,6 +395,7 @@ def detect(
     bands: tuple[int, ...] | None = None,
     dates: tuple[str | None, str | None] = (None, None),
     masks: Sequence[MaskSpec | str | os.PathLike[str]] = (),
+    pixel_size_m: float | None = None,
     progress: Progress | None = None,
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
@@ -411,6 +429,9 @@ def detect(
     masks : sequence of MaskSpec or path-like
         Rasters of unusable pixels (clouds, haze; ``--mask``, see :mod:`sitewatch.io.masks`):
         a pixel any of them masks is neither co-registered on nor searched for change.
+    pixel_size_m : float, optional
+        For pictures without georeference (screenshots, ``--gsd``): metres per pixel. The
+        whole picture is searched, on a local grid with no map position (said in the summary).
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -429,14 +450,14 @@ def detect(
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
-    ref, source = _with_dates(*_read_pair(before, after, site, bands), dates)
+    ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
     ref, masked = _masked(ref, [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks])
     timings["read_s"] = time.perf_counter() - t0
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
     found = detect_on_grid(
         ref,
         source,
-        _footprint_mask(site, ref.grid),
+        _footprint_mask(site, ref.grid) if pixel_size_m is None else np.ones(ref.grid.shape, bool),
         settings=settings,
         normalisation=normalisation,
         step=step,
@@ -445,11 +466,14 @@ def detect(
     )
     changes = found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
+    references = references if pixel_size_m is None else []
     assign_relative_size(changes.objects, references)
     summary = _summary(site, ref, found, settings=settings, normalisation=normalisation)
     if masks:
         summary["inputs"]["masks"] = [str(m.path if isinstance(m, MaskSpec) else m) for m in masks]
         summary["masked_px"] = masked
+    if pixel_size_m is not None:
+        summary["position"] = NO_MAP_POSITION
     result = DetectResult(
         site,
         ref.path,
