@@ -287,3 +287,70 @@ def test_coreg_measures_a_screenshot_pair_in_metres(screenshots):
     georeferenced = Path(__file__).resolve().parents[1] / "sample_imagery" / "sinuiju-instrument-factory"
     tif = sorted(georeferenced.glob("*.tif"))[0]
     _refused(_run("coreg", tif, after, "--gsd", "1"), f"{tif}: is georeferenced", "leave it out")
+
+
+# ------------------------------------------------------------------ STAC Items
+
+
+def _stac_item(folder: Path, assets: dict, properties: dict | None = None) -> Path:
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
+        ],
+        "id": "scene-1",
+        "bbox": [129.0, 39.7, 129.1, 39.8],
+        "geometry": {"type": "Polygon", "coordinates": [[[129.0, 39.7], [129.1, 39.7], [129.1, 39.8], [129.0, 39.7]]]},
+        "properties": {"datetime": "2023-06-15T02:11:00Z", **(properties or {})},
+        "links": [],
+        "assets": assets,
+    }
+    path = folder / "item.json"
+    path.write_text(json.dumps(item))
+    return path
+
+
+def test_a_stac_item_is_read_through_its_asset_date_sun_and_eo_bands(tmp_path):
+    from rasterio.enums import ColorInterp
+
+    from sitewatch.io import image_sun
+
+    rgb = _rgb()
+    nir = textured((64, 64), 9)[None]
+    scene = tmp_path / "scene.tif"  # blue, green, red, NIR with no colour names: only the item says which is which
+    with rasterio.open(
+        scene, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8", crs="EPSG:32652",
+        transform=rasterio.transform.from_origin(500000, 4400000, 1, 1), photometric="MINISBLACK",
+    ) as dst:  # fmt: skip
+        dst.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.undefined, ColorInterp.undefined]
+        dst.write(np.concatenate([rgb[::-1], nir]).astype(np.uint8))
+    eo = [{"name": n, "common_name": n} for n in ("blue", "green", "red", "nir")]
+    item = _stac_item(
+        tmp_path,
+        {
+            "thumbnail": {"href": "thumb.png", "type": "image/png", "roles": ["thumbnail"]},
+            "analytic": {"href": "scene.tif", "type": "image/tiff; application=geotiff", "eo:bands": eo},
+        },
+        {"view:sun_azimuth": 151.5, "view:sun_elevation": 48.0},
+    )
+    src = read_source(item)
+    np.testing.assert_array_equal(src.data, np.concatenate([rgb, nir]).astype(np.uint8))  # red first, NIR fourth
+    assert src.date == "2023-06-15" and image_date(item) == "2023-06-15"
+    assert image_sun(item) == (151.5, 48.0)
+    res = _run("coreg", item, scene, "--json")  # the item stands wherever a GeoTIFF does
+    assert res.exit_code == 0, res.output
+    assert abs(json.loads(res.output)["dx"]) < 0.05
+
+
+def test_a_stac_item_without_a_picture_to_read_is_refused(tmp_path):
+    write_tif(tmp_path / "a.tif", _rgb())
+    item = _stac_item(
+        tmp_path,
+        {
+            "b1": {"href": "a.tif", "type": "image/tiff"},
+            "b2": {"href": "a.tif", "type": "image/tiff"},
+        },
+    )
+    _refused(_run("coreg", item, item), f"error: {item}: a STAC Item with no visual asset", "assets: b1, b2")

@@ -20,6 +20,7 @@ import rasterio.errors
 
 from ..errors import ImageryError
 from .sources import RemotePath, check_no_network_sources, image_path, is_remote
+from .stac import is_stac_item, read_stac_item
 
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 # 20230615031122 or 20230615T031122: a date and a time written together (Maxar/Planet file names)
@@ -71,7 +72,10 @@ def _image_metadata(path: Path | RemotePath) -> tuple[dict[str, Any], dict[str, 
     Either is empty where it is missing or unreadable; a remote image has no sidecar looked for.
     """
     props: dict[str, Any] = {}
-    stac = None if is_remote(path) else path.with_suffix(".json")
+    if is_stac_item(path):  # the image is a STAC Item: its properties, and the tags of the asset it reads
+        item = read_stac_item(path)
+        props, path = item.properties, item.asset
+    stac = None if is_remote(path) or props else path.with_suffix(".json")
     if stac is not None and stac.exists():
         try:
             found = json.loads(stac.read_text("utf-8")).get("properties", {})

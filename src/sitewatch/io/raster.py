@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import ImageryError
 from .metadata import image_date
 from .sources import RemotePath, check_no_network_sources, image_path
+from .stac import is_stac_item, read_stac_item
 
 
 @dataclass(frozen=True)
@@ -197,12 +198,27 @@ def _looks_like_alpha(src, band: int) -> bool:
     return bool(np.isin(sample, (0, top)).all() and (sample == top).any())
 
 
-def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLayout:
+def resolve_image(path: Path | RemotePath) -> tuple[Path | RemotePath, tuple[int, ...] | None]:
+    """The file to open for an image and the band order its catalogue gives, if any.
+
+    A STAC Item (a local ``.json``, :mod:`sitewatch.io.stac`) is read through its picture
+    asset, with its ``eo:bands`` order; anything else is opened as given, with no order.
+    """
+    if not is_stac_item(path):
+        return path, None
+    item = read_stac_item(path)
+    return item.asset, item.bands
+
+
+def band_layout(
+    src, path: Path, bands: tuple[int, ...] | None = None, *, catalogue: tuple[int, ...] | None = None
+) -> BandLayout:
     """Map a file's bands onto red, green, blue[, near-infrared], with an alpha band as a mask.
 
     ``bands`` (1-based, as ``--bands R,G,B[,NIR]``) wins; otherwise the colour interpretation
     GDAL reads (TIFF photometric tags, ``colorinterp``) and band descriptions name the bands;
-    a file that names none of red, green and blue is read by position (1, 2, 3[, 4]).
+    a file that names none of red, green and blue is read in the ``catalogue`` order (a STAC
+    Item's ``eo:bands``) where one is given, else by position (1, 2, 3[, 4]).
 
     Raises
     ------
@@ -229,6 +245,8 @@ def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLa
         raise ImageryError(
             f"{path}: cannot tell which bands are red, green and blue ({found}); pass --bands R,G,B[,NIR]"
         )
+    if catalogue and max(catalogue) <= src.count and alpha not in catalogue:
+        return BandLayout(tuple(catalogue), alpha, "STAC eo:bands")
     plain = tuple(i for i in range(1, src.count + 1) if i != alpha)
     return BandLayout(plain[:4] if len(plain) >= 3 else plain[:1], alpha, "position")
 
@@ -294,9 +312,10 @@ def read_aoi_window(
         does not overlap the footprint.
     """
     path = image_path(path)
-    with open_raster(path) as src:
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         if colour:
             need_colour(layout, path, "this command")
         fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
@@ -333,9 +352,10 @@ def read_source(
         declares more pixels than :data:`MAX_READ_PX`.
     """
     path = image_path(path)
-    with open_raster(path) as src:
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         if colour:
             need_colour(layout, path, "this command")
         data, valid = _read_layout(src, path, layout, None)

@@ -14,7 +14,7 @@ from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, TrackError
-from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
+from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds, resolve_image
 from .sources import image_path
 
 
@@ -110,9 +110,10 @@ def read_track_window(
         Each track in the image's CRS (metres), clipped to the image.
     """
     path = image_path(path)
-    with open_raster(path) as src:
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         need_colour(layout, path, "counting railcars")
         crs = CRS.from_user_input(src.crs)
         if not crs.is_projected:
