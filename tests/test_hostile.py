@@ -444,6 +444,12 @@ def test_non_utf8_aoi_and_sidecar(tmp_path):
             },
             "not a finite number",
         ),
+        # found by tests/test_fuzz.py: shapely's own error, and PROJ's on a longitude of 1e308
+        ({"properties": {"track_id": "T"}, "geometry": {"type": "", "coordinates": []}}, "unreadable geometry"),
+        (
+            {"properties": {"track_id": "T"}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1e308, 1]]}},
+            "outside lon/lat range",
+        ),
     ],
 )
 def test_bad_tracks_files(tmp_path, feature, words):

@@ -198,7 +198,7 @@ def aoi_problems(path: str | os.PathLike[str]) -> list[str]:
         props = feat["properties"]
         try:
             geom = shape(feat["geometry"])
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
             problems.append(f"{label}: geometry cannot be read: {exc}")
             continue
         if geom.is_empty:

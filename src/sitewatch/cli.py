@@ -83,12 +83,37 @@ class BandsType(click.ParamType):
         return bands
 
 
+class ImageType(click.ParamType):
+    """An image: a local path, or a URL or GDAL ``/vsi…`` path handed to GDAL exactly as written.
+
+    ``click.Path`` would turn ``http://host/x.tif`` into ``http:/host/x.tif`` (``pathlib`` folds ``//``).
+    """
+
+    name = "IMAGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .io.sources import image_path
+
+        return image_path(value)
+
+
+IMAGE = ImageType()
+
+
 bands_option = click.option(
     "--bands",
     type=BandsType(),
     default=None,
     help="Band numbers (1-based) of red, green, blue[, near-infrared] in every image, e.g. 3,2,1,4 for "
     "blue-green-red-NIR. Default: read from the files' colour interpretation and band names, else 1,2,3[,4].",
+)
+picture_gsd_option = click.option(
+    "--gsd",
+    "picture_gsd",
+    type=FiniteFloatRange(0.01, 100.0),
+    default=None,
+    help="For pictures without georeference (PNG/JPEG screenshots): metres per pixel. Outputs then have no map "
+    "position (said in the output).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
@@ -244,8 +269,8 @@ def synth(
 
 
 @main.command("coreg")
-@click.argument("reference", type=click.Path(path_type=Path))
-@click.argument("moving", type=click.Path(path_type=Path))
+@click.argument("reference", type=IMAGE)
+@click.argument("moving", type=IMAGE)
 @click.option(
     "--out",
     "-o",
@@ -255,6 +280,7 @@ def synth(
 )
 @click.option("--windows", "show_windows", is_flag=True, help="With --json, list every window's shift.")
 @bands_option
+@picture_gsd_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -266,6 +292,7 @@ def coreg_cmd(
     out_file: Path | None,
     show_windows: bool,
     bands: tuple[int, ...] | None,
+    picture_gsd: float | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -273,12 +300,14 @@ def coreg_cmd(
     REFERENCE appears at (col + dx, row + dy) in MOVING)."""
     from .pipeline import coregister
 
-    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands)
+    result = coregister(reference, moving, out=out_file, overwrite=overwrite, bands=bands, pixel_size_m=picture_gsd)
     if as_json:
         _echo_json(result.to_dict(windows=show_windows))
         return
     if ctx.obj["quiet"]:
         return
+    if result.position:
+        click.echo(f"note: {result.position}")
     s = result.shift
     click.echo(
         f"{moving.name} relative to {reference.name}: {s.dx:+.3f}, {s.dy:+.3f} px "
@@ -360,8 +389,8 @@ method_option = click.option(
 
 
 @main.command()
-@click.argument("before", type=click.Path(path_type=Path))
-@click.argument("after", type=click.Path(path_type=Path))
+@click.argument("before", type=IMAGE)
+@click.argument("after", type=IMAGE)
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
@@ -376,6 +405,18 @@ method_option = click.option(
     show_default=True,
     help="Smallest structure reported, m².",
 )
+@click.option(
+    "--mask",
+    "masks",
+    multiple=True,
+    metavar="FILE[:V1,V2,...]",
+    help="A raster of unusable pixels (cloud, haze), any grid: non-zero in band 1, or band 1 holding one of the "
+    "values given (Sentinel-2 SCL: FILE:3,8,9,10), or not clear in a Planet UDM2. Masked pixels are neither "
+    "changed nor counted. May be repeated (one per image).",
+)
+@picture_gsd_option
+@click.option("--before-date", metavar="YYYY-MM-DD", help="BEFORE's acquisition date, over what its file says.")
+@click.option("--after-date", metavar="YYYY-MM-DD", help="AFTER's acquisition date, over what its file says.")
 @click.option(
     "--assume-registered",
     is_flag=True,
@@ -396,6 +437,10 @@ def detect(
     method: str,
     normalisation: str,
     min_area_m2: float,
+    masks: tuple[str, ...],
+    picture_gsd: float | None,
+    before_date: str | None,
+    after_date: str | None,
     assume_registered: bool,
     bands: tuple[int, ...] | None,
     overwrite: bool,
@@ -415,6 +460,9 @@ def detect(
         min_area_m2=min_area_m2,
         assume_registered=assume_registered,
         bands=bands,
+        dates=(before_date, after_date),
+        masks=masks,
+        pixel_size_m=picture_gsd,
         progress=_progress(ctx.obj["quiet"]),
     )
     s = result.summary
@@ -437,6 +485,8 @@ def detect(
     method = s["method"]
     if method.get("note"):
         click.echo(f"  note: {method['note']}")
+    if s.get("position"):
+        click.echo(f"  note: {s['position']}")
     kinds = [k for k in ("new", "removed", "changed") if k != "changed" or s["counts"].get(k)]
     click.echo("  " + ", ".join(f"{s['counts'][k]} {k} ({s['area_m2'][k]:.0f} m²)" for k in kinds))
     if not result.objects:
@@ -468,7 +518,7 @@ nominal_length_option = click.option(
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=IMAGE)
 @click.option("--aoi", "aoi_ref", help="AOI GeoJSON file or site id whose rail_track lines to count along.")
 @click.option(
     "--tracks",
@@ -531,7 +581,7 @@ def railcars(
 
 
 @main.command("timeline")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=IMAGE)
 @click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."

@@ -7,7 +7,8 @@
 * :mod:`.pictures` - pictures without georeference (PNG, JPEG) on a local grid, masks as PNG.
 """
 
-from .metadata import image_date, image_sun
+from .masks import MaskSpec, unusable_on_grid
+from .metadata import checked_date, date_from_name, image_date, image_sun
 from .outputs import (
     check_out_dir,
     check_outputs_free,
@@ -19,7 +20,7 @@ from .outputs import (
     write_json,
     write_vectors,
 )
-from .pictures import LOCAL_CRS, read_picture, write_mask_png
+from .pictures import LOCAL_CRS, read_picture, read_unreferenced, write_mask_png
 from .raster import (
     BandLayout,
     Grid,
@@ -32,9 +33,19 @@ from .raster import (
     to_local_utm,
     warp_onto_grid,
 )
+from .sources import RemotePath, check_no_network_sources, image_path, is_remote
 from .tracks import read_track_window, read_tracks_file
 
 __all__ = [
+    "read_unreferenced",
+    "MaskSpec",
+    "unusable_on_grid",
+    "checked_date",
+    "date_from_name",
+    "RemotePath",
+    "check_no_network_sources",
+    "image_path",
+    "is_remote",
     "LOCAL_CRS",
     "BandLayout",
     "Grid",

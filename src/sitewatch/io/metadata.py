@@ -19,18 +19,64 @@ import rasterio
 import rasterio.errors
 
 from ..errors import ImageryError
+from .sources import RemotePath, check_no_network_sources, image_path, is_remote
+from .stac import is_stac_item, read_stac_item
 
 ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+# 20230615031122 or 20230615T031122: a date and a time written together (Maxar/Planet file names)
+COMPACT_DATETIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})T?\d{6}(?!\d)", re.IGNORECASE)
+# 23JUN15021733-S2AS-...: Maxar (DigitalGlobe) file names, two-digit year, month name, day, then the time
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+MAXAR_DATE = re.compile(rf"(?<![A-Za-z0-9])(\d{{2}})({'|'.join(MONTHS)})(\d{{2}})(?=\d{{6}}|[^0-9]|$)", re.IGNORECASE)
+MAXAR_CENTURY = 2000  # Maxar's two-digit years are this century (WorldView-1 flew from 2007)
 
 
-def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def checked_date(text: str) -> str:
+    """A date the user gave (``--date``), as ISO ``YYYY-MM-DD``.
+
+    Raises
+    ------
+    ImageryError
+        If it is not a real day written ``YYYY-MM-DD``.
+    """
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(text)):
+        try:
+            return date.fromisoformat(str(text)).isoformat()
+        except ValueError:
+            pass
+    raise ImageryError(f"date {text!r}: give an acquisition date as YYYY-MM-DD (e.g. 2023-06-15)")
+
+
+def date_from_name(name: str) -> str | None:
+    """An acquisition date (ISO ``YYYY-MM-DD``) written in a file name, or None.
+
+    Recognised: ISO dates (``2023-06-15``, ``20230615``), a date and time written together
+    (``20230615031122``, ``20230615T031122``), and Maxar's ``23JUN15021733``.  A match that
+    is not a real day (``20231345``) is passed over.
+    """
+    for pattern in (ISO_DATE, COMPACT_DATETIME, MAXAR_DATE):
+        for m in pattern.finditer(name):
+            y, mo, d = m.groups()
+            if pattern is MAXAR_DATE:
+                y, mo = str(MAXAR_CENTURY + int(y)), str(MONTHS.index(mo.upper()) + 1)
+            try:
+                return date(int(y), int(mo), int(d)).isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def _image_metadata(path: Path | RemotePath) -> tuple[dict[str, Any], dict[str, str]]:
     """An image's STAC item properties (``<name>.json`` beside it) and GeoTIFF tags (upper-cased keys).
 
-    Either is empty where it is missing or unreadable.
+    Either is empty where it is missing or unreadable; a remote image has no sidecar looked for.
     """
     props: dict[str, Any] = {}
-    stac = path.with_suffix(".json")
-    if stac.exists():
+    if is_stac_item(path):  # the image is a STAC Item: its properties, and the tags of the asset it reads
+        item = read_stac_item(path)
+        props, path = item.properties, item.asset
+    stac = None if is_remote(path) or props else path.with_suffix(".json")
+    if stac is not None and stac.exists():
         try:
             found = json.loads(stac.read_text("utf-8")).get("properties", {})
             props = found if isinstance(found, dict) else {}
@@ -40,6 +86,7 @@ def _image_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             raise ImageryError(
                 f"{stac}: not UTF-8 text (byte {exc.start}); a STAC item sidecar must be UTF-8 JSON"
             ) from exc
+    check_no_network_sources(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -55,9 +102,9 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
 
     Looked up, in order: a STAC item beside the image (``<name>.json`` with
     ``properties.datetime``), the TIFF tag ``TIFFTAG_DATETIME``, then an ISO date in the
-    file name.  ``None`` when none of them has one.
+    file name (:func:`date_from_name`: ISO, compact or Maxar-style).  ``None`` when none of them has one.
     """
-    path = Path(path)
+    path = image_path(path)
     props, tags = _image_metadata(path)
     if props.get("datetime"):
         return str(props["datetime"])[:10]
@@ -66,14 +113,7 @@ def image_date(path: str | os.PathLike[str]) -> str | None:
         m = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})", tag)
         if m:
             return "-".join(m.groups())
-    m = ISO_DATE.search(path.stem)
-    if m:
-        y, mo, d = (int(g) for g in m.groups())
-        try:
-            return date(y, mo, d).isoformat()
-        except ValueError:
-            return None
-    return None
+    return date_from_name(path.stem)
 
 
 SUN_TAGS = ("SUN_AZIMUTH", "SUN_ELEVATION")
@@ -98,7 +138,7 @@ def image_sun(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     from north.  ``None`` when neither has a usable pair (an elevation outside 0-90 degrees
     is not).
     """
-    props, tags = _image_metadata(Path(path))
+    props, tags = _image_metadata(image_path(path))
     return _sun_pair(props.get("view:sun_azimuth"), props.get("view:sun_elevation")) or _sun_pair(
         *(tags.get(t) for t in SUN_TAGS)
     )

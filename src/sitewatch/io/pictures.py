@@ -11,7 +11,8 @@ from affine import Affine
 from pyproj import CRS
 
 from ..errors import ImageryError
-from .raster import Grid, RasterWindow
+from .metadata import image_date
+from .raster import Grid, RasterWindow, SourceRaster, open_raster
 
 # Pictures without georeference (LEVIR-CD's PNGs) are placed on a local metric grid so the
 # GeoTIFF path can run on them unchanged: a projected CRS, origin on its central meridian.
@@ -53,6 +54,28 @@ def read_picture(path: str | os.PathLike[str], pixel_size_m: float, *, mode: str
     data = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
     grid = Grid(LOCAL_CRS, Affine(pixel_size_m, 0.0, 500000.0, 0.0, -pixel_size_m, 0.0), data.shape[1:])
     return RasterWindow(path, data, np.ones(data.shape[1:], bool), grid, None)
+
+
+def read_unreferenced(path: str | os.PathLike[str], pixel_size_m: float) -> SourceRaster:
+    """A screenshot or other picture without georeference (PNG, JPEG, ...) as an image on a local metric grid.
+
+    Red, green and blue as the picture holds them, ``pixel_size_m`` metres a pixel (``--gsd``),
+    the date from its name; the grid (:data:`LOCAL_CRS`, origin 500000, 0) has no map position.
+
+    Raises
+    ------
+    ImageryError
+        If the file is georeferenced (then its own grid is used: leave ``--gsd`` out), or is
+        not a readable picture.
+    """
+    path = Path(path)
+    with open_raster(path) as src:
+        if src.crs is not None:
+            raise ImageryError(
+                f"{path}: is georeferenced ({src.crs}); --gsd is for pictures without georeference (leave it out)"
+            )
+    window = read_picture(path, pixel_size_m)
+    return SourceRaster(path, window.data, window.grid.transform, window.grid.crs, image_date(path))
 
 
 def write_mask_png(path: Path, mask: np.ndarray) -> None:

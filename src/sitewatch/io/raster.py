@@ -22,6 +22,8 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError
 from .metadata import image_date
+from .sources import RemotePath, check_no_network_sources, image_path
+from .stac import is_stac_item, read_stac_item
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,18 @@ class RasterWindow:
     holds data (not nodata, inside the source image).
     """
 
-    path: Path
+    path: Path | RemotePath
     data: np.ndarray
     valid: np.ndarray
     grid: Grid
     date: str | None
 
 
-def open_raster(path: Path):
+def open_raster(path: Path | RemotePath):
+    """Open an image with rasterio; a local file that would read from the network is refused first."""
     if not path.exists():
         raise ImageryError(f"{path}: no such file")
+    check_no_network_sources(path)
     try:
         with warnings.catch_warnings():  # a missing georeference is refused by check_raster, in words
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -81,7 +85,10 @@ def open_raster(path: Path):
 
 def check_raster(src, path: Path, min_bands: int) -> None:
     if src.crs is None:
-        raise ImageryError(f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS)")
+        raise ImageryError(
+            f"{path}: has no CRS; sitewatch needs georeferenced imagery (GeoTIFF with a CRS), or, for a picture "
+            "without georeference (a screenshot), its pixel size in metres with --gsd (detect, coreg)"
+        )
     if src.count < min_bands:
         raise ImageryError(f"{path}: has {src.count} band(s), at least {min_bands} needed")
 
@@ -191,12 +198,27 @@ def _looks_like_alpha(src, band: int) -> bool:
     return bool(np.isin(sample, (0, top)).all() and (sample == top).any())
 
 
-def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLayout:
+def resolve_image(path: Path | RemotePath) -> tuple[Path | RemotePath, tuple[int, ...] | None]:
+    """The file to open for an image and the band order its catalogue gives, if any.
+
+    A STAC Item (a local ``.json``, :mod:`sitewatch.io.stac`) is read through its picture
+    asset, with its ``eo:bands`` order; anything else is opened as given, with no order.
+    """
+    if not is_stac_item(path):
+        return path, None
+    item = read_stac_item(path)
+    return item.asset, item.bands
+
+
+def band_layout(
+    src, path: Path, bands: tuple[int, ...] | None = None, *, catalogue: tuple[int, ...] | None = None
+) -> BandLayout:
     """Map a file's bands onto red, green, blue[, near-infrared], with an alpha band as a mask.
 
     ``bands`` (1-based, as ``--bands R,G,B[,NIR]``) wins; otherwise the colour interpretation
     GDAL reads (TIFF photometric tags, ``colorinterp``) and band descriptions name the bands;
-    a file that names none of red, green and blue is read by position (1, 2, 3[, 4]).
+    a file that names none of red, green and blue is read in the ``catalogue`` order (a STAC
+    Item's ``eo:bands``) where one is given, else by position (1, 2, 3[, 4]).
 
     Raises
     ------
@@ -223,6 +245,8 @@ def band_layout(src, path: Path, bands: tuple[int, ...] | None = None) -> BandLa
         raise ImageryError(
             f"{path}: cannot tell which bands are red, green and blue ({found}); pass --bands R,G,B[,NIR]"
         )
+    if catalogue and max(catalogue) <= src.count and alpha not in catalogue:
+        return BandLayout(tuple(catalogue), alpha, "STAC eo:bands")
     plain = tuple(i for i in range(1, src.count + 1) if i != alpha)
     return BandLayout(plain[:4] if len(plain) >= 3 else plain[:1], alpha, "position")
 
@@ -287,10 +311,11 @@ def read_aoi_window(
         If the file is missing or unreadable, has no CRS, bands that cannot be mapped, or
         does not overlap the footprint.
     """
-    path = Path(path)
-    with open_raster(path) as src:
+    path = image_path(path)
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         if colour:
             need_colour(layout, path, "this command")
         fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
@@ -308,7 +333,7 @@ def read_aoi_window(
 class SourceRaster:
     """A whole image in memory, nodata as NaN, with its georeference: input to :func:`warp_onto_grid`."""
 
-    path: Path
+    path: Path | RemotePath
     data: np.ndarray
     transform: Affine
     crs: CRS
@@ -326,10 +351,11 @@ def read_source(
         If the file is missing, unreadable, has no CRS, bands that cannot be mapped, or
         declares more pixels than :data:`MAX_READ_PX`.
     """
-    path = Path(path)
-    with open_raster(path) as src:
+    path = image_path(path)
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         if colour:
             need_colour(layout, path, "this command")
         data, valid = _read_layout(src, path, layout, None)

@@ -14,7 +14,8 @@ from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, TrackError
-from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds
+from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds, resolve_image
+from .sources import image_path
 
 
 def _finite_coordinates(geometry: object) -> bool:
@@ -66,12 +67,18 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
             raise TrackError(f"{path}: {label} has a coordinate that is not a finite number (NaN or infinity)")
         try:
             geom = shape(feat["geometry"]) if feat.get("geometry") else None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
             raise TrackError(f"{path}: {label} has an unreadable geometry ({exc})") from exc
         if geom is None or geom.is_empty:
             raise TrackError(f"{path}: {label} has an empty geometry")
         if geom.geom_type != "LineString":
             raise TrackError(f"{path}: {label} is a {geom.geom_type}; a track must be a LineString")
+        minx, miny, maxx, maxy = geom.bounds
+        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise TrackError(
+                f"{path}: {label} has coordinates outside lon/lat range (bounds {geom.bounds}); "
+                "GeoJSON tracks are WGS84 lon, lat"
+            )
 
         tracks[track_id] = geom
     if not tracks:
@@ -102,10 +109,11 @@ def read_track_window(
     tracks : dict of str to LineString
         Each track in the image's CRS (metres), clipped to the image.
     """
-    path = Path(path)
-    with open_raster(path) as src:
+    path = image_path(path)
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
         check_raster(src, path, 1)
-        layout = band_layout(src, path, bands)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
         need_colour(layout, path, "counting railcars")
         crs = CRS.from_user_input(src.crs)
         if not crs.is_projected:

@@ -34,6 +34,13 @@ def versions() -> dict[str, Any]:
     }
 
 
+# Said in summary.json ("position") and by the CLI when the images were pictures without georeference.
+NO_MAP_POSITION = (
+    "no map position: the images are pictures without georeference, placed on a local grid at the given pixel "
+    "size; areas, sizes and the shift are in metres, but coordinates in the outputs are not places on Earth, and "
+    "no AOI footprint, exclusion or reference building was used"
+)
+
 SHIFT_MAP_MEANING = (
     "east_m, north_m: how far the later (moving) image shows each feature east and north of where the "
     "earlier (reference) image shows it, in metres on the reference grid's map axes; the correction "

@@ -25,12 +25,14 @@ from ..io import (
     SourceRaster,
     check_outputs_free,
     corrected_transform,
+    image_path,
     local_utm_grid,
     read_source,
+    read_unreferenced,
     staged_outputs,
     warp_onto_grid,
 )
-from ._common import shift_in_map_axes
+from ._common import NO_MAP_POSITION, shift_in_map_axes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Coregistration:
     grid: Grid
     shift: ShiftResult
     seconds: float
+    position: str | None = None  # why the grid has no map position (pictures without georeference), else None
 
     def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class Coregistration:
             "shift_map": shift_in_map_axes(self.grid, self.shift.dx, self.shift.dy),
             "crs": self.grid.crs.to_string(),
             "seconds": round(self.seconds, 3),
+            **({"position": self.position} if self.position else {}),
         }
 
 
@@ -73,6 +77,7 @@ def coregister(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     bands: tuple[int, ...] | None = None,
+    pixel_size_m: float | None = None,
 ) -> Coregistration:
     """Measure how far MOVING's content is displaced from REFERENCE's; optionally write it corrected.
 
@@ -86,6 +91,9 @@ def coregister(
         A GeoTIFF of MOVING with the correction folded into its geotransform (pixels unchanged).
     bands : tuple of int, optional
         1-based band numbers of red, green, blue[, NIR] (``--bands``); default: from the files.
+    pixel_size_m : float, optional
+        For two pictures without georeference (screenshots, ``--gsd``): metres per pixel.
+        The shift is measured on a local grid (no map position; ``-o`` is refused).
 
     Raises
     ------
@@ -95,8 +103,13 @@ def coregister(
     t0 = time.perf_counter()
     if out is not None:
         check_outputs_free([Path(out)], overwrite)
-    ref = read_source(reference, bands=bands, colour=False)
-    mov = read_source(moving, bands=bands, colour=False)
+    if pixel_size_m is not None:
+        if out is not None or bands is not None:
+            raise ImageryError(f"{moving}: -o and --bands are for GeoTIFFs; a picture has no geotransform to correct")
+        ref, mov = read_unreferenced(reference, pixel_size_m), read_unreferenced(moving, pixel_size_m)
+    else:
+        ref = read_source(reference, bands=bands, colour=False)
+        mov = read_source(moving, bands=bands, colour=False)
     grid, ref_data, ref_valid = _reference_on_grid(ref)
     on_ref = warp_onto_grid(mov, grid, resampling=Resampling.bilinear)
     try:
@@ -120,8 +133,9 @@ def coregister(
         shift.windows_rejected,
     )
     if out is not None:
-        _write_corrected(Path(moving), Path(out), grid, shift, overwrite=overwrite)
-    return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0)
+        _write_corrected(image_path(moving), Path(out), grid, shift, overwrite=overwrite)
+    position = NO_MAP_POSITION if pixel_size_m is not None else None
+    return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0, position)
 
 
 def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *, overwrite: bool) -> None:

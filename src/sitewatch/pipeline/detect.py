@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,17 @@ from ..coreg import ShiftResult, estimate_shift
 from ..errors import AlignmentError, ImageryError
 from ..io import (
     Grid,
+    MaskSpec,
     RasterWindow,
     SourceRaster,
     check_outputs_free,
+    checked_date,
     read_aoi_window,
     read_source,
+    read_unreferenced,
     staged_outputs,
     to_local_utm,
+    unusable_on_grid,
     warp_onto_grid,
     write_geotiff,
     write_json,
@@ -49,7 +54,7 @@ from ..structures import (
     method_for_pixel_size,
     method_named,
 )
-from ._common import Progress, shift_in_map_axes, site_of, versions
+from ._common import NO_MAP_POSITION, Progress, shift_in_map_axes, site_of, versions
 
 log = logging.getLogger(__name__)
 
@@ -272,14 +277,18 @@ def _read_pair(
     after: str | os.PathLike[str],
     site: SiteAOI,
     bands: tuple[int, ...] | None = None,
+    pixel_size_m: float | None = None,
 ) -> tuple[RasterWindow, SourceRaster]:
     """BEFORE's window over the AOI (the grid everything is measured on) and the whole of AFTER.
 
     Both are read as red, green, blue[, near-infrared] (``bands`` as ``--bands``; an alpha
     band masks).  A geographic BEFORE is warped once onto its local UTM grid, so areas are in
     m²; AFTER, in any CRS, is warped onto that grid later, once, with the shift folded in.
-    Where only one image has a near-infrared band, it is left out.
+    Where only one image has a near-infrared band, it is left out.  With ``pixel_size_m``
+    both are pictures without georeference (:func:`_read_pictures`).
     """
+    if pixel_size_m is not None:
+        return _read_pictures(before, after, pixel_size_m, bands)
     ref = read_aoi_window(before, site.footprint, bands=bands)
     if not ref.grid.crs.is_projected:
         log.info("%s: CRS %s is geographic; warped onto its local UTM grid", ref.path.name, ref.grid.crs.to_string())
@@ -291,6 +300,42 @@ def _read_pair(
         ref = replace(ref, data=ref.data[:3])
         source = replace(source, data=source.data[:3])
     return ref, source
+
+
+def _read_pictures(
+    before: str | os.PathLike[str], after: str | os.PathLike[str], pixel_size_m: float, bands: tuple[int, ...] | None
+) -> tuple[RasterWindow, SourceRaster]:
+    """Two pictures without georeference (``--gsd``) as BEFORE's window (the whole picture) and AFTER."""
+    if bands is not None:
+        raise ImageryError(f"{before}: --bands is for GeoTIFFs; a picture is read as its red, green and blue")
+    ref = read_unreferenced(before, pixel_size_m)
+    grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
+    window = RasterWindow(ref.path, ref.data, np.all(np.isfinite(ref.data), axis=0), grid, ref.date)
+    return window, read_unreferenced(after, pixel_size_m)
+
+
+def _with_dates(
+    ref: RasterWindow, source: SourceRaster, dates: tuple[str | None, str | None]
+) -> tuple[RasterWindow, SourceRaster]:
+    """BEFORE and AFTER with the dates the user gave (checked) in place of what their files say."""
+    before, after = dates
+    if before is not None:
+        log.info("%s: date %s as given (the file says %s)", ref.path.name, before, ref.date)
+        ref = replace(ref, date=before)
+    if after is not None:
+        log.info("%s: date %s as given (the file says %s)", source.path.name, after, source.date)
+        source = replace(source, date=after)
+    return ref, source
+
+
+def _masked(ref: RasterWindow, masks: list[MaskSpec]) -> tuple[RasterWindow, int]:
+    """BEFORE's window with every pixel a mask calls unusable made invalid, and how many pixels that took."""
+    unusable = np.zeros(ref.grid.shape, bool)
+    for spec in masks:
+        unusable |= unusable_on_grid(spec, ref.grid)
+    if masks:
+        log.info("masks: %d of %d pixels unusable", int(unusable.sum()), unusable.size)
+    return replace(ref, valid=ref.valid & ~unusable), int((ref.valid & unusable).sum())
 
 
 def _summary(
@@ -348,6 +393,9 @@ def detect(
     min_area_m2: float = 40.0,
     assume_registered: bool = False,
     bands: tuple[int, ...] | None = None,
+    dates: tuple[str | None, str | None] = (None, None),
+    masks: Sequence[MaskSpec | str | os.PathLike[str]] = (),
+    pixel_size_m: float | None = None,
     progress: Progress | None = None,
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
@@ -375,6 +423,15 @@ def detect(
     bands : tuple of int, optional
         1-based band numbers of red, green, blue[, near-infrared] in both images (as
         ``--bands``); by default read from the files' colour interpretation and band names.
+    dates : (str or None, str or None)
+        Acquisition dates (``YYYY-MM-DD``) of BEFORE and AFTER that override what their
+        metadata and names say (``--before-date``, ``--after-date``).
+    masks : sequence of MaskSpec or path-like
+        Rasters of unusable pixels (clouds, haze; ``--mask``, see :mod:`sitewatch.io.masks`):
+        a pixel any of them masks is neither co-registered on nor searched for change.
+    pixel_size_m : float, optional
+        For pictures without georeference (screenshots, ``--gsd``): metres per pixel. The
+        whole picture is searched, on a local grid with no map position (said in the summary).
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -388,17 +445,19 @@ def detect(
     site = site_of(aoi)
     if normalisation not in NORMALISATION_METHODS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose from {sorted(NORMALISATION_METHODS)}")
+    dates = (*(checked_date(d) if d is not None else None for d in dates),)
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
-    ref, source = _read_pair(before, after, site, bands)
+    ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
+    ref, masked = _masked(ref, [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks])
     timings["read_s"] = time.perf_counter() - t0
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
     found = detect_on_grid(
         ref,
         source,
-        _footprint_mask(site, ref.grid),
+        _footprint_mask(site, ref.grid) if pixel_size_m is None else np.ones(ref.grid.shape, bool),
         settings=settings,
         normalisation=normalisation,
         step=step,
@@ -407,8 +466,14 @@ def detect(
     )
     changes = found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
+    references = references if pixel_size_m is None else []
     assign_relative_size(changes.objects, references)
     summary = _summary(site, ref, found, settings=settings, normalisation=normalisation)
+    if masks:
+        summary["inputs"]["masks"] = [str(m.path if isinstance(m, MaskSpec) else m) for m in masks]
+        summary["masked_px"] = masked
+    if pixel_size_m is not None:
+        summary["position"] = NO_MAP_POSITION
     result = DetectResult(
         site,
         ref.path,

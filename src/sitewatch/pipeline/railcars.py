@@ -20,6 +20,7 @@ from ..io import (
     Grid,
     RasterWindow,
     check_outputs_free,
+    image_path,
     image_sun,
     read_track_window,
     read_tracks_file,
@@ -151,9 +152,9 @@ def count_in_image(
     """
     t0 = time.perf_counter()
     window, lines = read_track_window(path, tracks_lonlat, margin_m=30.0, skip_outside=skip_outside, bands=bands)
-    _check_countable(Path(path), window, {t: _to_pixels(ln, window.grid) for t, ln in lines.items()})
+    _check_countable(image_path(path), window, {t: _to_pixels(ln, window.grid) for t, ln in lines.items()})
     for missing in sorted(set(tracks_lonlat) - set(lines)):
-        log.info("%s: track %s is outside the image; not counted", Path(path).name, missing)
+        log.info("%s: track %s is outside the image; not counted", image_path(path).name, missing)
     grid = window.grid
     data = np.where(window.valid, window.data, np.nan)
     # fill nodata with each band's median so gaps in the image do not read as cars
@@ -172,14 +173,14 @@ def count_in_image(
     seconds = time.perf_counter() - t0
     log.info(
         "%s: %d railcars (%s), track lines shifted by (%.1f, %.1f) px, sun %s, %.2f s",
-        Path(path).name,
+        image_path(path).name,
         result.total,
         result.method,
         *result.line_shift_px,
         "not in the metadata" if angles is None else f"azimuth {angles[0]:.0f}, elevation {angles[1]:.0f} degrees",
         seconds,
     )
-    return ImageRailcars(Path(path), window.date, grid, result, lines, seconds)
+    return ImageRailcars(image_path(path), window.date, grid, result, lines, seconds)
 
 
 def count_railcars(
@@ -224,7 +225,7 @@ def count_railcars(
     results = []
     for i, path in enumerate(images):
         if progress:
-            progress(f"counting railcars in {Path(path).name} ({i + 1}/{len(images)})")
+            progress(f"counting railcars in {image_path(path).name} ({i + 1}/{len(images)})")
         results.append(count_in_image(path, lines, prior=prior, skip_outside=tracks is None, bands=bands))
     if out_dir is not None:
         write_railcars(results, out_dir, overwrite=overwrite)

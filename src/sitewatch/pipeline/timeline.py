@@ -14,6 +14,7 @@ from ..errors import ImageryError
 from ..io import (
     check_outputs_free,
     image_date,
+    image_path,
     read_aoi_window,
     staged_outputs,
     write_csv,
@@ -105,7 +106,7 @@ def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
                 f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
                 "date such as 2023-10-18 in the file name)"
             )
-        dated.append((d, Path(p)))
+        dated.append((d, image_path(p)))
     dated.sort()
     dates = [d for d, _ in dated]
     if len(set(dates)) != len(dates):

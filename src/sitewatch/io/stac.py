@@ -1,0 +1,114 @@
+"""A STAC Item given as an image: its picture asset, date, sun angles and ``eo:bands`` (read with pystac).
+
+An analyst may pass ``item.json`` wherever a GeoTIFF goes. The asset read is the item's
+``visual`` asset (by key, then by role), else one whose ``eo:bands`` name red, green and blue,
+else its only raster asset; relative hrefs are resolved against the item's file. The date is
+the item's ``datetime`` (or ``start_datetime``), the sun angles the view extension's
+``view:sun_azimuth`` and ``view:sun_elevation``, and the bands (when ``--bands`` is not given)
+the positions of the ``eo:bands`` common names ``red``, ``green``, ``blue`` and ``nir``.
+Reading an item's assets is asking for them, wherever their hrefs point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ImageryError
+from .sources import RemotePath, image_path, is_remote
+
+# Asset keys tried first, in order, for the picture to read.
+VISUAL_KEYS = ("visual", "rgb", "image")
+# Media types of assets that are rasters GDAL reads.
+RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2", "image/png", "image/jpeg")
+# eo:bands common names in the order sitewatch reads bands (red, green, blue[, near-infrared]).
+COLOUR_NAMES = ("red", "green", "blue", "nir")
+# A STAC item is a small JSON file; larger "images" ending in .json are not sniffed.
+MAX_ITEM_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class StacImage:
+    """What a STAC Item says about the image it describes."""
+
+    item: Path
+    asset: Path | RemotePath
+    asset_key: str
+    bands: tuple[int, ...] | None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def is_stac_item(path: str | os.PathLike[str]) -> bool:
+    """True for a local JSON file holding a STAC Item (``"type": "Feature"`` with ``stac_version``)."""
+    if is_remote(path) or Path(path).suffix.lower() != ".json":
+        return False
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_ITEM_BYTES:
+            return False
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("type") == "Feature" and "stac_version" in doc
+
+
+def _eo_bands(asset: Any, item: Any) -> list[dict[str, Any]]:
+    bands = asset.extra_fields.get("eo:bands") or item.properties.get("eo:bands") or []
+    return [b for b in bands if isinstance(b, dict)] if isinstance(bands, list) else []
+
+
+def _colour_bands(eo_bands: list[dict[str, Any]]) -> tuple[int, ...] | None:
+    """1-based positions of red, green, blue[, nir] among ``eo:bands`` common names; None when not all three."""
+    names = [str(b.get("common_name", "")).lower() for b in eo_bands]
+    found = tuple(names.index(c) + 1 for c in COLOUR_NAMES if c in names)
+    return found if len(found) >= 3 and all(c in names for c in COLOUR_NAMES[:3]) else None
+
+
+def _pick_asset(item: Any, path: Path) -> str:
+    """The key of the asset to read: visual (by key, then role), else red-green-blue eo:bands, else the only raster."""
+    assets = item.assets
+    for key in VISUAL_KEYS:
+        if key in assets:
+            return key
+    for key, asset in assets.items():
+        if "visual" in (asset.roles or []):
+            return key
+    for key, asset in assets.items():
+        if _colour_bands(_eo_bands(asset, item)):
+            return key
+    rasters = [k for k, a in assets.items() if (a.media_type or "").split(";")[0].strip() in RASTER_MEDIA]
+    if len(rasters) == 1:
+        return rasters[0]
+    raise ImageryError(
+        f"{path}: a STAC Item with no visual asset, none whose eo:bands name red, green and blue, and "
+        f"{len(rasters)} raster assets to choose from (assets: {', '.join(assets) or 'none'})"
+    )
+
+
+def read_stac_item(path: str | os.PathLike[str]) -> StacImage:
+    """The asset to read, its band order and the item's properties, from a local STAC Item file.
+
+    Raises
+    ------
+    ImageryError
+        If pystac cannot read the item, or no asset is a picture to read.
+    """
+    import pystac
+
+    path = Path(path)
+    try:
+        item = pystac.Item.from_file(str(path))
+    except (pystac.STACError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ImageryError(f"{path}: not a readable STAC Item ({exc})") from exc
+    key = _pick_asset(item, path)
+    asset = item.assets[key]
+    href = asset.get_absolute_href() or asset.href
+    properties = dict(item.properties)
+    if item.datetime is not None:
+        properties["datetime"] = item.datetime.isoformat()
+    elif properties.get("start_datetime"):
+        properties["datetime"] = properties["start_datetime"]
+    return StacImage(path, image_path(href), key, _colour_bands(_eo_bands(asset, item)), properties)
