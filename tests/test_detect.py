@@ -219,3 +219,19 @@ def test_assume_registered_goes_on_where_coregistration_refuses(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shift"]["model"] == "none" and summary["shift"]["shift_px"] == [0.0, 0.0]
     assert "no reliable shift" in res.stderr  # said, not hidden
+
+
+def test_no_structure_on_the_rail_yard_where_only_trees_and_the_sun_changed():
+    # the Tumangang sample plants railcars only; between March and July its trees change colour
+    # and their shadows move, which building presence alone reads as new buildings
+    before, after = sorted((SAMPLES / "tumangang-rail-crossing").glob("*.tif"))[:2]
+    result = detect(before, after, "tumangang-rail-crossing")
+    assert result.objects == [], [(o.change, o.area_m2) for o in result.objects]
+
+
+def test_vinalon_hall_and_tanks_found_on_bare_ground():
+    before, after, truth = _pair("hamhung-feb8-vinalon")
+    result = detect(before, after, "hamhung-feb8-vinalon")
+    ious, used, _ = _match(result, truth, "new")
+    assert len(ious) == 4 and all(v >= 0.5 for v in ious.values()), ious
+    assert len(result.objects) - len(used) <= 2

@@ -18,7 +18,11 @@ outside them this is the ``"roofs"`` method):
    brightness (:func:`.presence_change.roof_recoloured`), did not appear or vanish: dropped.
 2. A new presence object is added when, as the roof method asks, a shadow appeared along its
    outer ring (:data:`~.roof_change.MIN_NEW_SHADOW_SHARE`): a tree casts its shadow on both
-   dates. It must be at least :data:`PRESENCE_MIN_AREA_FACTOR` times the minimum area: the
+   dates. It must not be vegetation in the later image over :data:`MAX_GREEN_SHARE` of it
+   (the colour methods' rule), nor what the roof evidence calls unchanged ground (its mean
+   new-structure score at least :data:`~.roof_change.UNCHANGED_SCORE`): a tree crown under
+   another season's light and another sun's shadow read as new on the Tumangang sample; and
+   it must be at least :data:`PRESENCE_MIN_AREA_FACTOR` times the minimum area: the
    network's answer flickers on small blobs when one image is resampled or blurred, and so
    do its removals, which stay with the roof method (it asks more of a removal). Where a
    presence object overlaps a roof object by :data:`OVERLAP_SHARE`, they are one structure
@@ -46,7 +50,7 @@ from .presence_change import (
     presence_objects,
     roof_recoloured,
 )
-from .roof_change import MIN_NEW_SHADOW_SHARE, MIN_VANISHED_SHADOW_SHARE, SHADOW_RING_M, roof_changes
+from .roof_change import MIN_NEW_SHADOW_SHARE, MIN_VANISHED_SHADOW_SHARE, SHADOW_RING_M, UNCHANGED_SCORE, roof_changes
 from .roofs import outline_share
 from .settings import ChangeArea, DetectSettings
 
@@ -57,6 +61,8 @@ STANDING_BOTH_SHARE = 0.8
 # Presence objects added must be this many times settings.min_area_m2: a one-pixel blur of
 # either image (a reprojection) made and unmade 40 m² presence objects on the samples.
 PRESENCE_MIN_AREA_FACTOR = 2.0
+# A new presence object may be green (vegetation in the later image) over at most this share.
+MAX_GREEN_SHARE = 0.5
 # A presence object sharing this much of its own or a roof object's area with a roof object
 # is that structure.
 OVERLAP_SHARE = 0.3
@@ -114,6 +120,16 @@ def _shadow_confirmed(objects: list[ChangeObject], evidence: Evidence, area: Cha
     ]
 
 
+def _roof_like(objects: list[ChangeObject], evidence: Evidence, area: ChangeArea) -> list[ChangeObject]:
+    """The new objects not mostly vegetation in the later image, nor unchanged ground to the roof evidence."""
+    if not objects:
+        return []
+    labels, n = _labels(objects, area), len(objects)
+    green = label_means(labels, n, evidence.green_after.astype(np.float32))
+    roof_new = label_means(labels, n, evidence.buildings.new.astype(np.float32))
+    return [o for i, o in enumerate(objects, 1) if green[i] <= MAX_GREEN_SHARE and roof_new[i] >= UNCHANGED_SCORE]
+
+
 def _overlaps(obj: ChangeObject, others: list[ChangeObject]) -> bool:
     return any(
         obj.geometry.intersection(o.geometry).area >= OVERLAP_SHARE * min(obj.geometry.area, o.geometry.area)
@@ -144,7 +160,9 @@ def building_changes(
         for o in presence.objects
         if o.change == "new" and o.area_m2 >= PRESENCE_MIN_AREA_FACTOR * settings.min_area_m2
     ]
-    added = [o for o in _shadow_confirmed(candidates, evidence, area) if not _overlaps(o, kept)]
+    added = [
+        o for o in _shadow_confirmed(_roof_like(candidates, evidence, area), evidence, area) if not _overlaps(o, kept)
+    ]
     objects = sorted(kept + added, key=lambda o: -o.area_m2)
     dropped = {**roofs.stats.get("objects_dropped", {}), "standing_both_dates": len(roofs.objects) - len(kept)}
     return dataclasses.replace(
