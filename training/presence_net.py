@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
+# the network's input, exactly as sitewatch prepares it at run time
+from sitewatch.structures.presence import normalise  # noqa: F401 (re-exported for train_presence)
+
 CHANNELS = (8, 16, 32, 64, 96)
-
-
-def normalise(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """(3, M, N) any scale -> float32 with the scene's luminance median at 0 and its 2-98 % spread at 1.
-
-    The same offset and scale for every band, so colour ratios survive; 8-bit, 16-bit or
-    reflectance data give the same input.
-    """
-    rgb = rgb.astype(np.float32)
-    lum = rgb.mean(0)
-    sample = lum[valid] if valid is not None and valid.any() else lum.ravel()
-    if sample.size > 200_000:
-        sample = sample[:: sample.size // 200_000]
-    lo, med, hi = np.percentile(sample, [2, 50, 98])
-    return ((rgb - med) / max(hi - lo, 1e-6)).astype(np.float32)
 
 
 def block(cin, cout):

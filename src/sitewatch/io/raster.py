@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,6 +294,20 @@ def read_bounds(
     return RasterWindow(path, data, valid, grid, image_date(path))
 
 
+@contextmanager
+def _opened_image(
+    path: Path | RemotePath, bands: tuple[int, ...] | None, colour: bool
+) -> Iterator[tuple[rasterio.io.DatasetReader, BandLayout]]:
+    """An image opened and checked, with its band layout (refused without colour when ``colour``)."""
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
+        check_raster(src, path, 1)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
+        if colour:
+            need_colour(layout, path, "this command")
+        yield src, layout
+
+
 def read_aoi_window(
     path: str | os.PathLike[str],
     footprint_lonlat: BaseGeometry,
@@ -312,12 +328,7 @@ def read_aoi_window(
         does not overlap the footprint.
     """
     path = image_path(path)
-    asset, catalogue = resolve_image(path)
-    with open_raster(asset) as src:
-        check_raster(src, path, 1)
-        layout = band_layout(src, path, bands, catalogue=catalogue)
-        if colour:
-            need_colour(layout, path, "this command")
+    with _opened_image(path, bands, colour) as (src, layout):
         fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
         image_box = box(*src.bounds)
         overlap = fp.intersection(image_box)
@@ -352,12 +363,7 @@ def read_source(
         declares more pixels than :data:`MAX_READ_PX`.
     """
     path = image_path(path)
-    asset, catalogue = resolve_image(path)
-    with open_raster(asset) as src:
-        check_raster(src, path, 1)
-        layout = band_layout(src, path, bands, catalogue=catalogue)
-        if colour:
-            need_colour(layout, path, "this command")
+    with _opened_image(path, bands, colour) as (src, layout):
         data, valid = _read_layout(src, path, layout, None)
         data[:, ~valid] = np.nan
         return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))

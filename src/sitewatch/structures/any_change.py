@@ -28,7 +28,7 @@ from skimage.segmentation import slic
 
 from .evidence import Evidence
 from .objects import StructureChanges, measured_objects
-from .scores import otsu_threshold
+from .scores import otsu_threshold, robust_scale
 from .settings import ChangeArea, DetectSettings
 
 # Gaussian sigma (metres) of the change vector: residual misregistration and texture.
@@ -41,8 +41,6 @@ MIN_SEGMENTS = 50
 SLIC_COMPACTNESS = 0.1
 # Percentile that scales each image to about 0-1 for the segmentation.
 SCALE_PERCENTILE = 99.0
-# The magnitude of three bands of Gaussian noise: the lower quartile is 0.717 of the median.
-QUARTILE_TO_MEDIAN = 0.717
 
 
 def segment_change(
@@ -78,8 +76,7 @@ def segment_change(
     if n:
         means[1:] = ndimage.mean(magnitude, segments, np.arange(1, n + 1))
     score = np.where(valid, means[segments], 0).astype(np.float32)
-    floor = float(np.percentile(score[valid], 25)) / QUARTILE_TO_MEDIAN if valid.any() else 0.0
-    score = score / (floor if floor > 0 else 1.0)
+    score = robust_scale(score, valid)
     return score, otsu_threshold(score, valid)
 
 

@@ -40,13 +40,12 @@ from rasterio import features
 from scipy import ndimage
 
 from .evidence import Evidence
-from .objects import ChangeObject, StructureChanges, label_means
+from .objects import ChangeObject, StructureChanges, direction_raster, label_means
 from .presence import TRAINED_PIXEL_RANGE_M, building_presence
 from .presence_change import (
     DISPLACEMENT_M,
     SMOOTH_M,
     STANDING_PROBABILITY,
-    direction_raster,
     presence_objects,
     roof_recoloured,
 )

@@ -166,3 +166,16 @@ def assign_relative_size(objects: list[ChangeObject], references: list[tuple[str
         name, ref = min(references, key=lambda r: obj.geometry.distance(r[1]))
         obj.relative_size = obj.area_m2 / ref.area if ref.area > 0 else None
         obj.relative_to = name
+
+
+def direction_raster(objects: list[ChangeObject], area: ChangeArea) -> np.ndarray:
+    """+1 inside new objects, -1 inside removed ones, 0 elsewhere."""
+    if not objects:
+        return np.zeros(area.valid.shape, np.int8)
+    return features.rasterize(
+        ((o.geometry, 1 if o.change == "new" else -1) for o in objects),
+        out_shape=area.valid.shape,
+        transform=area.transform,
+        fill=0,
+        dtype="int16",
+    ).astype(np.int8)

@@ -28,13 +28,12 @@ Pure: arrays in, :class:`~sitewatch.structures.objects.StructureChanges` out.
 from __future__ import annotations
 
 import numpy as np
-from rasterio import features
 from scipy import ndimage
 from skimage import morphology
 
 from ..radiometry import MIN_SAMPLE_PIXELS
 from .evidence import Evidence
-from .objects import ChangeObject, StructureChanges, label_means, measured_objects
+from .objects import ChangeObject, StructureChanges, direction_raster, label_means, measured_objects
 from .presence import building_presence
 from .scores import cva_magnitude
 from .settings import ChangeArea, DetectSettings
@@ -197,16 +196,3 @@ def presence_objects(
     }
     score = np.where(valid, np.maximum(new, removed), 0).astype(np.float32)
     return StructureChanges(objects, score, direction_raster(objects, area), CHANGE_PROBABILITY, stats)
-
-
-def direction_raster(objects: list[ChangeObject], area: ChangeArea) -> np.ndarray:
-    """+1 inside new objects, -1 inside removed ones, 0 elsewhere."""
-    if not objects:
-        return np.zeros(area.valid.shape, np.int8)
-    return features.rasterize(
-        ((o.geometry, 1 if o.change == "new" else -1) for o in objects),
-        out_shape=area.valid.shape,
-        transform=area.transform,
-        fill=0,
-        dtype="int16",
-    ).astype(np.int8)

@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
-from rasterio import features
 from scipy import ndimage
 from skimage import morphology
 from skimage.measure import regionprops
@@ -24,7 +23,7 @@ from skimage.segmentation import expand_labels
 from ..radiometry import MIN_SAMPLE_PIXELS
 from .colour import colour_changes
 from .evidence import Evidence
-from .objects import ChangeObject, StructureChanges, label_means, mean_inside, measured_objects
+from .objects import ChangeObject, StructureChanges, direction_raster, label_means, mean_inside, measured_objects
 from .roofs import BuildingEvidence, outline_share
 from .scores import cva_magnitude
 from .settings import ChangeArea, DetectSettings
@@ -251,15 +250,6 @@ def roof_changes(
         taken |= covered
 
     objects, from_colour = _from_colour_change(before, after, evidence, area, settings, objects)
-    direction_map = np.zeros(valid.shape, np.int8)
-    if objects:
-        direction_map = features.rasterize(
-            ((o.geometry, 1 if o.change == "new" else -1) for o in objects),
-            out_shape=valid.shape,
-            transform=area.transform,
-            fill=0,
-            dtype="int16",
-        ).astype(np.int8)
     stats = {
         "changed_pixels": int(changed.sum()),
         "vegetation_pixels_suppressed": int((valid & evidence.vegetation).sum()),
@@ -268,4 +258,4 @@ def roof_changes(
         "from_colour_change": from_colour,
     }
     score_map = np.where(valid, np.maximum(found.new, found.removed), 0).astype(np.float32)
-    return StructureChanges(objects, score_map, direction_map, NEW_SCORE, stats)
+    return StructureChanges(objects, score_map, direction_raster(objects, area), NEW_SCORE, stats)

@@ -15,7 +15,7 @@ from skimage.filters import threshold_otsu
 QUARTILE_TO_MEDIAN = 0.717
 
 
-def _robust_scale(score: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+def robust_scale(score: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     """Divide by the unchanged pixels' median, estimated from the lower quartile.
 
     The lower quartile stays within unchanged ground until half the scene has changed (a
@@ -30,14 +30,14 @@ def _robust_scale(score: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 def cva_magnitude(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
     """Change-vector magnitude, in units of its median (so about 1 where nothing changed)."""
     diff = after.astype(np.float32) - before.astype(np.float32)
-    return _robust_scale(np.sqrt((diff * diff).sum(axis=0)), valid)
+    return robust_scale(np.sqrt((diff * diff).sum(axis=0)), valid)
 
 
 def log_ratio(before: np.ndarray, after: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
     """Band-mean absolute log ratio, in units of its median; robust to multiplicative illumination."""
     eps = np.float32(1.0)
     ratio = np.abs(np.log((after.astype(np.float32) + eps) / (before.astype(np.float32) + eps))).mean(axis=0)
-    return _robust_scale(ratio, valid)
+    return robust_scale(ratio, valid)
 
 
 def otsu_threshold(score: np.ndarray, mask: np.ndarray, *, floor: float = 0.0) -> float:
