@@ -375,15 +375,38 @@ def utm_crs_at(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
+# Significant figures kept of the pixel size of a grid sitewatch chooses (a geographic image's
+# local UTM grid): 0.31 m, 1.0 m, 10 m, so that grids of one product line up (see below).
+GRID_PIXEL_SIGNIFICANT_FIGURES = 2
+
+
+def _round_pixel_size(size_m: float) -> float:
+    """``size_m`` to :data:`GRID_PIXEL_SIGNIFICANT_FIGURES` significant figures."""
+    digits = GRID_PIXEL_SIGNIFICANT_FIGURES - 1 - int(np.floor(np.log10(size_m)))
+    return float(round(size_m, digits))
+
+
 def local_utm_grid(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> Grid:
-    """A north-up grid in the local UTM zone covering a geographic raster at about its resolution."""
+    """A north-up grid in the local UTM zone covering a geographic raster at about its resolution.
+
+    Square pixels of a rounded size (:func:`_round_pixel_size`) whose edges fall on whole
+    multiples of it (GDAL's target-aligned pixels, ``gdalwarp -tap``): an image delivered in
+    degrees after being made on a UTM grid (most orthophotos are) returns to that grid's
+    lattice, and two images of a site warped apart share one.
+    """
     rows, cols = shape_rc
     west, north = transform * (0, 0)
     east, south = transform * (cols, rows)
     west, east, south, north = min(west, east), max(west, east), min(south, north), max(south, north)
     utm = utm_crs_at((west + east) / 2, (south + north) / 2)
-    dst_transform, width, height = calculate_default_transform(crs, utm, cols, rows, west, south, east, north)
-    return Grid(utm, dst_transform, (int(height), int(width)))
+    default, width, height = calculate_default_transform(crs, utm, cols, rows, west, south, east, north)
+    size = _round_pixel_size((abs(default.a) + abs(default.e)) / 2)
+    left, top = default.c, default.f
+    right, bottom = left + width * abs(default.a), top - height * abs(default.e)
+    left, top = np.floor(left / size) * size, np.ceil(top / size) * size
+    right, bottom = np.ceil(right / size) * size, np.floor(bottom / size) * size
+    aligned = Affine(size, 0.0, float(left), 0.0, -size, float(top))
+    return Grid(utm, aligned, (int(round((top - bottom) / size)), int(round((right - left) / size))))
 
 
 def to_local_utm(window: RasterWindow) -> RasterWindow:

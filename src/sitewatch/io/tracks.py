@@ -8,13 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Geod
 from rasterio.warp import transform_geom
 from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ImageryError, TrackError
-from .raster import RasterWindow, band_layout, check_raster, need_colour, open_raster, read_bounds, resolve_image
+from ..errors import TrackError
+from .raster import (
+    RasterWindow,
+    band_layout,
+    check_raster,
+    need_colour,
+    open_raster,
+    read_bounds,
+    resolve_image,
+    to_local_utm,
+)
 from .sources import image_path
 
 
@@ -86,6 +95,51 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
     return tracks
 
 
+# A track needs at least this much of its line inside an image (2 px in from the edge) to be counted.
+MIN_TRACK_INSIDE_M = 20.0
+# Metres per degree of latitude, to pad a read window around tracks in a geographic image.
+METRES_PER_DEGREE = 111_320.0
+
+
+def _length_m(line: BaseGeometry, crs: CRS) -> float:
+    """A line's length in metres: planar in a projected CRS, geodesic in a geographic one."""
+    if crs.is_projected:
+        return float(line.length)
+    return float(Geod(ellps="WGS84").geometry_length(shape(transform_geom(crs, "EPSG:4326", mapping(line)))))
+
+
+def _clip_tracks(
+    tracks_lonlat: dict[str, BaseGeometry], src, path: Path, crs: CRS, skip_outside: bool
+) -> dict[str, LineString]:
+    """Each track in the image CRS, clipped to 2 px inside the image; too little inside is an error or skipped."""
+    image_box = box(*src.bounds)
+    inner = image_box.buffer(-2 * abs(src.transform.a))
+    clipped_lines: dict[str, LineString] = {}
+    for track_id, geom in tracks_lonlat.items():
+        if geom is None or geom.is_empty:
+            raise TrackError(f"track {track_id!r}: empty geometry")
+        clipped = shape(transform_geom("EPSG:4326", src.crs, mapping(geom))).intersection(inner)
+        inside_m = 0.0 if clipped.is_empty else _length_m(clipped, crs)
+        if inside_m < MIN_TRACK_INSIDE_M:
+            if skip_outside:
+                continue
+            where = "lies outside" if clipped.is_empty else f"has only {inside_m:.0f} m inside"
+            raise TrackError(
+                f"track {track_id!r} {where} {path} (at least {MIN_TRACK_INSIDE_M:.0f} m must be inside to count "
+                f"it; image bounds {tuple(round(v, 6) for v in src.bounds)} in {crs.to_string()})"
+            )
+        if clipped.geom_type != "LineString":
+            # leaves and re-enters the image: keep the longest piece
+            clipped = max(getattr(clipped, "geoms", [clipped]), key=lambda g: g.length)
+        clipped_lines[track_id] = clipped
+    if not clipped_lines:
+        raise TrackError(
+            f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
+            f"{tuple(round(v, 6) for v in src.bounds)} in {crs.to_string()})"
+        )
+    return clipped_lines
+
+
 def read_track_window(
     path: str | os.PathLike[str],
     tracks_lonlat: dict[str, BaseGeometry],
@@ -97,17 +151,20 @@ def read_track_window(
     """Read the part of an image around a set of track lines, and the lines in its CRS.
 
     A line partly outside the image is clipped to it.  A line wholly outside, or with less
-    than 20 m inside, is an error naming the track, unless ``skip_outside`` is true (an AOI
-    may hold tracks beyond one image's extent): then it is left out, and only when no
-    track at all is inside is it an error.  Bands are read as red, green, blue[, NIR]
-    (``bands`` as ``--bands``, see :func:`~sitewatch.io.raster.band_layout`); a one-band
-    image is refused, since cars are told from ballast and shadow by colour.
+    than :data:`MIN_TRACK_INSIDE_M` inside, is an error naming the track, unless
+    ``skip_outside`` is true (an AOI may hold tracks beyond one image's extent): then it is
+    left out, and only when no track at all is inside is it an error.  Bands are read as
+    red, green, blue[, NIR] (``bands`` as ``--bands``, see
+    :func:`~sitewatch.io.raster.band_layout`); a one-band image is refused, since cars are
+    told from ballast and shadow by colour.  An image in a geographic CRS (degrees) is
+    warped once, around the tracks, onto its local UTM grid (:func:`~.raster.to_local_utm`),
+    since car lengths are counted in metres.
 
     Returns
     -------
     window : RasterWindow
     tracks : dict of str to LineString
-        Each track in the image's CRS (metres), clipped to the image.
+        Each track in the window's CRS (metres), clipped to the image.
     """
     path = image_path(path)
     asset, catalogue = resolve_image(path)
@@ -116,34 +173,13 @@ def read_track_window(
         layout = band_layout(src, path, bands, catalogue=catalogue)
         need_colour(layout, path, "counting railcars")
         crs = CRS.from_user_input(src.crs)
-        if not crs.is_projected:
-            raise ImageryError(
-                f"{path}: CRS {crs.to_string()} is geographic; railcar lengths need a projected CRS "
-                "(reproject first, e.g. with gdalwarp -t_srs to the local UTM zone)"
-            )
-        image_box = box(*src.bounds)
-        inner = image_box.buffer(-2 * abs(src.transform.a))
-        projected: dict[str, LineString] = {}
-        for track_id, geom in tracks_lonlat.items():
-            if geom is None or geom.is_empty:
-                raise TrackError(f"track {track_id!r}: empty geometry")
-            line = shape(transform_geom("EPSG:4326", src.crs, mapping(geom)))
-            clipped = line.intersection(inner)
-            if clipped.is_empty or clipped.length < 20.0:
-                if skip_outside:
-                    continue
-                raise TrackError(
-                    f"track {track_id!r} lies outside {path} (image bounds "
-                    f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
-                )
-            if clipped.geom_type != "LineString":
-                # leaves and re-enters the image: keep the longest piece
-                clipped = max(getattr(clipped, "geoms", [clipped]), key=lambda g: g.length)
-            projected[track_id] = clipped
-        if not projected:
-            raise TrackError(
-                f"none of the tracks ({', '.join(tracks_lonlat)}) lies inside {path} (image bounds "
-                f"{tuple(round(v) for v in src.bounds)} in {crs.to_string()})"
-            )
-        extent = shapely.union_all(list(projected.values())).buffer(margin_m).intersection(image_box)
-        return read_bounds(src, path, extent.bounds, layout), projected
+        lines = _clip_tracks(tracks_lonlat, src, path, crs, skip_outside)
+        union = shapely.union_all(list(lines.values()))
+        if crs.is_projected:
+            extent = union.buffer(margin_m).intersection(box(*src.bounds))
+            return read_bounds(src, path, extent.bounds, layout), lines
+        latitude = shape(transform_geom(crs, "EPSG:4326", mapping(union.centroid))).y
+        pad = margin_m / (METRES_PER_DEGREE * max(np.cos(np.radians(latitude)), 0.01))
+        extent = union.buffer(pad).intersection(box(*src.bounds))
+        window = to_local_utm(read_bounds(src, path, extent.bounds, layout))
+    return window, {t: shape(transform_geom(crs, window.grid.crs, mapping(ln))) for t, ln in lines.items()}

@@ -73,8 +73,16 @@ class Timeline:
         return out
 
 
+def _tracks_counted(row: dict[str, Any]) -> set[str]:
+    return {k.removeprefix("track:") for k, v in row.items() if k.startswith("track:") and v is not None}
+
+
 def change_statement(rows: list[dict[str, Any]]) -> str:
-    """``"railcars ×3.6 from 2023-03-10 to 2023-10-18 (20 → 73)"``, or why there is no factor."""
+    """``"railcars ×3.6 from 2023-03-10 to 2023-10-18 (20 → 73)"``, or why there is no factor.
+
+    Where the first and last images do not both show every track, the factor is taken over
+    the tracks they both show, and says so.
+    """
     if len(rows) < 2:
         return (
             f"railcars: {rows[0]['railcars_total']} on {rows[0]['date']} (one date, no change factor)"
@@ -83,9 +91,16 @@ def change_statement(rows: list[dict[str, Any]]) -> str:
         )
     first, last = rows[0], rows[-1]
     a, b = first["railcars_total"], last["railcars_total"]
+    common = _tracks_counted(first) & _tracks_counted(last)
+    scope = ""
+    if common != _tracks_counted(first) or common != _tracks_counted(last):
+        if not common:
+            return f"railcars: no track is in both the {first['date']} and the {last['date']} image; no change factor"
+        a, b = (sum(row[f"track:{t}"] for t in common) for row in (first, last))
+        scope = f" on the {len(common)} track(s) both images show"
     if a == 0:
-        return f"railcars from 0 on {first['date']} to {b} on {last['date']} (no factor from zero)"
-    return f"railcars ×{b / a:.1f} from {first['date']} to {last['date']} ({a} → {b})"
+        return f"railcars from 0 on {first['date']} to {b} on {last['date']}{scope} (no factor from zero)"
+    return f"railcars ×{b / a:.1f} from {first['date']} to {last['date']} ({a} → {b}){scope}"
 
 
 def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
@@ -116,7 +131,11 @@ def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
 
 
 def _railcar_row(date: str, path: Path, res: ImageRailcars, track_ids: list[str]) -> dict[str, Any]:
-    """A date's row of ``timeline.csv`` as far as railcars go: the total, its spread and each track."""
+    """A date's row of ``timeline.csv`` as far as railcars go: the total, its spread and each track.
+
+    ``railcars_total`` counts the tracks inside the image; those outside are named in
+    ``tracks_outside_image`` and have no count.
+    """
     per_track = {t.track_id: t.count for t in res.result.tracks}
     row: dict[str, Any] = {
         "date": date,
@@ -125,7 +144,9 @@ def _railcar_row(date: str, path: Path, res: ImageRailcars, track_ids: list[str]
         "railcars_uncertainty": round(res.result.uncertainty, 2),
         "method": res.result.method,
     }
-    row.update({f"track:{t}": per_track.get(t, 0) for t in track_ids})
+    # a track outside this image has no count (None: an empty CSV cell, null in JSON), never 0
+    row.update({f"track:{t}": per_track.get(t) for t in track_ids})
+    row["tracks_outside_image"] = " ".join(t for t in track_ids if t not in per_track)
     return row
 
 

@@ -250,7 +250,7 @@ def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: s
     bottom = [0] * len(dates)
     cmap = colormaps["tab10"]
     for k, t in enumerate(track_ids):
-        vals = [r[f"track:{t}"] for r in rows]
+        vals = [r[f"track:{t}"] or 0 for r in rows]  # no bar where a track is outside the image
         if any(vals):
             ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
             bottom = [b + v for b, v in zip(bottom, vals)]

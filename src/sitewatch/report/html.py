@@ -324,6 +324,10 @@ def _railcar_rows(images: list[dict[str, Any]]) -> str:
     )
 
 
+def _count_or_outside(count: int | None) -> int | str:
+    return "outside the image" if count is None else count
+
+
 def _timeline_sections(run: RunFolder) -> list[str]:
     tl = run.timeline
     out = []
@@ -335,7 +339,9 @@ def _timeline_sections(run: RunFolder) -> list[str]:
         header += ["new m²", "removed m²"]
     rows = []
     for r in dates:
-        row = [r["date"], r["railcars_total"], r["railcars_uncertainty"]] + [r[f"track:{t}"] for t in tracks]
+        row = [r["date"], r["railcars_total"], r["railcars_uncertainty"]] + [
+            _count_or_outside(r[f"track:{t}"]) for t in tracks
+        ]
         if has_structures:
             row += [r["new_area_m2"], r["removed_area_m2"]]
         rows.append(row)
