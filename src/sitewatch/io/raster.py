@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 import rasterio.errors
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Proj, Transformer
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_geom
 from rasterio.windows import Window, from_bounds
@@ -386,8 +386,35 @@ def _round_pixel_size(size_m: float) -> float:
     return float(round(size_m, digits))
 
 
+# The largest departure from true scale (either axis) of a grid sitewatch measures on as it is:
+# UTM reaches 0.1 % at its zone edges, so an image in its own UTM zone or a national grid is
+# used as delivered, while one in Web Mercator (35 % at 42 N: areas 1.8x), in a UTM zone
+# 7 degrees away (0.5 %), in feet or in degrees is warped once onto its local UTM grid.
+MAX_SCALE_ERROR = 0.0015
+
+
+def _centre_lonlat(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> tuple[float, float]:
+    rows, cols = shape_rc
+    x, y = transform * (cols / 2, rows / 2)
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
+
+
+def measures_in_metres(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> bool:
+    """True where a grid's pixels are metres on the ground, to :data:`MAX_SCALE_ERROR`, at its centre.
+
+    False for a geographic CRS, a projected one in other units than metres, or one whose
+    scale at the image departs from true (Web Mercator, a distant UTM zone): such an image is
+    warped onto :func:`local_utm_grid` before anything is measured on it.
+    """
+    if not crs.is_projected or abs(crs.axis_info[0].unit_conversion_factor - 1.0) > 1e-9:
+        return False
+    lon, lat = _centre_lonlat(crs, transform, shape_rc)
+    factors = Proj(crs).get_factors(lon, lat)
+    return max(abs(factors.meridional_scale - 1.0), abs(factors.parallel_scale - 1.0)) <= MAX_SCALE_ERROR
+
+
 def local_utm_grid(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> Grid:
-    """A north-up grid in the local UTM zone covering a geographic raster at about its resolution.
+    """A north-up grid in the local UTM zone covering a raster (in degrees, or off true scale), at its resolution.
 
     Square pixels of a rounded size (:func:`_round_pixel_size`) whose edges fall on whole
     multiples of it (GDAL's target-aligned pixels, ``gdalwarp -tap``): an image delivered in
@@ -398,7 +425,7 @@ def local_utm_grid(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> Gr
     west, north = transform * (0, 0)
     east, south = transform * (cols, rows)
     west, east, south, north = min(west, east), max(west, east), min(south, north), max(south, north)
-    utm = utm_crs_at((west + east) / 2, (south + north) / 2)
+    utm = utm_crs_at(*_centre_lonlat(crs, transform, shape_rc))
     default, width, height = calculate_default_transform(crs, utm, cols, rows, west, south, east, north)
     size = _round_pixel_size((abs(default.a) + abs(default.e)) / 2)
     left, top = default.c, default.f
@@ -410,7 +437,7 @@ def local_utm_grid(crs: CRS, transform: Affine, shape_rc: tuple[int, int]) -> Gr
 
 
 def to_local_utm(window: RasterWindow) -> RasterWindow:
-    """A window on a geographic CRS warped once onto its local UTM grid (metres), nodata as invalid."""
+    """A window (geographic, or off true scale) warped once onto its local UTM grid (metres), nodata as invalid."""
     data = np.where(window.valid, window.data, np.nan).astype(np.float32)
     source = SourceRaster(window.path, data, window.grid.transform, window.grid.crs, window.date)
     return warp_onto_grid(source, local_utm_grid(window.grid.crs, window.grid.transform, window.grid.shape))

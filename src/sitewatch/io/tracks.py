@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj import CRS, Geod
+from pyproj import CRS, Geod, Transformer
 from rasterio.warp import transform_geom
 from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -18,11 +18,13 @@ from .raster import (
     RasterWindow,
     band_layout,
     check_raster,
+    measures_in_metres,
     need_colour,
     open_raster,
     read_bounds,
     resolve_image,
     to_local_utm,
+    utm_crs_at,
 )
 from .sources import image_path
 
@@ -97,15 +99,21 @@ def read_tracks_file(path: str | os.PathLike[str]) -> dict[str, BaseGeometry]:
 
 # A track needs at least this much of its line inside an image (2 px in from the edge) to be counted.
 MIN_TRACK_INSIDE_M = 20.0
-# Metres per degree of latitude, to pad a read window around tracks in a geographic image.
-METRES_PER_DEGREE = 111_320.0
 
 
 def _length_m(line: BaseGeometry, crs: CRS) -> float:
-    """A line's length in metres: planar in a projected CRS, geodesic in a geographic one."""
-    if crs.is_projected:
-        return float(line.length)
+    """A line's length in metres on the ground (geodesic)."""
     return float(Geod(ellps="WGS84").geometry_length(shape(transform_geom(crs, "EPSG:4326", mapping(line)))))
+
+
+def _crs_units_per_metre(crs: CRS, at: BaseGeometry) -> float:
+    """The most CRS units one ground metre spans near a point (either axis), to pad a read window."""
+    lon, lat = shape(transform_geom(crs, "EPSG:4326", mapping(at))).coords[0]
+    utm = utm_crs_at(lon, lat)
+    x, y = Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(lon, lat)
+    back = Transformer.from_crs(utm, crs, always_xy=True).transform
+    (x0, x1, x2), (y0, y1, y2) = back([x, x + 1000.0, x], [y, y, y + 1000.0])
+    return max(np.hypot(x1 - x0, y1 - y0), np.hypot(x2 - x0, y2 - y0)) / 1000.0
 
 
 def _clip_tracks(
@@ -156,9 +164,10 @@ def read_track_window(
     left out, and only when no track at all is inside is it an error.  Bands are read as
     red, green, blue[, NIR] (``bands`` as ``--bands``, see
     :func:`~sitewatch.io.raster.band_layout`); a one-band image is refused, since cars are
-    told from ballast and shadow by colour.  An image in a geographic CRS (degrees) is
-    warped once, around the tracks, onto its local UTM grid (:func:`~.raster.to_local_utm`),
-    since car lengths are counted in metres.
+    told from ballast and shadow by colour.  An image whose grid is not metres at true scale
+    (degrees, Web Mercator: :func:`~.raster.measures_in_metres`) is warped once, around the
+    tracks, onto its local UTM grid (:func:`~.raster.to_local_utm`), since car lengths are
+    counted in metres.
 
     Returns
     -------
@@ -175,11 +184,9 @@ def read_track_window(
         crs = CRS.from_user_input(src.crs)
         lines = _clip_tracks(tracks_lonlat, src, path, crs, skip_outside)
         union = shapely.union_all(list(lines.values()))
-        if crs.is_projected:
+        if measures_in_metres(crs, src.transform, src.shape):
             extent = union.buffer(margin_m).intersection(box(*src.bounds))
             return read_bounds(src, path, extent.bounds, layout), lines
-        latitude = shape(transform_geom(crs, "EPSG:4326", mapping(union.centroid))).y
-        pad = margin_m / (METRES_PER_DEGREE * max(np.cos(np.radians(latitude)), 0.01))
-        extent = union.buffer(pad).intersection(box(*src.bounds))
+        extent = union.buffer(margin_m * _crs_units_per_metre(crs, union.centroid)).intersection(box(*src.bounds))
         window = to_local_utm(read_bounds(src, path, extent.bounds, layout))
     return window, {t: shape(transform_geom(crs, window.grid.crs, mapping(ln))) for t, ln in lines.items()}

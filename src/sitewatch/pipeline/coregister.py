@@ -27,6 +27,7 @@ from ..io import (
     corrected_transform,
     image_path,
     local_utm_grid,
+    measures_in_metres,
     read_source,
     read_unreferenced,
     staged_outputs,
@@ -61,11 +62,15 @@ class Coregistration:
 
 
 def _reference_on_grid(ref: SourceRaster) -> tuple[Grid, np.ndarray, np.ndarray]:
-    """REFERENCE's grid (its local UTM grid when it is geographic), its pixels on it and where they are valid."""
+    """REFERENCE's grid (its local UTM grid when not metres at true scale), its pixels and where they are valid."""
     grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
-    if ref.crs.is_projected:
+    if measures_in_metres(ref.crs, ref.transform, ref.data.shape[1:]):
         return grid, ref.data, np.all(np.isfinite(ref.data), axis=0)
-    log.info("%s: CRS %s is geographic; measured on its local UTM grid", ref.path.name, ref.crs.to_string())
+    log.info(
+        "%s: CRS %s is not metres at true scale here; measured on its local UTM grid",
+        ref.path.name,
+        ref.crs.to_string(),
+    )
     on_utm = warp_onto_grid(ref, local_utm_grid(ref.crs, ref.transform, ref.data.shape[1:]))
     return on_utm.grid, on_utm.data, on_utm.valid
 

@@ -29,6 +29,7 @@ from ..io import (
     SourceRaster,
     check_outputs_free,
     checked_date,
+    measures_in_metres,
     read_aoi_window,
     read_source,
     read_unreferenced,
@@ -282,16 +283,22 @@ def _read_pair(
     """BEFORE's window over the AOI (the grid everything is measured on) and the whole of AFTER.
 
     Both are read as red, green, blue[, near-infrared] (``bands`` as ``--bands``; an alpha
-    band masks).  A geographic BEFORE is warped once onto its local UTM grid, so areas are in
-    m²; AFTER, in any CRS, is warped onto that grid later, once, with the shift folded in.
+    band masks).  A BEFORE whose grid is not metres at true scale (geographic, Web Mercator,
+    a distant UTM zone: :func:`~sitewatch.io.raster.measures_in_metres`) is warped once onto
+    its local UTM grid, so areas are in m²; AFTER, in any CRS, is warped onto that grid
+    later, once, with the shift folded in.
     Where only one image has a near-infrared band, it is left out.  With ``pixel_size_m``
     both are pictures without georeference (:func:`_read_pictures`).
     """
     if pixel_size_m is not None:
         return _read_pictures(before, after, pixel_size_m, bands)
     ref = read_aoi_window(before, site.footprint, bands=bands)
-    if not ref.grid.crs.is_projected:
-        log.info("%s: CRS %s is geographic; warped onto its local UTM grid", ref.path.name, ref.grid.crs.to_string())
+    if not measures_in_metres(ref.grid.crs, ref.grid.transform, ref.grid.shape):
+        log.info(
+            "%s: CRS %s is not metres at true scale here; warped onto its local UTM grid",
+            ref.path.name,
+            ref.grid.crs.to_string(),
+        )
         ref = to_local_utm(ref)
     source = read_source(after, bands=bands)
     n_ref, n_src = ref.data.shape[0], source.data.shape[0]
