@@ -143,3 +143,25 @@ def test_real_sets_hold_their_floor(realdata, name):
         assert out["object_recall_by_size_m2"][">=1000"]["recall"] >= floor["large_object_recall"], out
     if "false_alarm_rate_max" in floor:
         assert out["false_alarm_rate"] <= floor["false_alarm_rate_max"], out
+
+
+def test_a_set_stored_blue_green_red_scores_the_same_with_bands(tmp_path):
+    root = _planted_set(tmp_path / "rgb", n=2)
+    bgr = tmp_path / "bgr"
+    for sub in ("A", "B", "label"):
+        (bgr / sub).mkdir(parents=True)
+        for p in (root / sub).iterdir():
+            im = Image.open(p)
+            (im if sub == "label" else Image.fromarray(np.asarray(im)[..., ::-1].copy())).save(bgr / sub / p.name)
+
+    def scores(*args):
+        res = CliRunner().invoke(main, ["evaluate", *args, "--gsd", "0.5", "--json", "--method", "roofs"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    want = scores(str(root))
+    got = scores(str(bgr), "--bands", "3,2,1")
+    assert want["f1"] > 0.5
+    assert {k: got[k] for k in ("f1", "precision", "recall")} == {k: want[k] for k in ("f1", "precision", "recall")}
+    res = CliRunner().invoke(main, ["evaluate", str(bgr), "--gsd", "0.5", "--bands", "3,2,4"])
+    assert res.exit_code == 2 and "does not fit a picture" in res.output

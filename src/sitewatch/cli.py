@@ -689,6 +689,7 @@ def _evaluation_line(d: dict[str, Any]) -> str:
 @click.option("--baseline", is_flag=True, help="Also score the CVA + Otsu baseline on each set.")
 @method_option
 @normalisation_option
+@bands_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -703,6 +704,7 @@ def evaluate_cmd(
     baseline: bool,
     method: str,
     normalisation: str,
+    bands: tuple[int, ...] | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -729,6 +731,7 @@ def evaluate_cmd(
                 overwrite=overwrite,
                 method=name,
                 normalisation=normalisation,
+                bands=bands,
                 progress=_progress(ctx.obj["quiet"]),
             )
             results.append(result.to_dict(per_pair=per_pair))

@@ -20,7 +20,7 @@ from .outputs import (
     write_json,
     write_vectors,
 )
-from .pictures import LOCAL_CRS, read_picture, read_unreferenced, write_mask_png
+from .pictures import LOCAL_CRS, picture_channels, read_picture, read_unreferenced, write_mask_png
 from .raster import (
     BandLayout,
     Grid,
@@ -61,6 +61,7 @@ __all__ = [
     "local_utm_grid",
     "measures_in_metres",
     "read_aoi_window",
+    "picture_channels",
     "read_picture",
     "read_source",
     "read_track_window",

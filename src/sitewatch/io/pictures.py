@@ -56,10 +56,34 @@ def read_picture(path: str | os.PathLike[str], pixel_size_m: float, *, mode: str
     return RasterWindow(path, data, np.ones(data.shape[1:], bool), grid, None)
 
 
-def read_unreferenced(path: str | os.PathLike[str], pixel_size_m: float) -> SourceRaster:
+def picture_channels(data: np.ndarray, bands: tuple[int, ...] | None, path: Path) -> np.ndarray:
+    """A picture's red, green and blue, taken from its channels as ``bands`` says (``--bands``).
+
+    A picture file carries no band names, so its channels are red, green, blue unless told:
+    ``(3, 2, 1)`` reads a blue-green-red picture (as OpenCV writes them).
+
+    Raises
+    ------
+    ImageryError
+        If ``bands`` is not three channel numbers from 1 to 3.
+    """
+    if bands is None:
+        return data
+    if len(bands) != 3 or not all(1 <= b <= 3 for b in bands):
+        raise ImageryError(
+            f"{path}: --bands {','.join(map(str, bands))} does not fit a picture; give its red, green and blue "
+            "channels as three numbers from 1 to 3 (3,2,1 for a blue-green-red picture)"
+        )
+    return data[[b - 1 for b in bands]]
+
+
+def read_unreferenced(
+    path: str | os.PathLike[str], pixel_size_m: float, bands: tuple[int, ...] | None = None
+) -> SourceRaster:
     """A screenshot or other picture without georeference (PNG, JPEG, ...) as an image on a local metric grid.
 
-    Red, green and blue as the picture holds them, ``pixel_size_m`` metres a pixel (``--gsd``),
+    Red, green and blue as the picture holds them (or as ``bands`` picks them,
+    :func:`picture_channels`), ``pixel_size_m`` metres a pixel (``--gsd``),
     the date from its name; the grid (:data:`LOCAL_CRS`, origin 500000, 0) has no map position.
 
     Raises
@@ -75,7 +99,8 @@ def read_unreferenced(path: str | os.PathLike[str], pixel_size_m: float) -> Sour
                 f"{path}: is georeferenced ({src.crs}); --gsd is for pictures without georeference (leave it out)"
             )
     window = read_picture(path, pixel_size_m)
-    return SourceRaster(path, window.data, window.grid.transform, window.grid.crs, image_date(path))
+    data = picture_channels(window.data, bands, path)
+    return SourceRaster(path, data, window.grid.transform, window.grid.crs, image_date(path))
 
 
 def write_mask_png(path: Path, mask: np.ndarray) -> None:

@@ -313,12 +313,10 @@ def _read_pictures(
     before: str | os.PathLike[str], after: str | os.PathLike[str], pixel_size_m: float, bands: tuple[int, ...] | None
 ) -> tuple[RasterWindow, SourceRaster]:
     """Two pictures without georeference (``--gsd``) as BEFORE's window (the whole picture) and AFTER."""
-    if bands is not None:
-        raise ImageryError(f"{before}: --bands is for GeoTIFFs; a picture is read as its red, green and blue")
-    ref = read_unreferenced(before, pixel_size_m)
+    ref = read_unreferenced(before, pixel_size_m, bands)
     grid = Grid(ref.crs, ref.transform, ref.data.shape[1:])
     window = RasterWindow(ref.path, ref.data, np.all(np.isfinite(ref.data), axis=0), grid, ref.date)
-    return window, read_unreferenced(after, pixel_size_m)
+    return window, read_unreferenced(after, pixel_size_m, bands)
 
 
 def _with_dates(

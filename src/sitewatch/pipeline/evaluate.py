@@ -9,6 +9,7 @@ the set.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -18,7 +19,15 @@ import numpy as np
 from rasterio import features
 
 from ..errors import ImageryError
-from ..io import RasterWindow, SourceRaster, check_outputs_free, read_picture, staged_outputs, write_mask_png
+from ..io import (
+    RasterWindow,
+    SourceRaster,
+    check_outputs_free,
+    picture_channels,
+    read_picture,
+    staged_outputs,
+    write_mask_png,
+)
 from ..structures import DetectSettings
 from ..structures.scores import cva_otsu_baseline
 from ._common import Progress
@@ -98,6 +107,10 @@ def flagged_mask(
     return mask, found.changes.score, shift
 
 
+def _in_band_order(window: RasterWindow, bands: tuple[int, ...] | None) -> RasterWindow:
+    return dataclasses.replace(window, data=picture_channels(window.data, bands, Path(window.path)))
+
+
 def evaluate(
     set_dir: str | os.PathLike[str],
     *,
@@ -106,6 +119,7 @@ def evaluate(
     overwrite: bool = False,
     method: str = "building",
     normalisation: str = "regression",
+    bands: tuple[int, ...] | None = None,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Run a detector (by default ``detect``'s) on every pair of a labelled set and pool its scores.
@@ -123,6 +137,9 @@ def evaluate(
         As for ``detect`` (its defaults unless asked otherwise): a key of
         :data:`sitewatch.structures.METHODS` (or :data:`BASELINE`) and of
         :data:`sitewatch.radiometry.NORMALISATION_METHODS`.
+    bands : tuple of int, optional
+        The pictures' red, green and blue channels (``--bands``, :func:`~sitewatch.io.picture_channels`):
+        ``(3, 2, 1)`` for a set stored blue-green-red.
     progress : callable, optional
         Called with a message per pair.
     """
@@ -135,7 +152,7 @@ def evaluate(
         if progress:
             progress(f"{a.name} ({i + 1}/{len(pairs)})")
         t = time.perf_counter()
-        before, after = read_picture(a, pixel_size_m), read_picture(b, pixel_size_m)
+        before, after = (_in_band_order(read_picture(p, pixel_size_m), bands) for p in (a, b))
         label = read_picture(lab, pixel_size_m, mode="L").data[0] > 127
         if before.data.shape != after.data.shape or label.shape != before.data.shape[1:]:
             raise ImageryError(
