@@ -58,8 +58,8 @@ def _to_geographic(src_path, dst_path):
     return dst_path
 
 
-def _count(image, tracks_path):
-    res = CliRunner().invoke(main, ["railcars", str(image), "--tracks", str(tracks_path), "--json"])
+def _count(image, tracks_path, *extra):
+    res = CliRunner().invoke(main, ["railcars", str(image), "--tracks", str(tracks_path), "--json", *extra])
     assert res.exit_code == 0, res.output
     (img,) = json.loads(res.output)["images"]
     return img, {t["track_id"]: t["count"] for t in img["tracks"]}
@@ -73,7 +73,8 @@ def test_a_geographic_yard_is_counted_in_metres_like_its_utm_original(tmp_path):
     geographic = _to_geographic(utm, tmp_path / "geo" / "2024-05-01.tif")
     tracks = _tracks_geojson(scene.tracks, tmp_path / "tracks.geojson")
     _, on_utm = _count(utm, tracks)
-    img, on_geographic = _count(geographic, tracks)
+    img, on_geographic = _count(geographic, tracks, "--date", f"{geographic}=2024-06-02")
+    assert img["date"] == "2024-06-02"  # as given, over the file name's 2024-05-01
     assert on_utm["t1"] == PLANTED["t1"] and abs(on_utm["t2"] - PLANTED["t2"]) <= 1  # as test_railcars finds
     assert on_geographic == on_utm
     assert abs(img["pixel_size_m"] - 0.5) < 0.05  # warped onto metres, not reported in degrees
@@ -146,3 +147,29 @@ def test_a_timeline_with_no_track_in_common_gives_no_factor():
     first = {"date": "2023-01-01", "railcars_total": 4, "track:a": 4, "track:b": None}
     last = {"date": "2023-06-01", "railcars_total": 7, "track:a": None, "track:b": 7}
     assert "no track is in both" in change_statement([first, last])
+
+
+def _undated_copy(src_path, dst_path):
+    """The image's pixels and georeference only: no date tag, no date in the name, no sidecar."""
+    with rasterio.open(src_path) as src:
+        with rasterio.open(dst_path, "w", **src.profile) as dst:
+            dst.write(src.read())
+    return dst_path
+
+
+def test_dates_given_per_image_order_a_timeline(tmp_path):
+    images = sorted(TUMANGANG.glob("*.tif"))
+    copies = [_undated_copy(p, tmp_path / f"scene_{k}.tif") for k, p in zip("cab", images)]
+    args = ["timeline", *map(str, copies), "--aoi", "tumangang-rail-crossing", "--no-structures", "--json"]
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "give it with --date scene_c.tif=YYYY-MM-DD" in res.output
+    given = [f"--date={c.name}={p.stem}" for c, p in zip(copies, images)]
+    res = CliRunner().invoke(main, [*args, *given, "-o", str(tmp_path / "tl")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)["dates"]
+    assert [(r["date"], r["image"]) for r in rows] == [(p.stem, c.name) for c, p in zip(copies, images)]
+    res = CliRunner().invoke(main, [*args, *given, "--date", "other.tif=2023-01-01", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "'other.tif' is none of the images given" in res.output
+    res = CliRunner().invoke(main, [*args, "--date", f"{copies[0].name}=2023-02-30", "-o", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -115,6 +115,26 @@ picture_gsd_option = click.option(
     help="For pictures without georeference (PNG/JPEG screenshots): metres per pixel. Outputs then have no map "
     "position (said in the output).",
 )
+image_date_option = click.option(
+    "--date",
+    "image_dates",
+    multiple=True,
+    metavar="IMAGE=YYYY-MM-DD",
+    help="An image's acquisition date (by its path or file name), over what its file says; repeat per image.",
+)
+
+
+def _dates_by_image(assignments: tuple[str, ...]) -> dict[str, str]:
+    """``("a.tif=2023-01-02", ...)`` as ``{"a.tif": "2023-01-02"}``; a usage error when one has no ``=``."""
+    out = {}
+    for text in assignments:
+        name, sep, day = text.rpartition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{text!r}: give IMAGE=YYYY-MM-DD, e.g. scene.tif=2023-06-15", param_hint="--date")
+        out[name] = day
+    return out
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 
@@ -535,6 +555,7 @@ nominal_length_option = click.option(
 )
 @nominal_length_option
 @bands_option
+@image_date_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -547,6 +568,7 @@ def railcars(
     out_dir: Path | None,
     car_length_m: float,
     bands: tuple[int, ...] | None,
+    image_dates: tuple[str, ...],
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -562,6 +584,7 @@ def railcars(
         overwrite=overwrite,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
         bands=bands,
+        dates=_dates_by_image(image_dates),
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:
@@ -591,6 +614,7 @@ def railcars(
 )
 @nominal_length_option
 @bands_option
+@image_date_option
 @overwrite_option
 @json_option
 @click.pass_context
@@ -603,6 +627,7 @@ def timeline_cmd(
     no_structures: bool,
     car_length_m: float,
     bands: tuple[int, ...] | None,
+    image_dates: tuple[str, ...],
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -618,6 +643,7 @@ def timeline_cmd(
         structures=not no_structures,
         prior=SegmentationPrior(nominal_length_m=car_length_m),
         bands=bands,
+        dates=_dates_by_image(image_dates),
         progress=_progress(ctx.obj["quiet"]),
     )
     if as_json:

@@ -8,7 +8,7 @@
 """
 
 from .masks import MaskSpec, unusable_on_grid
-from .metadata import checked_date, date_from_name, image_date, image_sun
+from .metadata import checked_date, date_from_name, dates_given, image_date, image_sun
 from .outputs import (
     check_out_dir,
     check_outputs_free,
@@ -42,6 +42,7 @@ __all__ = [
     "MaskSpec",
     "unusable_on_grid",
     "checked_date",
+    "dates_given",
     "date_from_name",
     "RemotePath",
     "check_no_network_sources",

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,31 @@ def checked_date(text: str) -> str:
         except ValueError:
             pass
     raise ImageryError(f"date {text!r}: give an acquisition date as YYYY-MM-DD (e.g. 2023-06-15)")
+
+
+def dates_given(images: Sequence[str | os.PathLike[str]], given: Mapping[str, str]) -> dict[str, str]:
+    """Acquisition dates the user gave per image (``--date NAME=YYYY-MM-DD``), keyed by ``str(image)``.
+
+    A ``NAME`` matches an image by its path as given or by its file name.
+
+    Raises
+    ------
+    ImageryError
+        If a date is not ``YYYY-MM-DD``, a name matches no image, or a file name is shared
+        by two images (give their paths).
+    """
+    out: dict[str, str] = {}
+    for name, text in given.items():
+        day = checked_date(text)
+        matches = [str(p) for p in images if str(p) == name] or [
+            str(p) for p in images if Path(str(p)).name == Path(name).name
+        ]
+        if not matches:
+            raise ImageryError(f"--date {name}={text}: {name!r} is none of the images given")
+        if len(matches) > 1:
+            raise ImageryError(f"--date {name}={text}: {name!r} names {len(matches)} images; give the path")
+        out[matches[0]] = day
+    return out
 
 
 def date_from_name(name: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ..io import (
     Grid,
     RasterWindow,
     check_outputs_free,
+    dates_given,
     image_path,
     image_sun,
     read_track_window,
@@ -138,11 +140,13 @@ def count_in_image(
     max_line_error_m: float | None = None,
     skip_outside: bool = False,
     bands: tuple[int, ...] | None = None,
+    date: str | None = None,
 ) -> ImageRailcars:
     """Count railcars on each track in one image (read only around the tracks).
 
     With ``skip_outside``, tracks that miss the image are left out (logged) instead of
-    being an error.  ``bands``: red, green, blue[, NIR] band numbers as ``--bands``.
+    being an error.  ``bands``: red, green, blue[, NIR] band numbers as ``--bands``;
+    ``date``: the acquisition date the user gave, over what the file says.
 
     Raises
     ------
@@ -180,7 +184,7 @@ def count_in_image(
         "not in the metadata" if angles is None else f"azimuth {angles[0]:.0f}, elevation {angles[1]:.0f} degrees",
         seconds,
     )
-    return ImageRailcars(image_path(path), window.date, grid, result, lines, seconds)
+    return ImageRailcars(image_path(path), date or window.date, grid, result, lines, seconds)
 
 
 def count_railcars(
@@ -192,6 +196,7 @@ def count_railcars(
     overwrite: bool = False,
     prior: core.SegmentationPrior = core.SegmentationPrior(),
     bands: tuple[int, ...] | None = None,
+    dates: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> list[ImageRailcars]:
     """Count railcars on every track of every image.
@@ -212,6 +217,9 @@ def count_railcars(
         Car lengths; the nominal length sets the occupied-length count.
     bands : tuple of int, optional
         1-based red, green, blue[, NIR] band numbers (``--bands``); default: from the files.
+    dates : mapping of str to str, optional
+        Acquisition dates by image path or file name (``--date NAME=YYYY-MM-DD``), over what
+        the files say (:func:`~sitewatch.io.dates_given`).
     progress : callable, optional
         Called with a message per image.
 
@@ -219,6 +227,7 @@ def count_railcars(
     -------
     list of ImageRailcars, in the order given.
     """
+    given = dates_given(images, dates or {})
     lines = load_tracks(aoi=aoi, tracks=tracks)
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in RAILCAR_OUTPUTS], overwrite)
@@ -226,7 +235,11 @@ def count_railcars(
     for i, path in enumerate(images):
         if progress:
             progress(f"counting railcars in {image_path(path).name} ({i + 1}/{len(images)})")
-        results.append(count_in_image(path, lines, prior=prior, skip_outside=tracks is None, bands=bands))
+        results.append(
+            count_in_image(
+                path, lines, prior=prior, skip_outside=tracks is None, bands=bands, date=given.get(str(path))
+            )
+        )
     if out_dir is not None:
         write_railcars(results, out_dir, overwrite=overwrite)
     return results

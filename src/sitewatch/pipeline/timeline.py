@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ..aoi import SiteAOI
 from ..errors import ImageryError
 from ..io import (
     check_outputs_free,
+    dates_given,
     image_date,
     image_path,
     read_aoi_window,
@@ -103,8 +105,8 @@ def change_statement(rows: list[dict[str, Any]]) -> str:
     return f"railcars ×{b / a:.1f} from {first['date']} to {last['date']} ({a} → {b}){scope}"
 
 
-def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
-    """(date, path) of every image, earliest first.
+def _by_date(images: list[str | os.PathLike[str]], given: Mapping[str, str]) -> list[tuple[str, Path]]:
+    """(date, path) of every image, earliest first; ``given``: dates the user gave, by ``str(image)``.
 
     Raises
     ------
@@ -115,11 +117,11 @@ def _by_date(images: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
         raise ImageryError("timeline needs at least one image")
     dated = []
     for p in images:
-        d = image_date(p)
+        d = given.get(str(p)) or image_date(p)
         if d is None:
             raise ImageryError(
                 f"{p}: no acquisition date found (STAC sidecar <name>.json, TIFFTAG_DATETIME, or an ISO "
-                "date such as 2023-10-18 in the file name)"
+                f"date such as 2023-10-18 in the file name); give it with --date {image_path(p).name}=YYYY-MM-DD"
             )
         dated.append((d, image_path(p)))
     dated.sort()
@@ -159,6 +161,7 @@ def timeline(
     structures: bool = True,
     prior: core.SegmentationPrior = core.SegmentationPrior(),
     bands: tuple[int, ...] | None = None,
+    dates: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> Timeline:
     """Railcar counts per track and structure change against the first date, for each date.
@@ -180,19 +183,22 @@ def timeline(
         Car lengths; the nominal length sets the occupied-length count.
     bands : tuple of int, optional
         1-based red, green, blue[, NIR] band numbers (``--bands``); default: from the files.
+    dates : mapping of str to str, optional
+        Acquisition dates by image path or file name (``--date NAME=YYYY-MM-DD``), over what
+        the files say (:func:`~sitewatch.io.dates_given`).
     progress : callable, optional
         Called with a short message as each stage starts.
     """
     step = progress or (lambda msg: None)
     site = site_of(aoi)
-    dated = _by_date(images)
+    dated = _by_date(images, dates_given(images, dates or {}))
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in TIMELINE_OUTPUTS], overwrite)
     lines = load_tracks(aoi=site)
     counted = []
     for i, (d, p) in enumerate(dated):
         step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
-        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands))
+        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands, date=d))
     track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
     rows = []
     det = None
@@ -200,7 +206,7 @@ def timeline(
         row = _railcar_row(d, p, res, track_ids)
         if structures and i > 0:
             step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
-            det = detect(dated[0][1], p, site, bands=bands)
+            det = detect(dated[0][1], p, site, bands=bands, dates=(dated[0][0], d))
             row.update(
                 {
                     "new_structures": det.summary["counts"]["new"],
