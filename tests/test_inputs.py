@@ -19,7 +19,7 @@ from conftest import textured, write_tif
 
 from sitewatch.cli import main
 from sitewatch.errors import ImageryError
-from sitewatch.io import RemotePath, image_date, image_path, read_source
+from sitewatch.io import RemotePath, check_no_network_sources, image_date, image_path, read_source
 
 
 def _run(*args: str):
@@ -135,6 +135,41 @@ def test_a_local_vrt_with_network_sources_is_refused_before_any_fetch(tmp_path, 
     assert not any("example.invalid" in c for c in opened)
     with pytest.raises(ImageryError, match="on the network"):
         image_date(vrt)
+
+
+def test_other_local_mosaics_with_network_tiles_are_refused_before_any_fetch(tmp_path, opened):
+    """An MRF whose data file is remote, a GDAL tile index (GTI) of remote tiles and a STAC ItemCollection
+    (GDAL's STACIT mosaic) are refused unopened; XML that only quotes a namespace URL is not."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    local = write_tif(tmp_path / "a.tif", _rgb())
+    mrf = tmp_path / "scene.mrf"
+    mrf.write_text(
+        "<MRF_META><Raster><Size x='64' y='64' c='3'/><DataFile>/vsicurl/https://example.invalid/scene.til"
+        "</DataFile></Raster></MRF_META>"
+    )
+    _refused(_run("coreg", local, mrf), f"{mrf}: a GDAL <MRF_META> description that reads from the network")
+    gti = tmp_path / "tiles.gti.gpkg"
+    gpd.GeoDataFrame(
+        {"location": ["/vsicurl/https://example.invalid/t1.tif"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326"
+    ).to_file(gti)
+    _refused(_run("coreg", local, gti), f"{gti}: a GDAL tile index (GTI) whose tiles are on the network")
+    collection = tmp_path / "search.json"
+    collection.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "assets": '
+        '{"visual": {"href": "https://example.invalid/x.tif"}}}]}'
+    )
+    _refused(_run("coreg", local, collection), f"{collection}: a catalogue GDAL opens as a mosaic")
+    assert str(mrf) not in opened and str(gti) not in opened and str(collection) not in opened
+    label = tmp_path / "label.xml"
+    label.write_text(
+        '<Product xmlns="http://pds.example.invalid/pds4" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://pds.example.invalid/pds4 http://pds.example.invalid/pds4.xsd">'
+        "<File><file_name>a.tif</file_name></File></Product>"
+    )
+    check_no_network_sources(label)  # namespaces are names, not places GDAL reads from
 
 
 def test_a_local_vrt_of_local_files_is_read(tmp_path):

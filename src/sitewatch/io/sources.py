@@ -98,12 +98,83 @@ def _xml_root(path: Path) -> ET.Element | None:
         return None  # GDAL says what is wrong with it when it opens it
 
 
+# GDAL Raster Tile Index (GTI) datasets: a vector file of tile locations, opened as a mosaic
+# when named so, or with the ``GTI:`` prefix (an XML ``<GDALTileIndexDataset>`` is an XML
+# description, checked like one).
+GTI_SUFFIXES = (".gti.gpkg", ".gti.fgb", ".gti.parquet")
+# Attributes that hold a namespace or schema URL, not anything GDAL opens.
+XML_NAMESPACE_ATTRIBUTES = ("schemaLocation", "noNamespaceSchemaLocation")
+
+
+def _xml_names_network(root: ET.Element) -> str | None:
+    """The first network location an XML description's texts or attributes name (namespaces aside), else None."""
+    for element in root.iter():
+        values = [(element.text or "").strip()] + [
+            v for k, v in element.attrib.items() if not k.endswith(XML_NAMESPACE_ATTRIBUTES)
+        ]
+        for value in values:
+            if NETWORK_SOURCE.search(value):
+                return value
+    return None
+
+
+def _gti_names_network(path: Path) -> str | None:
+    """The first tile location on the network in a GTI vector index, else None (unreadable: GDAL says)."""
+    try:
+        import pyogrio
+
+        table = pyogrio.read_dataframe(path, read_geometry=False)
+    except Exception:  # noqa: BLE001 (any failure to read the index is GDAL's to report on open)
+        return None
+    for column in table.columns:
+        if table[column].dtype.kind not in "biufcmM":  # text, whatever pandas calls its dtype
+            for value in table[column].dropna().astype(str):
+                if NETWORK_SOURCE.search(value):
+                    return value
+    return None
+
+
+def _json_names_network(path: Path) -> str | None:
+    """A network href in a local JSON that GDAL would open as a mosaic (STAC ItemCollection: STACIT, STACTA)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            if not f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+                return None
+            if path.stat().st_size > MAX_XML_BYTES:
+                raise ImageryError(f"{path}: a JSON raster description over {MAX_XML_BYTES >> 20} MiB; refused unread")
+            f.seek(0)
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("type") == "Feature":
+        return None  # a STAC Item is read by sitewatch itself, through the asset it names (io.stac)
+    found = NETWORK_SOURCE.search(json.dumps(doc))
+    return found.group(0) if found else None
+
+
+def _check_not_a_network_mosaic(path: Path) -> None:
+    """Refuse a local tile index or catalogue (GTI, STAC ItemCollection) whose tiles are on the network."""
+    name = path.name.lower()
+    where = _gti_names_network(path) if name.endswith(GTI_SUFFIXES) else _json_names_network(path)
+    if where:
+        kind = "GDAL tile index (GTI)" if name.endswith(GTI_SUFFIXES) else "catalogue GDAL opens as a mosaic"
+        raise ImageryError(
+            f"{path}: a {kind} whose tiles are on the network ({where!r}); sitewatch reads the network only from a "
+            "URL given on the command line"
+        )
+
+
 def check_no_network_sources(path: str | os.PathLike[str], *, depth: int = 0) -> None:
     """Refuse a local file that would make GDAL read from the network (issue 21).
 
     A VRT (whatever its name ends in) whose sources are URLs or ``/vsicurl/``-style paths,
-    also through VRTs it names, and GDAL web-service descriptions (``<GDAL_WMS>`` and the
-    like) are refused before GDAL opens them. Remote paths the user gave are not checked.
+    also through VRTs it names; any other XML description naming a network location in
+    what GDAL reads (``<GDAL_WMS>``, an MRF's data file, a ``<GDALTileIndexDataset>``;
+    namespace and schema URLs aside); a GDAL tile index (``*.gti.gpkg``, ``GTI:``) or a
+    STAC ItemCollection whose tiles are on the network: all are refused before GDAL opens
+    them. Remote paths the user gave are not checked.
 
     Raises
     ------
@@ -112,15 +183,18 @@ def check_no_network_sources(path: str | os.PathLike[str], *, depth: int = 0) ->
     """
     if is_remote(path):
         return
+    if str(path).upper().startswith("GTI:"):
+        path = Path(str(path)[4:])
     path = Path(path)
     root = _xml_root(path)
     if root is None:
+        _check_not_a_network_mosaic(path)
         return
     if root.tag != "VRTDataset":
-        if NETWORK_SOURCE.search(ET.tostring(root, encoding="unicode")):
+        if _xml_names_network(root):
             raise ImageryError(
-                f"{path}: a GDAL <{root.tag}> description that reads from the network; sitewatch reads the network "
-                "only from a URL given on the command line"
+                f"{path}: a GDAL <{root.tag.rsplit('}', 1)[-1]}> description that reads from the network; sitewatch "
+                "reads the network only from a URL given on the command line"
             )
         return
     if depth >= MAX_VRT_DEPTH:
