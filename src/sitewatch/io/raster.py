@@ -17,7 +17,7 @@ import rasterio.errors
 from affine import Affine
 from pyproj import CRS, Proj, Transformer
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.warp import calculate_default_transform, reproject, transform_geom
+from rasterio.warp import calculate_default_transform, reproject, transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -351,22 +351,54 @@ class SourceRaster:
     date: str | None
 
 
+# An image read to be warped onto another's grid is read only round that grid, with this many
+# of its own pixels to spare on each side: co-registration's shifts (tested to 20 px) and the
+# resampling kernel stay inside, and a scene many times the AOI is not held in memory.
+SOURCE_MARGIN_PX = 256
+
+
+def _window_around(src, path: Path | RemotePath, grid: Grid) -> Window | None:
+    """The window of ``src`` covering ``grid`` with :data:`SOURCE_MARGIN_PX` to spare (None: read it all)."""
+    if src.transform.b != 0 or src.transform.d != 0:
+        return None  # a rotated grid: windows by bounds do not apply; read it whole
+    bounds = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    win = from_bounds(*bounds, transform=src.transform)
+    pad = SOURCE_MARGIN_PX
+    win = Window(win.col_off - pad, win.row_off - pad, win.width + 2 * pad, win.height + 2 * pad)
+    try:
+        return win.round_offsets().round_lengths().intersection(Window(0, 0, src.width, src.height))
+    except rasterio.errors.WindowError:
+        raise ImageryError(
+            f"{path}: does not overlap the area it is compared over (bounds {tuple(round(v, 3) for v in grid.bounds)} "
+            f"in {grid.crs.to_string()})"
+        ) from None
+
+
 def read_source(
-    path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None, colour: bool = True
+    path: str | os.PathLike[str],
+    *,
+    bands: tuple[int, ...] | None = None,
+    colour: bool = True,
+    around: Grid | None = None,
 ) -> SourceRaster:
     """Read an image's bands (red, green, blue[, NIR]; see :func:`read_aoi_window`) as float32, nodata as NaN.
+
+    With ``around``, only the part covering that grid (with :data:`SOURCE_MARGIN_PX` of the
+    image's pixels to spare) is read: what :func:`warp_onto_grid` onto it needs.
 
     Raises
     ------
     ImageryError
-        If the file is missing, unreadable, has no CRS, bands that cannot be mapped, or
-        declares more pixels than :data:`MAX_READ_PX`.
+        If the file is missing, unreadable, has no CRS, bands that cannot be mapped,
+        declares more pixels than :data:`MAX_READ_PX`, or does not overlap ``around``.
     """
     path = image_path(path)
     with _opened_image(path, bands, colour) as (src, layout):
-        data, valid = _read_layout(src, path, layout, None)
+        win = None if around is None else _window_around(src, path, around)
+        data, valid = _read_layout(src, path, layout, win)
         data[:, ~valid] = np.nan
-        return SourceRaster(path, data, src.transform, CRS.from_user_input(src.crs), image_date(path))
+        transform = src.transform if win is None else src.window_transform(win)
+        return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
 
 
 def utm_crs_at(lon: float, lat: float) -> CRS:

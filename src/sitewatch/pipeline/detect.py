@@ -280,13 +280,13 @@ def _read_pair(
     bands: tuple[int, ...] | None = None,
     pixel_size_m: float | None = None,
 ) -> tuple[RasterWindow, SourceRaster]:
-    """BEFORE's window over the AOI (the grid everything is measured on) and the whole of AFTER.
+    """BEFORE's window over the AOI (the grid everything is measured on) and AFTER round it.
 
     Both are read as red, green, blue[, near-infrared] (``bands`` as ``--bands``; an alpha
     band masks).  A BEFORE whose grid is not metres at true scale (geographic, Web Mercator,
     a distant UTM zone: :func:`~sitewatch.io.raster.measures_in_metres`) is warped once onto
-    its local UTM grid, so areas are in m²; AFTER, in any CRS, is warped onto that grid
-    later, once, with the shift folded in.
+    its local UTM grid, so areas are in m²; AFTER, in any CRS, is read round that grid only
+    and warped onto it later, once, with the shift folded in.
     Where only one image has a near-infrared band, it is left out.  With ``pixel_size_m``
     both are pictures without georeference (:func:`_read_pictures`).
     """
@@ -300,7 +300,7 @@ def _read_pair(
             ref.grid.crs.to_string(),
         )
         ref = to_local_utm(ref)
-    source = read_source(after, bands=bands)
+    source = read_source(after, bands=bands, around=ref.grid)
     n_ref, n_src = ref.data.shape[0], source.data.shape[0]
     if n_ref != n_src:
         log.info("%s has %d bands and %s %d: near-infrared left out", ref.path.name, n_ref, source.path.name, n_src)
