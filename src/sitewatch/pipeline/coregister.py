@@ -114,8 +114,9 @@ def coregister(
         ref, mov = read_unreferenced(reference, pixel_size_m), read_unreferenced(moving, pixel_size_m)
     else:
         ref = read_source(reference, bands=bands, colour=False)
-        mov = read_source(moving, bands=bands, colour=False)
     grid, ref_data, ref_valid = _reference_on_grid(ref)
+    if pixel_size_m is None:  # MOVING only round REFERENCE: a scene larger than it is not held whole
+        mov = read_source(moving, bands=bands, colour=False, around=grid)
     on_ref = warp_onto_grid(mov, grid, resampling=Resampling.bilinear)
     try:
         shift = estimate_shift(
