@@ -1,6 +1,6 @@
 """A STAC Item given as an image: its picture asset, date, sun angles and ``eo:bands`` (read with pystac).
 
-An analyst may pass ``item.json`` wherever a GeoTIFF goes. The asset read is the item's
+An analyst may pass ``item.json`` (a file, or an ``http(s)`` URL) wherever a GeoTIFF goes. The asset read is the item's
 ``visual`` asset (by key, then by role), else one whose ``eo:bands`` name red, green and blue,
 else its only raster asset; relative hrefs are resolved against the item's file. The date is
 the item's ``datetime`` (or ``start_datetime``), the sun angles the view extension's
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ MAX_ITEM_BYTES = 16 * 2**20
 class StacImage:
     """What a STAC Item says about the image it describes."""
 
-    item: Path
+    item: Path | RemotePath
     asset: Path | RemotePath
     asset_key: str
     bands: tuple[int, ...] | None
@@ -42,8 +43,11 @@ class StacImage:
 
 
 def is_stac_item(path: str | os.PathLike[str]) -> bool:
-    """True for a local JSON file holding a STAC Item (``"type": "Feature"`` with ``stac_version``)."""
-    if is_remote(path) or Path(path).suffix.lower() != ".json":
+    """True for a local JSON file holding a STAC Item (``"type": "Feature"`` with ``stac_version``),
+    or an ``http(s)`` URL of a ``.json`` file (the user asked for it: read as an item, or refused)."""
+    if is_remote(path):
+        return str(path).startswith(("http://", "https://")) and image_path(path).suffix.lower() == ".json"
+    if Path(path).suffix.lower() != ".json":
         return False
     path = Path(path)
     try:
@@ -88,20 +92,32 @@ def _pick_asset(item: Any, path: Path) -> str:
     )
 
 
+@lru_cache(maxsize=32)
+def _remote_item(url: str) -> Any:
+    """A STAC Item fetched from ``url`` (pystac's reader), kept for the run: the date, sun angles
+    and asset of one item are asked for separately."""
+    import pystac
+
+    return pystac.Item.from_file(url)
+
+
 def read_stac_item(path: str | os.PathLike[str]) -> StacImage:
-    """The asset to read, its band order and the item's properties, from a local STAC Item file.
+    """The asset to read, its band order and the item's properties, from a STAC Item file or URL.
+
+    An item given by URL is fetched once per run (:func:`_remote_item`); its relative asset
+    hrefs resolve against that URL.
 
     Raises
     ------
     ImageryError
-        If pystac cannot read the item, or no asset is a picture to read.
+        If pystac cannot read (or fetch) the item, or no asset is a picture to read.
     """
     import pystac
 
-    path = Path(path)
+    path = image_path(path)
     try:
-        item = pystac.Item.from_file(str(path))
-    except (pystac.STACError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        item = _remote_item(str(path)) if is_remote(path) else pystac.Item.from_file(str(path))
+    except (pystac.STACError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
         raise ImageryError(f"{path}: not a readable STAC Item ({exc})") from exc
     key = _pick_asset(item, path)
     asset = item.assets[key]
