@@ -99,6 +99,8 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
         "change_score.tif",
         "changes.geojson",
         "changes.gpkg",
+        "changes.parquet",
+        "changes.qml",
         "overlay.png",
         "summary.json",
     ]

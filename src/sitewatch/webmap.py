@@ -27,8 +27,8 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from .io import Grid, read_aoi_window
-from .pipeline.detect import change_records
 from .pipeline.railcars import railcar_records
+from .pipeline.vectors import change_records
 from .report.figures import COLOURS, display_rgb, score_rgb, stretch_limits, webp_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
