@@ -96,6 +96,8 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
     report = json.loads(res.output)
     assert report["counts"]["new"] >= 3 and report["counts"]["removed"] >= 3
     assert sorted(p.name for p in out.iterdir()) == [
+        "after.tif",
+        "before.tif",
         "change_score.tif",
         "changes.geojson",
         "changes.gpkg",

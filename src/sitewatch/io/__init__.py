@@ -8,7 +8,7 @@
 * :mod:`.pictures` - pictures without georeference (PNG, JPEG) on a local grid, masks as PNG.
 """
 
-from .gis import VectorStyle, clean_outline, place_of, spaced_mgrs, stable_id
+from .gis import VectorStyle, clean_outline, place_of, read_rgb_preview, spaced_mgrs, stable_id, write_rgb_cog
 from .masks import MaskSpec, unusable_on_grid
 from .metadata import checked_date, date_from_name, image_date, image_sun
 from .outputs import (
@@ -81,4 +81,6 @@ __all__ = [
     "spaced_mgrs",
     "stable_id",
     "clean_outline",
+    "read_rgb_preview",
+    "write_rgb_cog",
 ]

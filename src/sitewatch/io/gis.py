@@ -241,3 +241,42 @@ def clean_outline(geometry: BaseGeometry, pixel_size_m: float) -> BaseGeometry:
         if candidate.is_valid and abs(candidate.area / area - 1.0) <= OUTLINE_AREA_TOLERANCE:
             return candidate
     return geometry.simplify(0.5 * pixel_size_m, preserve_topology=True)
+
+
+# Display previews (8-bit RGB, JPEG in a COG): the imagery a report or GIS shows under the polygons.
+PREVIEW_JPEG_QUALITY = 85
+
+
+def write_rgb_cog(path: Path, rgb: Any, crs: Any, transform: Any) -> None:
+    """An (rows, cols, 3) uint8 picture on a grid as a JPEG-compressed Cloud-Optimised GeoTIFF."""
+    import numpy as np
+    import rasterio
+
+    data = np.moveaxis(np.asarray(rgb, dtype=np.uint8), -1, 0)
+    profile = {
+        "driver": "COG",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": 3,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": transform,
+        "compress": "JPEG",
+        "quality": PREVIEW_JPEG_QUALITY,
+        "blocksize": 256,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for k, name in enumerate(("red", "green", "blue"), start=1):
+            dst.set_band_description(k, f"{name}, display stretch (not radiometry)")
+
+
+def read_rgb_preview(path: Path, shape: tuple[int, int]) -> Any:
+    """A preview written by :func:`write_rgb_cog`, read (from its overviews) at ``shape`` (rows, cols)."""
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path) as src:
+        data = src.read(out_shape=(3, *shape), resampling=Resampling.average)
+    return np.moveaxis(data, 0, -1)

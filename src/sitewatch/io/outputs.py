@@ -219,8 +219,10 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CRS]:
-    """Features of a vector file as dicts (properties plus ``geometry``) and the file's CRS.
+def read_vectors(path: str | os.PathLike[str], layer: str | None = None) -> tuple[list[dict[str, Any]], CRS]:
+    """Features of a vector file (its ``layer``, or its only or first layer) as dicts and the file's CRS.
+
+    Each dict holds a feature's properties and its ``geometry``.
 
     Raises
     ------
@@ -233,7 +235,7 @@ def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CR
     if not path.exists():
         raise RunError(f"{path}: no such file")
     try:
-        gdf = gpd.read_file(path, engine="pyogrio")
+        gdf = gpd.read_file(path, engine="pyogrio", layer=layer)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise RunError(f"{path}: cannot be read as vectors ({exc})") from exc
     records = [

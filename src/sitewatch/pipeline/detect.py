@@ -38,6 +38,7 @@ from ..io import (
     warp_onto_grid,
     write_geotiff,
     write_json,
+    write_rgb_cog,
 )
 from ..radiometry import NORMALISATION_METHODS
 from ..report.figures import COLOURS, ColourScale, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
@@ -67,7 +68,9 @@ from .vectors import CHANGE_VECTOR_FILES, write_change_vectors
 
 log = logging.getLogger(__name__)
 
-DETECT_OUTPUTS = [*CHANGE_VECTOR_FILES, "change_score.tif", "overlay.png", "summary.json"]
+# before.tif and after.tif: the two images as the overlay shows them (after co-registered onto
+# before's grid), 8-bit display previews the report draws under the polygons
+DETECT_OUTPUTS = [*CHANGE_VECTOR_FILES, "change_score.tif", "before.tif", "after.tif", "overlay.png", "summary.json"]
 
 
 @dataclass
@@ -528,7 +531,10 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
             descriptions=(f"change score: {method.score_description}",),
             units=(method.score_unit,),
         )
-        render_overlay(overlay_panels(result), stage / "overlay.png", caption=overlay_caption(result), legend=True)
+        panels = overlay_panels(result)
+        for name, panel in zip(("before.tif", "after.tif"), panels):
+            write_rgb_cog(stage / name, panel.rgb, result.grid.crs, result.grid.transform)
+        render_overlay(panels, stage / "overlay.png", caption=overlay_caption(result), legend=True)
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
 

@@ -182,16 +182,18 @@ def _scale_bar_and_north(ax: Any, panel: Panel) -> None:
     )
 
 
-def _colour_bar(fig: Any, ax: Any, scale: ColourScale) -> None:
-    """A horizontal colour bar under a panel."""
+def _colour_bar(ax: Any, scale: ColourScale) -> None:
+    """A horizontal colour bar inside a panel's lower right corner (it takes no room from the panels)."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     mappable = ScalarMappable(Normalize(scale.low, scale.high), colormaps[scale.cmap])
-    bar = fig.colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.046, pad=0.02, shrink=0.8)
-    bar.set_label(scale.label, fontsize=7)
-    bar.ax.tick_params(labelsize=7)
+    cax = ax.inset_axes((0.5, 0.1, 0.45, 0.035))
+    bar = ax.figure.colorbar(mappable, cax=cax, orientation="horizontal")
+    bar.set_label(scale.label, fontsize=6, color="white")
+    bar.ax.tick_params(labelsize=6, colors="white")
+    bar.outline.set_edgecolor("white")
 
 
 def render_overlay(
@@ -243,7 +245,7 @@ def render_overlay(
         if legend:
             _scale_bar_and_north(ax, panel)
             if panel.colour_scale is not None:
-                _colour_bar(fig, ax, panel.colour_scale)
+                _colour_bar(ax, panel.colour_scale)
     if caption:
         fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
