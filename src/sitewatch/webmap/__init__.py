@@ -54,7 +54,12 @@ def new_map(bounds_lonlat: tuple[float, float, float, float], *, basemap: str | 
     folium = _folium()
     west, south, east, north = bounds_lonlat
     fmap = folium.Map(
-        location=[(south + north) / 2, (west + east) / 2], tiles=None, control_scale=True, zoom_start=15, max_zoom=22
+        location=[(south + north) / 2, (west + east) / 2],
+        tiles=None,
+        control_scale=True,
+        zoom_start=15,
+        max_zoom=22,
+        zoom_snap=0.25,
     )
     inline_leaflet(fmap)
     if basemap:
