@@ -57,6 +57,14 @@ def screenshot(page: Path, png: Path, size: str, profile: Path) -> None:
         capture_output=True,
         timeout=180,
     )
+    shrink(png)
+
+
+def shrink(png: Path, colours: int = 256) -> None:
+    """Re-save a screenshot with a palette of ``colours``: a few hundred kB instead of over a MB."""
+    from PIL import Image
+
+    Image.open(png).convert("RGB").quantize(colours, dither=Image.Dither.NONE).save(png, optimize=True)
 
 
 def main(run_dir: Path) -> None:

@@ -184,3 +184,17 @@ def test_unknown_dates_are_said_to_be_unknown(sinuiju):
     schema = output_schema("summary.json")
     jsonschema.validate({**result.summary, "dates": {"before": None, "after": "x", "unknown": reasons}}, schema)
     assert np.isfinite(result.summary["pixel_size_m"])
+
+
+def test_report_refuses_an_unversioned_summary_saying_why(sinuiju, tmp_path):
+    from click.testing import CliRunner
+
+    from sitewatch.cli import main
+
+    _, out = sinuiju
+    doc = json.loads((out / "summary.json").read_text())
+    del doc["schema_version"]
+    (tmp_path / "summary.json").write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "summary.json: has no schema_version" in res.output
+    assert not (tmp_path / "report.html").exists()

@@ -317,7 +317,7 @@ def test_report_refuses_a_summary_of_the_wrong_shape(tmp_path):
 
 
 def test_webmap_popups_escape_names(tmp_path):
-    pytest.importorskip("offlinefolium", reason="the notebooks extra is not installed")
+    pytest.importorskip("folium", reason="the notebooks extra is not installed")
     from shapely.geometry import box
 
     from sitewatch.webmap import LayerStyle, geojson_layer, new_map

@@ -11,14 +11,18 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
+import shapely
 from click.testing import CliRunner
 from conftest import AOI_DIR, SAMPLES
 from PIL import Image
+from shapely.geometry import shape
 
 from sitewatch.cli import main
 from sitewatch.io import spaced_mgrs
+from sitewatch.report.html import output_schema
 
 
 class _Page(HTMLParser):
@@ -157,6 +161,14 @@ def test_timeline_report_has_chart_railcars_and_statement(timeline_run):
     assert page.external == [] and "script" not in page.tags
     assert len(page.images) == 2  # the timeline chart and the first/last overlay
     assert tl["statement"].replace("→", "&#x2192;") in text or tl["statement"] in text
+    # timeline.json follows its shipped schema, with its version
+    jsonschema.validate(tl, output_schema("timeline.json"))
+    assert tl["schema_version"] == "1.0"
+    # railcars.geojson is RFC 7946 (exterior rings counter-clockwise, 7 decimals), with its QGIS style beside it
+    cars = json.loads((timeline_run / "railcars.geojson").read_text())["features"]
+    assert cars and all(shapely.is_ccw(shape(f["geometry"]).exterior) for f in cars)
+    assert max(len(d) for d in re.findall(r"\.(\d+)", json.dumps([f["geometry"] for f in cars]))) <= 7
+    assert "<qgis " in (timeline_run / "railcars.qml").read_text()
     # the method says how railcars were counted, not only the software versions
     method = text[text.index('<section id="method">') :]
     assert "Railcars were counted along each AOI rail track" in method and "semi-Markov" in method

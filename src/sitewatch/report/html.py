@@ -82,6 +82,11 @@ def _check_against_schema(path: Path, doc: Any) -> None:
     """Refuse an output whose shape is not what sitewatch writes: nothing in it reaches the page unchecked."""
     import jsonschema
 
+    if isinstance(doc, dict) and "schema_version" not in doc:
+        raise RunError(
+            f"{path}: has no schema_version: written by an older sitewatch, or not by sitewatch; "
+            "run the command again to report on it"
+        )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(output_schema(path.name)).iter_errors(doc))
     if error is not None:
         where = "/".join(str(k) for k in error.absolute_path) or "top level"
@@ -275,7 +280,8 @@ def _detect_sections(run: RunFolder) -> list[dict[str, Any]]:
     low = sum((s.get("confidence") or {}).get("low", {}).values())
     if low:
         summary_line += (
-            f" {low} of them are low confidence (score below {s['confidence']['low_below_score']:g}; drawn dashed)."
+            f" {low} of them {'is' if low == 1 else 'are'} low confidence (score below "
+            f"{s['confidence']['low_below_score']:g}; drawn dashed)."
         )
     table = _changes_table(changes)
     paragraphs = [summary_line] if table else [summary_line, "No new or removed structures were found."]

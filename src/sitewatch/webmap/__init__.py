@@ -273,7 +273,7 @@ def change_legend(threshold: float) -> str:
             ("removed structure", COLOURS["removed"], "fill"),
             ("low confidence (dashed)", "#555555", "dashed"),
             ("reference building", REFERENCE_COLOUR, "line"),
-            ("AOI footprint", "#ffffff", "line"),
+            ("AOI footprint (white)", "#bbbbbb", "line"),
         ],
         gradient=(stops, "0", f"{3 * threshold:.3g} (threshold {threshold:.3g})"),
     )
