@@ -9,7 +9,7 @@ DEMO_OUT ?= demo_output
 SAMPLE_SITES := hamhung-feb11-plant:1.0 sinuiju-instrument-factory:1.0 tumangang-rail-crossing:0.5 hamhung-feb8-vinalon:1.0
 SAMPLE_SEED  := 0
 
-.PHONY: demo test lint format install sample-imagery clean
+.PHONY: demo test lint format install sample-imagery screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: $(STAMP)
 	@for site in hamhung-feb11-plant sinuiju-instrument-factory tumangang-rail-crossing; do \
 	  $(BIN)/sitewatch report $(DEMO_OUT)/$$site --overwrite || exit 1; \
 	done
+
+# the README's pictures (docs/report.png, docs/map.png) from the demo outputs; needs Chromium
+screenshots: demo
+	$(BIN)/python docs/make_screenshots.py $(DEMO_OUT)/hamhung-feb11-plant
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -96,9 +96,13 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
     report = json.loads(res.output)
     assert report["counts"]["new"] >= 3 and report["counts"]["removed"] >= 3
     assert sorted(p.name for p in out.iterdir()) == [
+        "after.tif",
+        "before.tif",
         "change_score.tif",
         "changes.geojson",
         "changes.gpkg",
+        "changes.parquet",
+        "changes.qml",
         "overlay.png",
         "summary.json",
     ]
@@ -108,7 +112,7 @@ def test_cli_writes_outputs_and_respects_overwrite(tmp_path):
         assert key in props
     lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
     assert 124 < lon < 125 and 40 < lat < 41  # lon/lat, RFC 7946 order
-    assert gpd.read_file(out / "changes.gpkg").crs.to_epsg() == 32651
+    assert gpd.read_file(out / "changes.gpkg", layer="changes").crs.to_epsg() == 32651
     with rasterio.open(out / "change_score.tif") as src:
         assert src.dtypes[0] == "float32" and src.overviews(1) and src.profile.get("tiled", True)
     summary = json.loads((out / "summary.json").read_text())

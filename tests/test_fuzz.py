@@ -169,6 +169,7 @@ def test_fuzzed_tracks_files_are_read_or_refused(content: bytes) -> None:
                 "railcars.csv",
                 "railcars.geojson",
                 "railcars.json",
+                "railcars.qml",
             ]
 
 
@@ -182,6 +183,7 @@ RAILCAR_IMAGE = {
 }
 RUN_BASE = {
     "summary.json": {
+        "schema_version": "1.0",
         "site_id": "s",
         "inputs": {"before": "a.tif", "after": "b.tif"},
         "dates": {"before": "2023-05-01", "after": "2024-05-01"},
@@ -193,8 +195,9 @@ RUN_BASE = {
         "counts": {"new": 1, "removed": 0},
         "area_m2": {"new": 50.0, "removed": 0.0},
     },
-    "railcars.json": {"images": [RAILCAR_IMAGE], "versions": {"sitewatch": "0"}},
+    "railcars.json": {"schema_version": "1.0", "images": [RAILCAR_IMAGE], "versions": {"sitewatch": "0"}},
     "timeline.json": {
+        "schema_version": "1.0",
         "statement": "from 3 to 3 railcars",
         "dates": [{"date": "2023-05-01", "image": "a.tif", "railcars_total": 3, "railcars_uncertainty": 0.4}],
         "images": [RAILCAR_IMAGE],

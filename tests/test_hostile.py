@@ -250,6 +250,7 @@ def test_real_geographic_tiles_are_measured_in_metres(realdata):
 def _railcar_run(folder: Path, track_id: str = "T1", path: str = "2023-05-01.tif") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     doc = {
+        "schema_version": "1.0",
         "images": [
             {
                 "path": path,
@@ -291,6 +292,7 @@ def test_report_escapes_every_text_and_refuses_a_crafted_summary(tmp_path):
 
 def _minimal_summary() -> dict:
     return {
+        "schema_version": "1.0",
         "site_id": "s",
         "inputs": {"before": "a.tif", "after": "b.tif"},
         "dates": {"before": None, "after": None},
@@ -315,7 +317,7 @@ def test_report_refuses_a_summary_of_the_wrong_shape(tmp_path):
 
 
 def test_webmap_popups_escape_names(tmp_path):
-    pytest.importorskip("offlinefolium", reason="the notebooks extra is not installed")
+    pytest.importorskip("folium", reason="the notebooks extra is not installed")
     from shapely.geometry import box
 
     from sitewatch.webmap import LayerStyle, geojson_layer, new_map

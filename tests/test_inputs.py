@@ -244,7 +244,7 @@ def test_masked_pixels_are_neither_changed_nor_counted(tmp_path):
     assert summary["dates"] == {"before": "2022-09-01", "after": "2024-04-30"}  # over the files' own
     assert summary["inputs"]["masks"] == [f"{mask}:3,8,9,10"]  # as given
     assert summary["masked_px"] == pytest.approx(inside.sum() * 4, rel=0.05)  # 2 m mask pixels on a 1 m grid
-    found = gpd.read_file(out / "changes.gpkg")
+    found = gpd.read_file(out / "changes.gpkg", layer="changes")
     for name in ("new-building-1", "new-building-2", "old-workshop-1", "old-workshop-2"):
         t = truth.geometry[name]
         assert max(t.intersection(g).area / t.union(g).area for g in found.geometry) >= 0.5, name
@@ -305,7 +305,7 @@ def test_a_screenshot_pair_is_measured_with_gsd_and_says_it_has_no_map_position(
     assert "note: no map position" in res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["position"].startswith("no map position") and summary["dates"]["before"] == "2022-09-05"
-    found = gpd.read_file(out / "changes.gpkg")
+    found = gpd.read_file(out / "changes.gpkg", layer="changes")
     for _, t in truth.iterrows():  # every planted change, where the picture shows it
         same = found[found["change"] == t["change"]].geometry
         assert max(t.geometry.intersection(g).area / t.geometry.union(g).area for g in same) >= 0.5, t["id"]

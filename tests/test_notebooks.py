@@ -40,11 +40,22 @@ def _map_html(nb) -> str:
 
 
 def _assert_offline(page: str) -> None:
-    # no script, stylesheet or image fetched from anywhere: Leaflet is inlined
+    # no script, stylesheet or image fetched from anywhere: Leaflet is inlined from sitewatch's vendored copy
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=", page)
     assert not re.search(r'src="https?://', page)
+    assert not re.search(r"url\((?!data:|#)", page)  # the stylesheet's images are inlined too
     assert "L.map(" in page and "L.control.layers(" in page
+    assert "Leaflet 1.9.4" in page  # the vendored copy, not a CDN link
+
+
+def _assert_controls(page: str, legend: list[str]) -> None:
+    """A legend naming ``legend``, a before/after swipe over two image overlays, and a cursor readout."""
+    assert "sitewatch-legend" in page
+    for item in legend:
+        assert item in page, item
+    assert "sitewatch-swipe-range" in page and "clipPath" in page
+    assert "sitewatch-cursor" in page and "e.latlng.lat.toFixed(6)" in page
 
 
 @pytest.mark.parametrize("name", ["01_hamhung_new_structures.ipynb", "02_tumangang_railcars.ipynb"])
@@ -69,6 +80,13 @@ def test_hamhung_notebook_runs_and_maps_changes():
     assert page.count('"change": "new"') == int(found.group(1))
     for field in ("area_m2", "relative_size", "change"):
         assert f'"{field}"' in page
+    _assert_controls(page, ["new structure", "removed structure", "reference building", "change score"])
+    # popups in words: "Area: 5 700 m²", "63 % of Building B", the direction
+    popups = re.findall(r"let fields = \[([^\]]*)\]", page)
+    assert any('"Area"' in f and '"Relative size"' in f and "area_m2" not in f for f in popups), popups
+    assert re.search(r'"Area": "\d{1,3}( \d{3})* m(²|\\u00b2)"', page)
+    assert re.search(r'"Relative size": "\d+ % of Building [AB]"', page)
+    assert '"Change": "new structure (#1)"' in page
     assert "L.GeoJSON" in page or "L.geoJson(" in page
 
 
@@ -82,6 +100,7 @@ def test_tumangang_notebook_runs_and_maps_railcars():
     counts = [int(n) for n in re.findall(r'"railcars \d{4}-\d\d-\d\d \((\d+)\)"', page)]
     assert len(counts) == 3 and counts[-1] > 2 * counts[0]  # the sample's rise, 20 -> 73 planted
     assert page.count('"kind": "railcar"') == sum(counts)
+    _assert_controls(page, ["railcar", "rail track", "new structure"])
     # the timeline chart is shown inline
     assert any(
         "image/png" in out.get("data", {})

@@ -5,18 +5,24 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
+import shapely
 from click.testing import CliRunner
 from conftest import AOI_DIR, SAMPLES
 from PIL import Image
+from shapely.geometry import shape
 
 from sitewatch.cli import main
+from sitewatch.io import spaced_mgrs
+from sitewatch.report.html import output_schema
 
 
 class _Page(HTMLParser):
@@ -111,18 +117,35 @@ def test_detect_report_has_panels_polygons_and_table(detect_run, tmp_path):
 
     # self-contained: nothing to fetch, no script at all
     assert page.external == [] and "script" not in page.tags and "link" not in page.tags
-    # the overlay panel (before | after | change) and the change-score picture, both decodable
+    # the overlay panel (before | after | change), and under the polygons the before and after imagery and
+    # the change score (each also in the side-by-side view), all decodable
     sizes = [Image.open(io.BytesIO(data)).size for _, data in page.images]
-    assert len(sizes) == 2 and all(w >= 500 and h >= 300 for w, h in sizes)
+    assert len(sizes) == 6 and all(w >= 500 and h >= 300 for w, h in sizes)
+    layers = re.findall(r'<image class="layer (\w+)"', text)
+    assert layers == ["before", "after", "score"]
+    assert text.count('<use href="#change-shapes"') == 2  # the side-by-side view reuses the polygons
     # one SVG polygon per change, coloured by direction, linked to its table row
     assert sorted(int(p["data-id"]) for p in page.polygons) == list(range(1, len(changes) + 1))
-    assert all(p["class"] == f"change {changes[int(p['data-id']) - 1]['properties']['change']}" for p in page.polygons)
+    for p in page.polygons:
+        props = changes[int(p["data-id"]) - 1]["properties"]
+        assert p["class"] == f"change {props['change']}" + (" low" if props["confidence"] == "low" else "")
     # the table: one row per change, the area as in changes.geojson
     assert sorted(page.rows) == sorted(f"change-{i}" for i in range(1, len(changes) + 1))
     for f in changes:
         cells = page.rows[f"change-{f['properties']['id']}"]
-        assert cells[1] == f["properties"]["change"]
-        assert int(cells[2].replace(",", "")) == round(f["properties"]["area_m2"])
+        p = f["properties"]
+        assert cells[1] == p["change"]
+        assert int(cells[2].replace(",", "")) == round(p["area_m2"])
+        # confidence, where (lat, lon, MGRS as written by hand) and the stable id
+        assert cells[6:] == [
+            p["confidence"],
+            f"{p['lat']:.6f}",
+            f"{p['lon']:.6f}",
+            spaced_mgrs(p["mgrs"]),
+            p["change_id"],
+        ]
+    # scale bar, north arrow and the score's colour scale
+    assert 'class="scalebar"' in text and 'class="north"' in text and 'class="colour-scale"' in text
     # site, sources, dates and the shift found
     summary = json.loads((detect_run / "summary.json").read_text())
     assert summary["site_name"] in text and "https://www.armscontrolwonk.com/" in text
@@ -138,6 +161,17 @@ def test_timeline_report_has_chart_railcars_and_statement(timeline_run):
     assert page.external == [] and "script" not in page.tags
     assert len(page.images) == 2  # the timeline chart and the first/last overlay
     assert tl["statement"].replace("→", "&#x2192;") in text or tl["statement"] in text
+    # timeline.json follows its shipped schema, with its version
+    jsonschema.validate(tl, output_schema("timeline.json"))
+    assert tl["schema_version"] == "1.0"
+    # railcars.geojson is RFC 7946 (exterior rings counter-clockwise, 7 decimals), with its QGIS style beside it
+    cars = json.loads((timeline_run / "railcars.geojson").read_text())["features"]
+    assert cars and all(shapely.is_ccw(shape(f["geometry"]).exterior) for f in cars)
+    assert max(len(d) for d in re.findall(r"\.(\d+)", json.dumps([f["geometry"] for f in cars]))) <= 7
+    assert "<qgis " in (timeline_run / "railcars.qml").read_text()
+    # the method says how railcars were counted, not only the software versions
+    method = text[text.index('<section id="method">') :]
+    assert "Railcars were counted along each AOI rail track" in method and "semi-Markov" in method
     tracks = [t["track_id"] for t in tl["images"][0]["tracks"]]
     for row in tl["dates"]:
         assert f"<td>{row['date']}</td>" in text
@@ -171,11 +205,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (apt-get install chromium); .ci/run installs it")
-def test_report_renders_in_headless_browser(detect_run, tmp_path):
-    target = tmp_path / "report.html"
-    assert CliRunner().invoke(main, ["report", str(detect_run), "-o", str(target)]).exit_code == 0
-    shot = tmp_path / "shot.png"
+def _screenshot(page: Path, shot: Path, tmp_path: Path, size: str) -> None:
     # the flags keep Chromium off the network entirely (this machine has none anyway)
     subprocess.run(
         [
@@ -190,14 +220,22 @@ def test_report_renders_in_headless_browser(detect_run, tmp_path):
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
             "--hide-scrollbars",
-            "--window-size=1200,2600",
+            f"--window-size={size}",
             f"--screenshot={shot}",
-            target.as_uri(),
+            page.as_uri(),
         ],
         check=True,
         capture_output=True,
         timeout=120,
     )
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (apt-get install chromium); .ci/run installs it")
+def test_report_renders_in_headless_browser(detect_run, tmp_path):
+    target = tmp_path / "report.html"
+    assert CliRunner().invoke(main, ["report", str(detect_run), "-o", str(target)]).exit_code == 0
+    shot = tmp_path / "shot.png"
+    _screenshot(target, shot, tmp_path, "1200,2600")
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert rgb.shape[:2] == (2600, 1200)
     # the panels rendered: plenty of imagery colours, not a blank page
@@ -205,3 +243,21 @@ def test_report_renders_in_headless_browser(detect_run, tmp_path):
     # the change polygons rendered in their colour (#e8412c for "new")
     red = np.abs(rgb - [232, 65, 44]).sum(axis=2) < 40
     assert red.sum() > 500
+
+    # the interactive panel alone, on a magenta page: by default the after image is under the polygons
+    # (few dark pixels); the change score it replaced is mostly dark (magma below the threshold)
+    alone = "html,body{background:#f0f!important}body>header,section:not(#viewer),footer,.viewer>label,"
+    alone += ".viewer>input,#viewer h2,.colour-scale,.note{display:none}"
+    score_only = ".viewer .layer.after{display:none!important}.viewer .layer.score{display:inline!important}"
+    dark = {}
+    for name, css in (("imagery", alone), ("score", alone + score_only)):
+        page_file = tmp_path / f"{name}.html"
+        page_file.write_text(target.read_text().replace("</style>", css + "</style>"))
+        _screenshot(page_file, shot, tmp_path, "900,900")
+        rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+        panel = rgb[np.abs(rgb - [255, 0, 255]).sum(axis=2) >= 30]
+        assert len(panel) > 0.8 * 900 * 900
+        dark[name] = (panel.max(axis=1) < 50).mean()
+    assert dark["imagery"] < 0.2 and dark["score"] > 0.6, dark
+    red = np.abs(rgb - [232, 65, 44]).sum(axis=2) < 40
+    assert red.sum() > 100  # the polygons drawn over it

@@ -23,6 +23,21 @@ from . import __version__
 from .errors import SitewatchError
 
 
+def complete_site_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of a site id (from SITEWATCH_AOI_DIR, ./aoi or the source tree), or of a file path."""
+    from click.shell_completion import CompletionItem
+
+    if "/" in incomplete or incomplete.startswith("."):
+        return [CompletionItem(incomplete, type="file")]
+    try:
+        from .aoi import list_site_files
+
+        ids = [p.stem for p in list_site_files()]
+    except SitewatchError:  # no AOI folder: nothing to offer
+        ids = []
+    return [CompletionItem(i) for i in ids if i.startswith(incomplete)] or [CompletionItem(incomplete, type="file")]
+
+
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
@@ -183,7 +198,7 @@ def aoi_list(aoi_dir: Path | None, as_json: bool) -> None:
 
 
 @aoi.command("show")
-@click.argument("site")
+@click.argument("site", shell_complete=complete_site_ids)
 @click.option("--aoi-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of site GeoJSON files.")
 @json_option
 @handle_errors
@@ -246,7 +261,7 @@ def aoi_validate(files: tuple[Path, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("site")
+@click.argument("site", shell_complete=complete_site_ids)
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
@@ -411,7 +426,7 @@ method_option = click.option(
 @main.command()
 @click.argument("before", type=IMAGE)
 @click.argument("after", type=IMAGE)
-@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
+@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.", shell_complete=complete_site_ids)
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
@@ -467,6 +482,7 @@ def detect(
     as_json: bool,
 ) -> None:
     """Find new and removed structures between BEFORE and AFTER inside an AOI."""
+    from .pipeline import DETECT_OUTPUTS
     from .pipeline import detect as run_detect
 
     result = run_detect(
@@ -518,11 +534,11 @@ def detect(
         rel = f", {o.relative_size:.0%} of {o.relative_to}" if o.relative_size is not None else ""
         click.echo(
             f"  #{i + 1:<3d} {o.change:8s} {o.area_m2:8.0f} m²  {o.length_m:5.0f} x {o.width_m:<4.0f} m  "
-            f"score {o.score:4.1f}{rel}"
+            f"score {o.score:4.2f}{rel}" + (" (low confidence)" if o.confidence == "low" else "")
         )
     if len(result.objects) > 10:
         click.echo(f"  … {len(result.objects) - 10} more in changes.geojson")
-    click.echo(f"  outputs: {out_dir}/ (changes.geojson, changes.gpkg, change_score.tif, overlay.png, summary.json)")
+    click.echo(f"  outputs: {out_dir}/ ({', '.join(DETECT_OUTPUTS)})")
 
 
 # ------------------------------------------------------------------ railcars
@@ -539,7 +555,12 @@ nominal_length_option = click.option(
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=IMAGE)
-@click.option("--aoi", "aoi_ref", help="AOI GeoJSON file or site id whose rail_track lines to count along.")
+@click.option(
+    "--aoi",
+    "aoi_ref",
+    help="AOI GeoJSON file or site id whose rail_track lines to count along.",
+    shell_complete=complete_site_ids,
+)
 @click.option(
     "--tracks",
     "tracks_file",
@@ -605,7 +626,7 @@ def railcars(
 
 @main.command("timeline")
 @click.argument("images", nargs=-1, required=True, type=IMAGE)
-@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.")
+@click.option("--aoi", "aoi_ref", required=True, help="AOI GeoJSON file or site id.", shell_complete=complete_site_ids)
 @click.option(
     "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
@@ -799,6 +820,98 @@ def report_cmd(ctx: click.Context, run_dir: Path, out_file: Path | None, overwri
     path = write_report(run_dir, out_file, overwrite=overwrite)
     if not ctx.obj["quiet"]:
         click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
+
+
+# ------------------------------------------------------------------ help: examples, files, exit codes, completion
+
+MAIN_EPILOG = """\b
+Examples:
+  sitewatch aoi list
+  sitewatch detect before.tif after.tif --aoi hamhung-feb11-plant -o run/
+  sitewatch report run/
+
+\b
+Exit codes: 0 success; 2 bad input, a usage error or a refusal (a one-line
+"error: FILE: problem" on stderr, nothing written); 1 an unexpected failure (a bug).
+
+\b
+Environment: SITEWATCH_AOI_DIR is the folder site ids (hamhung-feb11-plant, ...) resolve in;
+without it, ./aoi, else the aoi/ folder of sitewatch's source tree.
+
+\b
+Shell completion (commands, options and site ids), e.g. in ~/.bashrc:
+  eval "$(_SITEWATCH_COMPLETE=bash_source sitewatch)"
+zsh: _SITEWATCH_COMPLETE=zsh_source; fish: _SITEWATCH_COMPLETE=fish_source sitewatch | source
+"""
+
+# Each command's one line in `sitewatch --help` (a whole sentence, never cut) and its examples.
+COMMAND_HELP: dict[str, tuple[str, str]] = {
+    "aoi": (
+        "List, show and validate areas of interest.",
+        "sitewatch aoi list\n  sitewatch aoi show tumangang-rail-crossing",
+    ),
+    "aoi list": ("List the known sites.", "sitewatch aoi list --json"),
+    "aoi show": ("Show a site's metadata, features and sources.", "sitewatch aoi show hamhung-feb11-plant"),
+    "aoi validate": ("Check AOI files against the schema.", "sitewatch aoi validate aoi/*.geojson"),
+    "synth": (
+        "Write synthetic images of a site with known truth.",
+        "sitewatch synth hamhung-feb11-plant --out synth/ --gsd 0.5 --seed 1",
+    ),
+    "coreg": (
+        "Measure the shift between two images of a place.",
+        "sitewatch coreg 2023-06-15.tif 2024-10-20.tif --json\n"
+        "  sitewatch coreg ref.tif moving.tif -o moving_fixed.tif",
+    ),
+    "detect": (
+        "Find new and removed structures between two images.",
+        "sitewatch detect sample_imagery/hamhung-feb11-plant/2023-06-15.tif \\\n"
+        "      sample_imagery/hamhung-feb11-plant/2024-10-20.tif --aoi hamhung-feb11-plant -o run/\n"
+        "  sitewatch detect a.png b.png --aoi hamhung-feb11-plant --gsd 0.5 -o shots/",
+    ),
+    "railcars": (
+        "Count railcars on each track of each image.",
+        "sitewatch railcars 2023-03-10.tif --aoi tumangang-rail-crossing -o cars/",
+    ),
+    "timeline": (
+        "Count railcars and structure change date by date.",
+        "sitewatch timeline sample_imagery/tumangang-rail-crossing/*.tif --aoi tumangang-rail-crossing -o tl/",
+    ),
+    "evaluate": (
+        "Score a detector on labelled change sets.",
+        "sitewatch evaluate ../shared/data/levir-cd-256:0.5 --baseline --json",
+    ),
+    "report": (
+        "Write a self-contained HTML report of a run.",
+        "sitewatch report run/\n  sitewatch report run/ -o run.html",
+    ),
+}
+
+
+def detect_files_help() -> str:
+    """What ``detect --help`` says it writes."""
+    from .pipeline.detect import DETECT_OUTPUTS
+
+    return (
+        "\b\nWrites into -o, all together or not at all:\n"
+        + "".join(f"  {name}\n" for name in DETECT_OUTPUTS)
+        + "\nVectors: GeoJSON in lon/lat per RFC 7946, GPKG and GeoParquet in the image's CRS, styled for QGIS;"
+        " change_score.tif a COG; before.tif/after.tif display previews; summary.json per its schema."
+    )
+
+
+def _add_help(group: click.Group, prefix: str = "") -> None:
+    for name, cmd in group.commands.items():
+        key = f"{prefix}{name}"
+        if key in COMMAND_HELP:
+            short, example = COMMAND_HELP[key]
+            cmd.short_help = short
+            cmd.epilog = f"\b\nExamples:\n  {example}" + ("\n\n" + detect_files_help() if key == "detect" else "")
+        if isinstance(cmd, click.Group):
+            _add_help(cmd, f"{key} ")
+
+
+main.epilog = MAIN_EPILOG
+_add_help(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

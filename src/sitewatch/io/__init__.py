@@ -4,12 +4,15 @@
 * :mod:`.metadata` - an image's acquisition date and sun position;
 * :mod:`.tracks` - track centrelines, and the image around them;
 * :mod:`.outputs` - a run's files, staged all or nothing: GeoTIFF/COG, GeoJSON/GPKG, JSON, CSV;
+* :mod:`.gis` - RFC 7946 GeoJSON, QGIS styles, GeoParquet, MGRS places and stable ids;
 * :mod:`.pictures` - pictures without georeference (PNG, JPEG) on a local grid, masks as PNG.
 """
 
+from .gis import VectorStyle, clean_outline, place_of, read_rgb_preview, spaced_mgrs, stable_id, write_rgb_cog
 from .masks import MaskSpec, unusable_on_grid
 from .metadata import checked_date, date_from_name, dates_given, image_date, image_sun
 from .outputs import (
+    add_gpkg_layer,
     check_out_dir,
     check_outputs_free,
     csv_safe,
@@ -76,4 +79,12 @@ __all__ = [
     "write_json",
     "write_mask_png",
     "write_vectors",
+    "add_gpkg_layer",
+    "VectorStyle",
+    "place_of",
+    "spaced_mgrs",
+    "stable_id",
+    "clean_outline",
+    "read_rgb_preview",
+    "write_rgb_cog",
 ]

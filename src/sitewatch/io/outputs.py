@@ -22,6 +22,7 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 
 from ..errors import OutputExistsError, RunError
+from .gis import VectorStyle, write_geoparquet, write_layer_styles, write_qml, write_rfc7946
 from .raster import Grid
 
 
@@ -105,6 +106,10 @@ def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwri
             shutil.rmtree(staging, ignore_errors=True)
 
 
+# overview levels of a plain GeoTIFF (those leaving at least 64 pixels a side)
+OVERVIEW_FACTORS = (2, 4, 8)
+
+
 def write_geotiff(
     path: Path,
     data: np.ndarray,
@@ -113,10 +118,14 @@ def write_geotiff(
     nodata: float | None = None,
     tags: dict[str, Any] | None = None,
     cog: bool = False,
-    overviews: tuple[int, ...] = (2, 4, 8),
     descriptions: tuple[str, ...] | None = None,
+    units: tuple[str, ...] | None = None,
 ) -> None:
-    """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG)."""
+    """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG).
+
+    ``descriptions`` and ``units`` (one per band) are set on the bands themselves, where GIS
+    software shows them (QGIS's layer properties, ``gdalinfo``).
+    """
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
@@ -138,39 +147,29 @@ def write_geotiff(
         predictor=predictor,
     )
     if cog:
-        # the COG driver writes by copy: stage a plain GeoTIFF, then translate
-        tmp = path.with_name(path.name + ".src.tif")
-        write_geotiff(tmp, data, grid, nodata=nodata, tags=tags, cog=False, overviews=())
-        with rasterio.open(tmp) as src:
-            with rasterio.open(
-                path,
-                "w",
-                driver="COG",
-                width=cols,
-                height=rows,
-                count=bands,
-                dtype=data.dtype.name,
-                crs=grid.crs,
-                transform=grid.transform,
-                nodata=nodata,
-                compress="deflate",
-                predictor=predictor,
-                blocksize=256,
-            ) as dst:
-                dst.write(src.read())
-                dst.update_tags(**(tags or {}))
-        tmp.unlink()
+        # the COG driver writes by copy when the dataset closes (with its own overviews)
+        cog_profile = {k: v for k, v in profile.items() if k not in ("tiled", "blockxsize", "blockysize")}
+        with rasterio.open(path, "w", **{**cog_profile, "driver": "COG", "blocksize": 256}) as dst:
+            dst.write(data)
+            dst.update_tags(**(tags or {}))
+            _describe_bands(dst, descriptions, units)
         return
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
-        if descriptions:
-            dst.descriptions = descriptions
+        _describe_bands(dst, descriptions, units)
         if tags:
             dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        levels = [f for f in overviews if min(rows, cols) // f >= 64]
+        levels = [f for f in OVERVIEW_FACTORS if min(rows, cols) // f >= 64]
         if levels:
             dst.build_overviews(levels, Resampling.average)
             dst.update_tags(ns="rio_overview", resampling="average")
+
+
+def _describe_bands(dst: Any, descriptions: tuple[str, ...] | None, units: tuple[str, ...] | None) -> None:
+    for k, text in enumerate(descriptions or (), start=1):
+        dst.set_band_description(k, text)
+    for k, unit in enumerate(units or (), start=1):
+        dst.set_band_unit(k, unit)
 
 
 def write_vectors(
@@ -180,8 +179,15 @@ def write_vectors(
     gpkg_path: Path | None = None,
     *,
     layer: str = "changes",
+    parquet_path: Path | None = None,
+    style: VectorStyle | None = None,
 ) -> None:
-    """Write features (dicts with a ``geometry`` key in ``crs``) as GeoJSON (lon/lat) and/or GPKG (native CRS)."""
+    """Write features (dicts with a ``geometry`` key in ``crs``) as GeoJSON, GPKG and/or GeoParquet.
+
+    GeoJSON is RFC 7946 (lon/lat, counter-clockwise exterior rings, 7 decimals, through GDAL's
+    driver); the GPKG (layer ``layer``) and GeoParquet keep the native CRS. With ``style``, the
+    GPKG gets it as its default QGIS style (``layer_styles``) and the GeoJSON a ``.qml`` beside it.
+    """
     import geopandas as gpd
 
     props = [{k: v for k, v in r.items() if k != "geometry"} for r in records]
@@ -189,17 +195,34 @@ def write_vectors(
     gdf = gpd.GeoDataFrame(props, geometry=geoms, crs=crs)
     if gpkg_path is not None:
         gdf.to_file(gpkg_path, driver="GPKG", layer=layer, engine="pyogrio")
+        if style is not None:
+            write_layer_styles(gpkg_path, {layer: style})
     if geojson_path is not None:
-        lonlat = gdf.to_crs(4326)
-        geojson_path.write_text(lonlat.to_json(drop_id=True, to_wgs84=False, indent=1) + "\n", encoding="utf-8")
+        write_rfc7946(gdf, geojson_path)
+        if style is not None:
+            write_qml(style, geojson_path.with_suffix(".qml"))
+    if parquet_path is not None:
+        write_geoparquet(gdf, parquet_path)
+
+
+def add_gpkg_layer(gpkg_path: Path, records: list[dict[str, Any]], crs: Any, layer: str, style: VectorStyle) -> None:
+    """Add a styled layer to an existing GeoPackage (e.g. the regularised outlines beside the traced ones)."""
+    import geopandas as gpd
+
+    props = [{k: v for k, v in r.items() if k != "geometry"} for r in records]
+    gdf = gpd.GeoDataFrame(props, geometry=[r["geometry"] for r in records], crs=crs)
+    gdf.to_file(gpkg_path, driver="GPKG", layer=layer, engine="pyogrio")
+    write_layer_styles(gpkg_path, {layer: style})
 
 
 def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CRS]:
-    """Features of a vector file as dicts (properties plus ``geometry``) and the file's CRS.
+def read_vectors(path: str | os.PathLike[str], layer: str | None = None) -> tuple[list[dict[str, Any]], CRS]:
+    """Features of a vector file (its ``layer``, or its only or first layer) as dicts and the file's CRS.
+
+    Each dict holds a feature's properties and its ``geometry``.
 
     Raises
     ------
@@ -212,7 +235,7 @@ def read_vectors(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], CR
     if not path.exists():
         raise RunError(f"{path}: no such file")
     try:
-        gdf = gpd.read_file(path, engine="pyogrio")
+        gdf = gpd.read_file(path, engine="pyogrio", layer=layer)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise RunError(f"{path}: cannot be read as vectors ({exc})") from exc
     records = [

@@ -13,11 +13,12 @@ overwrites without ``overwrite=True``.
 
 from ._common import Progress
 from .coregister import Coregistration, coregister
-from .detect import DETECT_OUTPUTS, DetectResult, change_records, detect, write_detection
+from .detect import DETECT_OUTPUTS, DetectResult, detect, write_detection
 from .evaluate import Evaluation, evaluate
 from .railcars import ImageRailcars, count_railcars, load_tracks, write_railcars
 from .synthetic import synthesize
 from .timeline import Timeline, timeline, timeline_figure
+from .vectors import change_records
 
 __all__ = [
     "Coregistration",

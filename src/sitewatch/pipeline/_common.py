@@ -34,6 +34,19 @@ def versions() -> dict[str, Any]:
     }
 
 
+# The version of the documents sitewatch writes (summary.json, timeline.json, railcars.json); each
+# carries it as "schema_version", and the JSON Schemas in sitewatch/schemas/ require it.
+SCHEMA_VERSION = "1.0"
+
+# Why a date is missing, said wherever the date would be (summary.json "dates", railcars.json images).
+DATE_UNKNOWN = "unknown: no STAC sidecar, TIFF date tag or date in the file name says when the image was taken"
+
+
+def unknown_dates(dates: dict[str, str | None], hint: str = "") -> dict[str, str]:
+    """The reason each missing date (``None``) is missing: ``{"before": "unknown: ..."}``."""
+    return {k: DATE_UNKNOWN + hint for k, v in dates.items() if v is None}
+
+
 # Said in summary.json ("position") and by the CLI when the images were pictures without georeference.
 NO_MAP_POSITION = (
     "no map position: the images are pictures without georeference, placed on a local grid at the given pixel "

@@ -39,12 +39,13 @@ from ..io import (
     warp_onto_grid,
     write_geotiff,
     write_json,
-    write_vectors,
+    write_rgb_cog,
 )
 from ..radiometry import NORMALISATION_METHODS
-from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
+from ..report.figures import COLOURS, ColourScale, Panel, Shape, display_rgb, render_overlay, score_rgb, stretch_limits
 from ..structures import (
     CHANGE_KINDS,
+    LOW_CONFIDENCE_SCORE,
     ChangeObject,
     DetectSettings,
     Evidence,
@@ -55,11 +56,22 @@ from ..structures import (
     method_for_pixel_size,
     method_named,
 )
-from ._common import NO_MAP_POSITION, Progress, shift_in_map_axes, site_of, versions
+from ._common import (
+    NO_MAP_POSITION,
+    SCHEMA_VERSION,
+    Progress,
+    shift_in_map_axes,
+    site_of,
+    unknown_dates,
+    versions,
+)
+from .vectors import CHANGE_VECTOR_FILES, write_change_vectors
 
 log = logging.getLogger(__name__)
 
-DETECT_OUTPUTS = ["changes.geojson", "changes.gpkg", "change_score.tif", "overlay.png", "summary.json"]
+# before.tif and after.tif: the two images as the overlay shows them (after co-registered onto
+# before's grid), 8-bit display previews the report draws under the polygons
+DETECT_OUTPUTS = [*CHANGE_VECTOR_FILES, "change_score.tif", "before.tif", "after.tif", "overlay.png", "summary.json"]
 
 
 @dataclass
@@ -355,7 +367,10 @@ def _summary(
         sum(o.change == "removed" for o in objects),
         found.changes.threshold,
     )
+    dates = {"before": ref.date, "after": found.moved.date}
+    unknown = unknown_dates(dates, "; give it with --before-date/--after-date")
     return {
+        "schema_version": SCHEMA_VERSION,
         "site_id": site.site_id,
         "site_name": site.name,
         "sources": list(site.sources),
@@ -364,7 +379,7 @@ def _summary(
             "after": str(found.moved.path),
             "aoi": str(site.path) if site.path else None,
         },
-        "dates": {"before": ref.date, "after": found.moved.date},
+        "dates": {**dates, **({"unknown": unknown} if unknown else {})},
         "crs": grid.crs.to_string(),
         "pixel_size_m": grid.pixel_size_m,
         "window": {"rows": grid.shape[0], "cols": grid.shape[1], "bounds": list(grid.bounds)},
@@ -379,6 +394,10 @@ def _summary(
         },
         "counts": {kind: sum(o.change == kind for o in objects) for kind in CHANGE_KINDS},
         "area_m2": {kind: round(sum(o.area_m2 for o in objects if o.change == kind), 1) for kind in CHANGE_KINDS},
+        "confidence": {
+            "low_below_score": LOW_CONFIDENCE_SCORE,
+            "low": {kind: sum(o.change == kind and o.confidence == "low" for o in objects) for kind in CHANGE_KINDS},
+        },
         "stats": found.changes.stats,
         "versions": versions(),
     }
@@ -500,63 +519,79 @@ def detect(
     return result
 
 
-def change_records(result: DetectResult) -> list[dict[str, Any]]:
-    """One dict per change object, with its geometry in the image CRS."""
-    return [{"id": i + 1, **o.properties(), "geometry": o.geometry} for i, o in enumerate(result.objects)]
-
-
 def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
-    """Write a detection's four outputs into ``out_dir`` (all or nothing)."""
+    """Write a detection's outputs (:data:`DETECT_OUTPUTS`) into ``out_dir`` (all or nothing)."""
     out_dir = Path(out_dir)
     with staged_outputs(out_dir, DETECT_OUTPUTS, overwrite=overwrite) as stage:
-        records = change_records(result)
-        write_vectors(records, result.grid.crs, stage / "changes.geojson", stage / "changes.gpkg")
+        write_change_vectors(result, stage)
         score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
+        method = method_named(result.summary["method"]["change"])
         write_geotiff(
             stage / "change_score.tif",
             score,
             result.grid,
             nodata=float("nan"),
             cog=True,
-            tags={
-                "description": method_named(result.summary["method"]["change"]).score_description,
-                "threshold": f"{result.changes.threshold:.4f}",
-            },
+            tags={"description": method.score_description, "threshold": f"{result.changes.threshold:.4f}"},
+            descriptions=(f"change score: {method.score_description}",),
+            units=(method.score_unit,),
         )
-        render_overlay(
-            overlay_panels(result),
-            stage / "overlay.png",
-            caption=f"red: new, blue: removed; numbers are the ids in changes.geojson. "
-            f"Change score from 0 to {3 * result.changes.threshold:.1f} (threshold {result.changes.threshold:.1f}).",
-        )
+        panels = overlay_panels(result)
+        for name, panel in zip(("before.tif", "after.tif"), panels):
+            write_rgb_cog(stage / name, panel.rgb, result.grid.crs, result.grid.transform)
+        render_overlay(panels, stage / "overlay.png", caption=overlay_caption(result), legend=True)
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
 
 
+def overlay_caption(result: DetectResult) -> str:
+    """The overlay's caption: what the colours mean and the threshold used, as used (not rounded)."""
+    threshold = result.changes.threshold
+    return (
+        "red: new, blue: removed (dashed: low confidence, score below "
+        f"{LOW_CONFIDENCE_SCORE:g}); numbers are the ids in changes.geojson. "
+        f"Change score from 0 to {3 * threshold:.3g} (threshold {threshold:.3g})."
+    )
+
+
 def overlay_panels(result: DetectResult) -> list[Panel]:
-    """Before, after (normalised, on the same stretch) and change score, with the objects drawn."""
+    """Before, after (normalised, on the same stretch) and change score, each with the objects drawn and numbered.
+
+    Low-confidence objects are dashed; the score panel carries its colour scale.
+    """
     limits = stretch_limits(result.before, result.valid)
-    shapes = [Shape(o.geometry, COLOURS[o.change], label=str(i + 1)) for i, o in enumerate(result.objects)]
-    unlabelled = [Shape(s.geometry, s.colour) for s in shapes]
+    shapes = [
+        Shape(o.geometry, COLOURS[o.change], label=str(i + 1), dashed=o.confidence == "low")
+        for i, o in enumerate(result.objects)
+    ]
     dates = result.summary["dates"]
     transform = result.grid.transform
+    threshold = result.changes.threshold
+    unit = method_named(result.summary["method"]["change"]).score_unit
     return [
         Panel(
             f"before {dates['before'] or result.before_path.name}",
             display_rgb(result.before, result.valid, limits=limits),
             transform,
-            unlabelled,
+            shapes,
         ),
         Panel(
             f"after {dates['after'] or result.after_path.name}",
             display_rgb(result.after, result.valid, limits=limits),
             transform,
-            unlabelled,
+            shapes,
         ),
         Panel(
             "change score and objects",
-            score_rgb(result.changes.score, result.changes.threshold, result.valid),
+            score_rgb(result.changes.score, threshold, result.valid),
             transform,
             shapes,
+            colour_scale=ColourScale(
+                0.0,
+                3 * threshold,
+                f"change score ({unit}); threshold {threshold:.3g}"
+                if unit != "1"
+                else f"change score; threshold {threshold:.3g}",
+            ),
         ),
     ]

@@ -31,11 +31,12 @@ from ..io import (
     write_json,
     write_vectors,
 )
-from ._common import Progress, site_of, versions
+from ._common import DATE_UNKNOWN, SCHEMA_VERSION, Progress, site_of, versions
+from .vectors import RAILCAR_STYLE
 
 log = logging.getLogger(__name__)
 
-RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.csv", "railcars.json"]
+RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.qml", "railcars.csv", "railcars.json"]
 RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty"]
 
 
@@ -58,6 +59,7 @@ class ImageRailcars:
         return {
             "path": str(self.path),
             "date": self.date,
+            **({"date_unknown": DATE_UNKNOWN + "; give it in a STAC sidecar"} if self.date is None else {}),
             "total": self.total,
             "uncertainty": round(self.result.uncertainty, 2),
             "method": self.result.method,
@@ -293,8 +295,15 @@ def write_railcars(
     """Write ``railcars.geojson``, ``railcars.csv`` and ``railcars.json`` (all or nothing)."""
     with staged_outputs(out_dir, RAILCAR_OUTPUTS, overwrite=overwrite) as stage:
         write_vectors(
-            railcar_records(results), results[0].grid.crs, geojson_path=stage / "railcars.geojson", layer="railcars"
+            railcar_records(results),
+            results[0].grid.crs,
+            geojson_path=stage / "railcars.geojson",
+            layer="railcars",
+            style=RAILCAR_STYLE,
         )
         write_csv(stage / "railcars.csv", track_rows(results), RAILCAR_CSV_FIELDS)
-        write_json(stage / "railcars.json", {"images": [r.to_dict() for r in results], "versions": versions()})
+        write_json(
+            stage / "railcars.json",
+            {"schema_version": SCHEMA_VERSION, "images": [r.to_dict() for r in results], "versions": versions()},
+        )
     return [Path(out_dir) / n for n in RAILCAR_OUTPUTS]

@@ -24,8 +24,8 @@ from ..io import (
     write_vectors,
 )
 from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay, timeline_chart
-from ._common import Progress, site_of, versions
-from .detect import DetectResult, change_records, detect, overlay_panels
+from ._common import SCHEMA_VERSION, Progress, site_of, versions
+from .detect import DetectResult, detect, overlay_panels
 from .railcars import (
     RAILCAR_CSV_FIELDS,
     ImageRailcars,
@@ -34,10 +34,19 @@ from .railcars import (
     railcar_records,
     track_rows,
 )
+from .vectors import RAILCAR_STYLE, change_records
 
 log = logging.getLogger(__name__)
 
-TIMELINE_OUTPUTS = ["timeline.csv", "railcars.csv", "railcars.geojson", "timeline.png", "overlay.png", "timeline.json"]
+TIMELINE_OUTPUTS = [
+    "timeline.csv",
+    "railcars.csv",
+    "railcars.geojson",
+    "railcars.qml",
+    "timeline.png",
+    "overlay.png",
+    "timeline.json",
+]
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Timeline:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
+            "schema_version": SCHEMA_VERSION,
             "site_id": self.site.site_id,
             "site_name": self.site.name,
             "sources": list(self.site.sources),
@@ -245,6 +255,7 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
             result.railcars[0].grid.crs,
             geojson_path=stage / "railcars.geojson",
             layer="railcars",
+            style=RAILCAR_STYLE,
         )
         timeline_figure(result).savefig(stage / "timeline.png")
         render_overlay(
@@ -252,6 +263,7 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
             stage / "overlay.png",
             caption="yellow: railcars (orange: trains where cars are not separable), cyan: track lines; "
             "red: new and blue: removed structures, first date to last",
+            legend=True,
         )
         write_json(stage / "timeline.json", {**result.to_dict(), "versions": versions()})
     return [Path(out_dir) / n for n in TIMELINE_OUTPUTS]

@@ -111,6 +111,7 @@ class Shape:
     colour: str
     label: str | None = None
     width: float = 1.5
+    dashed: bool = False
 
 
 @dataclass
@@ -121,6 +122,78 @@ class Panel:
     rgb: np.ndarray
     transform: Affine
     shapes: list[Shape] = field(default_factory=list)
+    colour_scale: ColourScale | None = None
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """What a panel's colours mean: a matplotlib colour map from ``low`` to ``high``, with a label."""
+
+    low: float
+    high: float
+    label: str
+    cmap: str = "magma"
+
+
+def nice_length(span: float) -> float:
+    """A round length (1, 2 or 5 times a power of ten) of about a fifth of ``span``."""
+    if span <= 0:
+        return 0.0
+    target = span / 5.0
+    power = 10.0 ** np.floor(np.log10(target))
+    return float(max(m * power for m in (1.0, 2.0, 5.0) if m * power <= target))
+
+
+def _scale_bar_and_north(ax: Any, panel: Panel) -> None:
+    """A scale bar (metres, from the grid's pixel size) and a grid-north arrow in the panel's corners."""
+    rows, cols = panel.rgb.shape[:2]
+    pixel_m = float(np.hypot(panel.transform.a, panel.transform.d))
+    metres = nice_length(cols * pixel_m)
+    if metres <= 0:
+        return
+    bar_px = metres / pixel_m
+    x0, y0 = 0.04 * cols, 0.95 * rows
+    box = {"boxstyle": "round,pad=0.2", "fc": "black", "ec": "none", "alpha": 0.55}
+    ax.plot([x0, x0 + bar_px], [y0, y0], color="white", linewidth=3, solid_capstyle="butt")
+    ax.plot([x0, x0 + bar_px], [y0, y0], color="black", linewidth=1, solid_capstyle="butt")
+    text = f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
+    ax.annotate(
+        text,
+        (x0 + bar_px / 2, y0),
+        xytext=(0, 4),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        color="white",
+        fontsize=7,
+        bbox=box,
+    )
+    ax.annotate(
+        "N",
+        xy=(0.94 * cols, 0.05 * rows),
+        xytext=(0.94 * cols, 0.16 * rows),
+        ha="center",
+        va="center",
+        color="white",
+        fontsize=8,
+        fontweight="bold",
+        bbox=box,
+        arrowprops={"arrowstyle": "-|>", "color": "white", "lw": 1.5},
+    )
+
+
+def _colour_bar(ax: Any, scale: ColourScale) -> None:
+    """A horizontal colour bar inside a panel's lower right corner (it takes no room from the panels)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(scale.low, scale.high), colormaps[scale.cmap])
+    cax = ax.inset_axes((0.5, 0.1, 0.45, 0.035))
+    bar = ax.figure.colorbar(mappable, cax=cax, orientation="horizontal")
+    bar.set_label(scale.label, fontsize=6, color="white")
+    bar.ax.tick_params(labelsize=6, colors="white")
+    bar.outline.set_edgecolor("white")
 
 
 def render_overlay(
@@ -130,6 +203,7 @@ def render_overlay(
     panel_inches: float = 5.0,
     dpi: int = 110,
     caption: str | None = None,
+    legend: bool = False,
 ) -> bytes:
     """Draw panels side by side with their shapes and write a PNG.
 
@@ -142,6 +216,9 @@ def render_overlay(
         Width of one panel in inches; heights follow the images' aspect ratio.
     caption : str, optional
         A line of text under the panels (a legend in words).
+    legend : bool
+        Draw a scale bar and a grid-north arrow on each panel, and a colour bar under each
+        panel with a :class:`ColourScale`.
 
     Returns
     -------
@@ -150,7 +227,6 @@ def render_overlay(
     """
     # a bare Figure, not pyplot: no global backend switch, nothing left open in a notebook
     from matplotlib.figure import Figure
-    from matplotlib.patches import Polygon as PolygonPatch
 
     panels = list(panels)
     rows, cols = panels[0].rgb.shape[:2]
@@ -165,31 +241,11 @@ def render_overlay(
         axes = fig.subplots(1, len(panels), squeeze=False)
         axes = axes[0]
     for ax, panel in zip(axes, panels):
-        ax.imshow(panel.rgb, interpolation="nearest")
-        ax.set_title(panel.title, fontsize=10)
-        ax.set_axis_off()
-        for shp in panel.shapes:
-            for ring in to_pixels(shp.geometry, panel.transform):
-                if shp.geometry.geom_type.endswith("Polygon"):
-                    ax.add_patch(
-                        PolygonPatch(ring - 0.5, closed=True, fill=False, edgecolor=shp.colour, linewidth=shp.width)
-                    )
-                else:
-                    ax.plot(ring[:, 0] - 0.5, ring[:, 1] - 0.5, color=shp.colour, linewidth=shp.width, alpha=0.8)
-            if shp.label:
-                c = shp.geometry.representative_point()
-                col, row = ~panel.transform * (c.x, c.y)
-                ax.annotate(
-                    shp.label,
-                    (col, row),
-                    color="white",
-                    fontsize=7,
-                    ha="center",
-                    va="center",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": shp.colour, "ec": "none", "alpha": 0.85},
-                )
-        ax.set_xlim(-0.5, panel.rgb.shape[1] - 0.5)
-        ax.set_ylim(panel.rgb.shape[0] - 0.5, -0.5)
+        _draw_panel(ax, panel)
+        if legend:
+            _scale_bar_and_north(ax, panel)
+            if panel.colour_scale is not None:
+                _colour_bar(ax, panel.colour_scale)
     if caption:
         fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
@@ -199,6 +255,40 @@ def render_overlay(
     if path is not None:
         Path(path).write_bytes(png)
     return png
+
+
+def _draw_panel(ax: Any, panel: Panel) -> None:
+    """One panel: its picture, shapes outlined (dashed where asked) and labelled."""
+    from matplotlib.patches import Polygon as PolygonPatch
+
+    ax.imshow(panel.rgb, interpolation="nearest")
+    ax.set_title(panel.title, fontsize=10)
+    ax.set_axis_off()
+    for shp in panel.shapes:
+        style = "--" if shp.dashed else "-"
+        for ring in to_pixels(shp.geometry, panel.transform):
+            if shp.geometry.geom_type.endswith("Polygon"):
+                ax.add_patch(
+                    PolygonPatch(
+                        ring - 0.5, closed=True, fill=False, edgecolor=shp.colour, linewidth=shp.width, linestyle=style
+                    )
+                )
+            else:
+                ax.plot(ring[:, 0] - 0.5, ring[:, 1] - 0.5, color=shp.colour, linewidth=shp.width, alpha=0.8)
+        if shp.label:
+            c = shp.geometry.representative_point()
+            col, row = ~panel.transform * (c.x, c.y)
+            ax.annotate(
+                shp.label,
+                (col, row),
+                color="white",
+                fontsize=7,
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.15", "fc": shp.colour, "ec": "none", "alpha": 0.85},
+            )
+    ax.set_xlim(-0.5, panel.rgb.shape[1] - 0.5)
+    ax.set_ylim(panel.rgb.shape[0] - 0.5, -0.5)
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -264,12 +354,24 @@ def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: s
         label="total ± 1σ",
         capsize=4,
     )
-    for xi, tot in zip(x, totals):
-        ax.annotate(str(tot), (xi, tot), textcoords="offset points", xytext=(8, 4), fontsize=9)
+    # each total above its error bar, on a white box, clear of the line through the totals
+    for xi, tot, row in zip(x, totals, rows):
+        ax.annotate(
+            str(tot),
+            (xi, tot + row["railcars_uncertainty"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
+        )
+    ax.set_ylim(0, max(t + r["railcars_uncertainty"] for t, r in zip(totals, rows)) * 1.2 + 1)
     ax.set_xticks(x, dates)
     ax.set_ylabel("railcars")
     ax.set_title(title, fontsize=10)
-    if "new_area_m2" in rows[0]:
+    # a structure-area axis only where some structure changed (an axis of 0-0.05 m² says nothing)
+    if any(r.get("new_area_m2") or r.get("removed_area_m2") for r in rows):
         ax2 = ax.twinx()
         ax2.plot(x, [r["new_area_m2"] for r in rows], "s--", color="tab:red", label="new structures (m²)")
         ax2.plot(x, [r["removed_area_m2"] for r in rows], "v--", color="tab:purple", label="removed structures (m²)")
@@ -279,6 +381,8 @@ def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: s
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(handles + h2, labels + l2, fontsize=8, loc="upper left")
     else:
+        if "new_area_m2" in rows[0]:
+            ax.plot([], [], " ", label=f"no structure changed since {dates[0]}")
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig

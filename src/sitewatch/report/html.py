@@ -5,8 +5,9 @@ script, font or stylesheet from anywhere, so it reads the same offline and can b
 or archived as one file.  It reads what ``detect``, ``timeline`` or ``railcars`` wrote:
 
 - ``summary.json`` (detect): site, inputs, dates, shift, method, counts;
-  ``overlay.png``; ``change_score.tif`` and ``changes.gpkg`` for the interactive panel
-  (change polygons drawn as SVG over the score, linked to the table).
+  ``overlay.png``; ``before.tif``, ``after.tif``, ``change_score.tif`` and ``changes.gpkg`` for
+  the interactive panel (:mod:`.viewer`: change polygons drawn as SVG over the imagery or the
+  score, switchable or side by side, linked to the table).
 - ``timeline.json`` (timeline): railcars by date and track, structure change against the
   first date; ``timeline.png`` and ``overlay.png``.
 - ``railcars.json`` (railcars): counts per image and track.
@@ -21,7 +22,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import ImageryError, OutputExistsError, RunError
-from ..io import check_out_dir, read_source, read_vectors
+from ..errors import OutputExistsError, RunError
+from ..io import check_out_dir, read_vectors, spaced_mgrs
 from ..structures import METHODS
-from .figures import COLOURS, jpeg_bytes, score_rgb, to_pixels
+from .figures import jpeg_bytes
+from .viewer import change_view, railcar_method
 
 RUN_FILES = ("summary.json", "timeline.json", "railcars.json")
-# the SVG panel is drawn from a picture at most this many pixels across
-PANEL_MAX_PX = 1000
 
 
 @dataclass
@@ -83,6 +82,11 @@ def _check_against_schema(path: Path, doc: Any) -> None:
     """Refuse an output whose shape is not what sitewatch writes: nothing in it reaches the page unchecked."""
     import jsonschema
 
+    if isinstance(doc, dict) and "schema_version" not in doc:
+        raise RunError(
+            f"{path}: has no schema_version: written by an older sitewatch, or not by sitewatch; "
+            "run the command again to report on it"
+        )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(output_schema(path.name)).iter_errors(doc))
     if error is not None:
         where = "/".join(str(k) for k in error.absolute_path) or "top level"
@@ -118,39 +122,32 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     return RunFolder(path, docs.get("summary.json"), docs.get("timeline.json"), docs.get("railcars.json"))
 
 
-# ------------------------------------------------------------------ pieces of HTML
+# ------------------------------------------------------------------ what the template is given
 
 
 def _data_uri(data: bytes, kind: str = "png") -> str:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _img(png: bytes, alt: str, css_class: str = "panel") -> str:
-    return f'<img class="{css_class}" alt="{escape(alt)}" src="{_data_uri(png)}">'
+def _image(data: bytes, alt: str, css: str = "panel", kind: str = "png") -> dict[str, Any]:
+    return {"uri": _data_uri(data, kind), "alt": alt, "css": css}
 
 
-def _photo(path: Path, alt: str) -> str:
+def _photo(path: Path, alt: str) -> dict[str, Any]:
     """An image panel re-encoded as JPEG: imagery is noisy, and PNG would make the page several MB."""
     import matplotlib.image
 
     rgb = matplotlib.image.imread(path)
     rgb = (rgb[..., :3] * 255).astype(np.uint8) if rgb.dtype != np.uint8 else rgb[..., :3]
-    return f'<img class="panel" alt="{escape(alt)}" src="{_data_uri(jpeg_bytes(rgb, quality=88), "jpeg")}">'
+    return _image(jpeg_bytes(rgb, quality=88), alt, kind="jpeg")
 
 
-def _table(header: list[str], rows: list[list[Any]], *, css_class: str = "", row_ids: list[str] | None = None) -> str:
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        rid = f' id="{escape(row_ids[i])}"' if row_ids else ""
-        cells = "".join(
-            f'<td class="num">{escape(_fmt(v))}</td>'
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-            else f"<td>{escape(_fmt(v))}</td>"
-            for v in row
-        )
-        body.append(f"<tr{rid}>{cells}</tr>")
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+def _cell(v: Any) -> dict[str, Any]:
+    return {"text": _fmt(v), "num": isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _table(header: list[str], rows: list[list[Any]], *, css: str = "", row_ids: list[str] | None = None) -> dict:
+    return {"header": header, "rows": [[_cell(v) for v in row] for row in rows], "css": css, "row_ids": row_ids}
 
 
 def _fmt(v: Any) -> str:
@@ -161,115 +158,86 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _section(title: str, body: str, anchor: str) -> str:
-    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
+def _section(title: str, anchor: str, **parts: Any) -> dict[str, Any]:
+    """A section of the page: paragraphs (text or (text, css)), images, tables, sources or a viewer."""
+    paragraphs = [p if isinstance(p, dict) else {"text": p, "css": None} for p in parts.pop("paragraphs", [])]
+    return {
+        "title": title,
+        "anchor": anchor,
+        "paragraphs": paragraphs,
+        "images": parts.pop("images", []),
+        "tables": parts.pop("tables", []),
+        "view": parts.pop("view", None),
+        **parts,
+    }
 
 
-def _site_section(run: RunFolder) -> str:
+def _site_section(run: RunFolder) -> dict[str, Any]:
     site = run.site
-    items = []
-    for src in site["sources"] or []:
-        url = str(src.get("url", ""))
-        link = f'<a href="{escape(url)}">{escape(url)}</a>' if url.startswith(("http://", "https://")) else escape(url)
-        items.append(f"<li><b>[{escape(str(src.get('id', '')))}]</b> {link}<br>{escape(str(src.get('says', '')))}</li>")
-    sources = f'<ul class="sources">{"".join(items)}</ul>' if items else "<p>No sources recorded for this site.</p>"
-    return _section(
-        "Site and sources",
-        f"<p><b>{escape(str(site['name']))}</b> <code>{escape(str(site['site_id']))}</code></p>{sources}",
-        "site",
-    )
+    sources = [
+        {
+            "id": str(src.get("id", "")),
+            "url": str(src.get("url", "")),
+            "link": str(src.get("url", "")).startswith(("http://", "https://")),
+            "says": str(src.get("says", "")),
+        }
+        for src in site["sources"] or []
+    ]
+    return _section("Site and sources", "site", paragraphs=[f"{site['name']} ({site['site_id']})"], sources=sources)
 
 
-def _inputs_section(run: RunFolder) -> str:
+def _inputs_section(run: RunFolder) -> dict[str, Any]:
     rows: list[list[Any]] = []
+    paragraphs = []
     if run.timeline:
-        for r in run.timeline["dates"]:
-            rows.append([r["date"], r["image"]])
+        rows = [[r["date"], r["image"]] for r in run.timeline["dates"]]
         aoi = run.timeline.get("aoi")
     elif run.summary:
         s = run.summary
         rows = [[s["dates"]["before"], s["inputs"]["before"]], [s["dates"]["after"], s["inputs"]["after"]]]
         aoi = s["inputs"].get("aoi")
+        for which, reason in (s["dates"].get("unknown") or {}).items():
+            paragraphs.append(f"The {which} date is {reason}.")
     else:
         rows = [[im.get("date"), im["path"]] for im in run.railcars["images"]]
         aoi = None
-    extra = ""
+    if aoi:
+        paragraphs.append(f"AOI file: {aoi}")
     if run.summary:
         s = run.summary
-        extra = (
-            f"<p>CRS {escape(s['crs'])}, pixel size {s['pixel_size_m']:.2f} m, window "
-            f"{s['window']['cols']} × {s['window']['rows']} pixels.</p>"
+        paragraphs.append(
+            f"CRS {s['crs']}, pixel size {s['pixel_size_m']:.2f} m, window "
+            f"{s['window']['cols']} × {s['window']['rows']} pixels."
         )
-    aoi_line = f"<p>AOI file: <code>{escape(str(aoi))}</code></p>" if aoi else ""
-    return _section("Dates and inputs", _table(["date", "image"], rows) + aoi_line + extra, "inputs")
+    return _section("Dates and inputs", "inputs", tables=[_table(["date", "image"], rows)], paragraphs=paragraphs)
 
 
-def _shift_section(shift: dict[str, Any], before: str, after: str) -> str:
+def _shift_section(shift: dict[str, Any], before: str, after: str) -> dict[str, Any]:
     dx, dy = shift["shift_px"]
     mx, my = shift.get("shift_m", [None, None])
-    body = (
-        f"<p>The {escape(str(after))} image's content sits <b>{dx:+.2f} px</b> across and <b>{dy:+.2f} px</b> down "
-        f"from the {escape(str(before))} image"
+    text = (
+        f"The {after} image's content sits {dx:+.2f} px across and {dy:+.2f} px down from the {before} image"
         + (f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None else "")
         + "; it was corrected before change was scored."
     )
     if "correlation" in shift:
-        body += (
+        text += (
             f" Edge correlation {shift['correlation_unaligned']:.2f} before the correction, "
             f"{shift['correlation']:.2f} after."
         )
-    return _section("Co-registration", body + "</p>", "shift")
+    return _section("Co-registration", "shift", paragraphs=[text])
 
 
-def _change_svg(run: RunFolder, records: list[dict[str, Any]]) -> str:
-    """The change score with every change polygon (records from changes.gpkg, native CRS) drawn
-    over it, each linked to its table row."""
-    score_path = run.file("change_score.tif")
-    if score_path is None or run.file("changes.gpkg") is None:
-        return "<p>(change_score.tif or changes.gpkg is missing from the folder; no interactive panel.)</p>"
-    try:
-        raster = read_source(score_path, colour=False)
-    except ImageryError as exc:
-        raise RunError(str(exc)) from exc
-    score = raster.data[0]
-    rows, cols = score.shape
-    step = max(1, math.ceil(max(rows, cols) / PANEL_MAX_PX))
-    small = score[::step, ::step]
-    threshold = float(run.summary["method"]["threshold"])
-    picture = jpeg_bytes(score_rgb(small, threshold, np.isfinite(small)))  # a noisy score compresses badly as PNG
-    shapes = []
-    for rec in records:
-        cid = int(rec.get("id") or 0)
-        change = str(rec.get("change"))
-        tip = f"#{cid} {change}, {float(rec.get('area_m2') or 0):.0f} m², score {float(rec.get('score') or 0):.1f}"
-        for ring in to_pixels(rec["geometry"], raster.transform):
-            pts = " ".join(f"{c:.1f},{r:.1f}" for c, r in ring)
-            shapes.append(
-                f'<a href="#change-{cid}"><polygon class="change {escape(change)}" data-id="{cid}" '
-                f'points="{pts}" stroke="{COLOURS.get(change, "#fff")}"><title>{escape(tip)}</title></polygon></a>'
-            )
-        p = rec["geometry"].representative_point()
-        c, r = ~raster.transform * (p.x, p.y)
-        shapes.append(f'<text x="{c:.0f}" y="{r:.0f}" class="label">{cid}</text>')
-    font = max(cols, rows) / 60
-    return (
-        f'<svg class="panel" viewBox="0 0 {cols} {rows}" xmlns="http://www.w3.org/2000/svg" '
-        f'role="img" aria-label="change score with {len(records)} change polygons">'
-        f'<image width="{cols}" height="{rows}" preserveAspectRatio="none" href="{_data_uri(picture, "jpeg")}"/>'
-        f'<g style="stroke-width:{max(cols, rows) / 400:.1f};font-size:{font:.0f}px">{"".join(shapes)}</g></svg>'
-        f'<p class="note">Change score, 0 to {3 * threshold:.1f} (threshold {threshold:.1f}); polygons from '
-        f"changes.gpkg. Hover for details; click to reach the row.</p>"
-    )
-
-
-def _changes_table(changes: list[dict[str, Any]]) -> str:
+def _changes_table(changes: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not changes:
-        return "<p>No new or removed structures were found.</p>"
-    header = ["id", "direction", "area m²", "length × width m", "relative size", "score"]
+        return None
+    header = ["id", "direction", "area m²", "length × width m", "relative size", "score", "confidence"]
+    header += ["lat", "lon", "MGRS", "change id"]
     rows = []
     for c in changes:
         size = c.get("relative_size")
         rel = f"{float(size):.0%} of {c['relative_to']}" if size is not None and not math.isnan(size) else None
+        lat, lon = c.get("lat"), c.get("lon")
         rows.append(
             [
                 c["id"],
@@ -278,33 +246,49 @@ def _changes_table(changes: list[dict[str, Any]]) -> str:
                 f"{float(c['length_m']):.0f} × {float(c['width_m']):.0f}",
                 rel,
                 c["score"],
+                c.get("confidence"),
+                None if lat is None else f"{float(lat):.6f}",
+                None if lon is None else f"{float(lon):.6f}",
+                spaced_mgrs(c.get("mgrs")),
+                c.get("change_id"),
             ]
         )
-    return _table(header, rows, css_class="changes", row_ids=[f"change-{c['id']}" for c in changes])
+    return _table(header, rows, css="changes", row_ids=[f"change-{c['id']}" for c in changes])
 
 
-def _detect_sections(run: RunFolder) -> list[str]:
+def _detect_sections(run: RunFolder) -> list[dict[str, Any]]:
     s = run.summary
-    records, _ = read_vectors(run.file("changes.gpkg")) if run.file("changes.gpkg") else ([], None)
+    records, _ = read_vectors(run.file("changes.gpkg"), layer="changes") if run.file("changes.gpkg") else ([], None)
     changes = [{k: v for k, v in c.items() if k != "geometry"} for c in records]
     out = [_shift_section(s["shift"], s["dates"]["before"] or "before", s["dates"]["after"] or "after")]
-    panels = []
+    out.append(_section("Imagery and change", "viewer", **change_view(run, records)))
     if run.file("overlay.png"):
-        panels.append(_photo(run.file("overlay.png"), "before, after and change score with the change polygons"))
-    panels.append(_change_svg(run, records))
-    out.append(_section("Before, after and change", "".join(panels), "panels"))
+        out.append(
+            _section(
+                "Before, after and change",
+                "panels",
+                images=[_photo(run.file("overlay.png"), "before, after and change score with the change polygons")],
+            )
+        )
     counts, area = s["counts"], s["area_m2"]
     summary_line = (
-        f"<p>{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
+        f"{counts['new']} new ({area['new']:,.0f} m²) and {counts['removed']} removed "
         f"({area['removed']:,.0f} m²) structures of at least {s['method']['min_area_m2']:.0f} m²"
         + (f"; {counts['changed']} other changes ({area['changed']:,.0f} m²)" if counts.get("changed") else "")
-        + ".</p>"
+        + "."
     )
-    out.append(_section("Changes", summary_line + _changes_table(changes), "changes"))
-    return out
+    low = sum((s.get("confidence") or {}).get("low", {}).values())
+    if low:
+        summary_line += (
+            f" {low} of them {'is' if low == 1 else 'are'} low confidence (score below "
+            f"{s['confidence']['low_below_score']:g}; drawn dashed)."
+        )
+    table = _changes_table(changes)
+    paragraphs = [summary_line] if table else [summary_line, "No new or removed structures were found."]
+    return out + [_section("Changes", "changes", paragraphs=paragraphs, tables=[table] if table else [])]
 
 
-def _railcar_rows(images: list[dict[str, Any]]) -> str:
+def _railcar_table(images: list[dict[str, Any]]) -> dict[str, Any]:
     rows = []
     for im in images:
         for t in im["tracks"]:
@@ -319,18 +303,15 @@ def _railcar_rows(images: list[dict[str, Any]]) -> str:
                     t["method"],
                 ]
             )
-    return _table(
-        ["date", "image", "track", "railcars", "uncertainty", "occupied m", "method"], rows, css_class="railcars"
-    )
+    return _table(["date", "image", "track", "railcars", "uncertainty", "occupied m", "method"], rows, css="railcars")
 
 
 def _count_or_outside(count: int | None) -> int | str:
     return "outside the image" if count is None else count
 
 
-def _timeline_sections(run: RunFolder) -> list[str]:
+def _timeline_sections(run: RunFolder) -> list[dict[str, Any]]:
     tl = run.timeline
-    out = []
     dates = tl["dates"]
     tracks = [k.split(":", 1)[1] for k in dates[0] if k.startswith("track:")]
     header = ["date", "railcars", "±"] + tracks
@@ -345,78 +326,66 @@ def _timeline_sections(run: RunFolder) -> list[str]:
         if has_structures:
             row += [r["new_area_m2"], r["removed_area_m2"]]
         rows.append(row)
-    chart = _img(run.file("timeline.png").read_bytes(), "railcars by date", "chart") if run.file("timeline.png") else ""
-    out.append(
+    chart = run.file("timeline.png")
+    out = [
         _section(
             "Timeline",
-            f'<p class="statement">{escape(tl["statement"])}</p>{chart}' + _table(header, rows, css_class="timeline"),
             "timeline",
+            paragraphs=[{"text": tl["statement"], "css": "statement"}],
+            images=[_image(chart.read_bytes(), "railcars by date", "chart")] if chart else [],
+            tables=[_table(header, rows, css="timeline")],
         )
-    )
+    ]
     if run.file("overlay.png"):
         out.append(
             _section(
                 "First and last date",
-                _photo(run.file("overlay.png"), "first and last date with railcars, and structure change"),
                 "panels",
+                images=[_photo(run.file("overlay.png"), "first and last date with railcars, and structure change")],
             )
         )
     if "structures" in tl:
         st = tl["structures"]
         out.append(_shift_section(st["shift"], st["dates"]["before"], st["dates"]["after"]))
+        table = _changes_table(st["changes"])
         out.append(
             _section(
                 f"Structure changes {st['dates']['before']} to {st['dates']['after']}",
-                _changes_table(st["changes"]),
                 "changes",
+                tables=[table] if table else [],
+                paragraphs=[] if table else ["No new or removed structures were found."],
             )
         )
-    out.append(_section("Railcars by track", _railcar_rows(tl["images"]), "railcars"))
+    out.append(_section("Railcars by track", "railcars", tables=[_railcar_table(tl["images"])]))
     return out
 
 
-def _method_section(run: RunFolder) -> str:
+def _method_section(run: RunFolder) -> dict[str, Any]:
     doc = run.summary or run.timeline or run.railcars
     parts = []
     if run.summary:
         m = run.summary["method"]
         known = METHODS.get(m["change"])  # a run of a method no longer registered has no description here
-        score = f" ({escape(known.score_description)})" if known else ""
+        score = f" ({known.score_description})" if known else ""
         parts.append(
-            f"<p>Change score <code>{escape(m['change'])}</code>{score}, normalisation "
-            f"<code>{escape(m['normalisation'])}</code>, threshold {escape(str(m['threshold']))}, minimum area "
-            f"{escape(str(m['min_area_m2']))} m².</p>"
+            f"Change score {m['change']}{score}, normalisation {m['normalisation']}, threshold {m['threshold']}, "
+            f"minimum area {m['min_area_m2']} m²."
         )
         if "timings" in run.summary:
-            parts.append(
-                "<p>Timings: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in run.summary["timings"].items()) + "</p>"
-            )
+            parts.append("Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in run.summary["timings"].items()))
+    images = (run.timeline or run.railcars or {}).get("images") or []
+    parts += railcar_method(images)
     versions = doc.get("versions") or {}
     if versions:
-        parts.append("<p>Software: " + ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in versions.items()) + "</p>")
-    return _section("Method", "".join(parts) or "<p>Not recorded.</p>", "method")
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;
-color:#1d2430;line-height:1.45}
-h1{font-size:1.5em;margin-bottom:.2em}\
-h2{font-size:1.15em;border-bottom:1px solid #ccd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}\
-th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left}td.num{text-align:right}td{white-space:nowrap}
-th{background:#eef1f6}tr:target{background:#fff3b0}
-img.panel{width:100%;height:auto;display:block;margin:.5em 0;border:1px solid #ccd}
-svg.panel{width:100%;max-width:800px;height:auto;display:block;margin:.5em 0;border:1px solid #ccd}
-img.chart{max-width:100%;height:auto}
-svg polygon{fill:none}svg polygon:hover{fill:rgba(255,255,255,.25)}
-svg text.label{fill:#fff;paint-order:stroke;stroke:#000;stroke-width:3px;text-anchor:middle;dominant-baseline:middle}
-.note,footer{color:#556;font-size:.85em}.statement{font-size:1.1em;font-weight:600}
-ul.sources li{margin-bottom:.4em}code{background:#f3f4f7;padding:0 .2em}
-"""
+        parts.append("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return _section("Method", "method", paragraphs=parts or ["Not recorded."])
 
 
 def build_report(run_dir: str | os.PathLike[str]) -> str:
     """The HTML of a run folder's report, as one string with everything embedded.
+
+    The page is rendered from ``report/templates/report.html.j2`` with autoescaping: every
+    text from the run folder reaches it escaped.
 
     Raises
     ------
@@ -426,30 +395,40 @@ def build_report(run_dir: str | os.PathLike[str]) -> str:
     run = load_run(run_dir)
     site = run.site
     title = f"{site['name'] or site['site_id'] or 'sitewatch run'}: {run.kind}"
-    body = [_site_section(run), _inputs_section(run)]
+    sections = [_site_section(run), _inputs_section(run)]
     try:
         if run.timeline:
-            body += _timeline_sections(run)
+            sections += _timeline_sections(run)
         elif run.summary:
-            body += _detect_sections(run)
+            sections += _detect_sections(run)
         if run.railcars and not run.timeline:
-            body.append(_section("Railcars", _railcar_rows(run.railcars["images"]), "railcars"))
+            sections.append(_section("Railcars", "railcars", tables=[_railcar_table(run.railcars["images"])]))
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(
             f"{run.path}: an output lacks a field the report needs ({exc!r}); was it written by this "
             f"version of sitewatch ({__version__})?"
         ) from exc
-    body.append(_method_section(run))
-    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f'<header><h1>{escape(title)}</h1><p class="note">Report of <code>{escape(str(run.path))}</code>, '
-        f"made {made} by sitewatch {escape(__version__)}. Everything is embedded; the page makes no requests.</p>"
-        f"</header>{''.join(body)}<footer><p>Areas are in m² on the image's projected grid. Counts and areas are "
-        f"what the detector found, not verified truth; see the method section.</p></footer></body></html>\n"
+    sections.append(_method_section(run))
+    return _template().render(
+        title=title,
+        run_path=str(run.path),
+        made=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+        sections=sections,
     )
+
+
+def _template():
+    """The page template, with autoescaping on (a ``data:`` URI is a plain string and stays one)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sitewatch.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
+    return env.get_template("report.html.j2")
 
 
 def write_report(

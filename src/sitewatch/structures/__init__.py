@@ -42,7 +42,15 @@ from .any_change import any_changes
 from .building_change import building_changes
 from .colour import cva_changes, log_ratio_changes
 from .evidence import Evidence, gather_evidence
-from .objects import CHANGE_KINDS, ChangeObject, StructureChanges, assign_relative_size, polygonize, rectangle_measures
+from .objects import (
+    CHANGE_KINDS,
+    LOW_CONFIDENCE_SCORE,
+    ChangeObject,
+    StructureChanges,
+    assign_relative_size,
+    polygonize,
+    rectangle_measures,
+)
 from .presence import TRAINED_PIXEL_RANGE_M as PRESENCE_PIXEL_RANGE_M
 from .presence_change import presence_changes
 from .roof_change import roof_changes
@@ -50,6 +58,7 @@ from .settings import ChangeArea, DetectSettings
 
 __all__ = [
     "CHANGE_KINDS",
+    "LOW_CONFIDENCE_SCORE",
     "HANDOVER_METHOD",
     "method_for_pixel_size",
     "METHODS",
@@ -84,6 +93,8 @@ class ChangeMethod:
         What it does, in a few words (for ``--help``).
     score_description : str
         What its score map holds: the description written into ``change_score.tif``.
+    score_unit : str
+        The score's unit, written on the band of ``change_score.tif``.
     pixel_size_range_m : (float, float)
         The pixel sizes, in metres, it has been measured to work at.
     coarsest_pixel_m : float
@@ -100,12 +111,15 @@ class ChangeMethod:
     pixel_size_range_m: tuple[float, float]
     building_evidence: bool = False
     coarsest_pixel_m: float = float("inf")
+    score_unit: str = "1"
 
 
 # Pixel sizes measured: 0.5 m on LEVIR-CD and xBD (real), 1 m on the bundled synthetic samples;
 # at 1.5 m (AirChange) the roofs method finds few buildings (F1 0.10).
 MEASURED_PIXEL_SIZES_M = (0.5, 1.0)
 COLOUR_CHANGE_SCORE = "change score in multiples of the unchanged median"
+# Units written on the score band: "1" (dimensionless, 0 to 1) by default, or this.
+MEDIAN_MULTIPLES = "multiples of the unchanged median"
 # The building methods need a one-storey building's shadow (about 3 m at a 45° sun) to be a
 # pixel or two wide and a 40 m² house to be ten pixels: no coarser than this.
 COARSEST_BUILDING_PIXEL_M = 2.0
@@ -144,6 +158,7 @@ METHODS: dict[str, ChangeMethod] = {
         any_changes,
         summary="every change, not only structures (fields, groundwork, trees, water), any pixel size",
         score_description="segment change-vector magnitude in multiples of the unchanged median",
+        score_unit=MEDIAN_MULTIPLES,
         # measured on AirChange (1.5 m) and LEVIR-CD (0.5 m); it assumes nothing about pixel size
         pixel_size_range_m=(0.5, 1.5),
     ),
@@ -151,12 +166,14 @@ METHODS: dict[str, ChangeMethod] = {
         cva_changes,
         summary="change-vector magnitude per pixel, thresholded",
         score_description=COLOUR_CHANGE_SCORE,
+        score_unit=MEDIAN_MULTIPLES,
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
     ),
     "log_ratio": ChangeMethod(
         log_ratio_changes,
         summary="band-mean log ratio per pixel, thresholded",
         score_description=COLOUR_CHANGE_SCORE,
+        score_unit=MEDIAN_MULTIPLES,
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
     ),
 }

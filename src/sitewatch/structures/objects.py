@@ -21,6 +21,12 @@ from .settings import ChangeArea
 # ground that changed without a direction.
 CHANGE_KINDS = ("new", "removed", "changed")
 
+# An object whose mean score is below this is reported with ``confidence: "low"`` (and drawn
+# dashed): on the 0-1 scores of the building methods it is the level the building method calls
+# unchanged ground; the colour methods' scores (multiples of the unchanged median, kept above 4)
+# never fall below it. Objects are never dropped for it, so accuracy figures do not move.
+LOW_CONFIDENCE_SCORE = 0.2
+
 
 @dataclass
 class ChangeObject:
@@ -37,9 +43,15 @@ class ChangeObject:
     relative_size: float | None = None
     relative_to: str | None = None
 
+    @property
+    def confidence(self) -> str:
+        """``"high"``, or ``"low"`` where the score is below :data:`LOW_CONFIDENCE_SCORE`."""
+        return "low" if self.score < LOW_CONFIDENCE_SCORE else "high"
+
     def properties(self) -> dict[str, Any]:
         return {
             "change": self.change,
+            "confidence": self.confidence,
             "area_m2": round(self.area_m2, 1),
             "length_m": round(self.length_m, 1),
             "width_m": round(self.width_m, 1),

@@ -1,11 +1,13 @@
 """Interactive Leaflet maps of sitewatch results, for notebooks, that work with no network.
 
-Analysts often work on air-gapped networks, so the maps come from `folium-offline`
-(import name ``offlinefolium``; install with ``pip install 'sitewatch[notebooks]'``), which
-inlines Leaflet's JavaScript and CSS from the installed package instead of linking a CDN.
-Only Leaflet itself is kept (folium also ships jQuery, Bootstrap and Font Awesome, which
-these maps do not use), so a map is about 200 kB before its imagery.  A basemap is off by
-default; ``basemap="OpenStreetMap"`` (or any xyzservices name) adds one that needs a network.
+Analysts often work on air-gapped networks, so the maps are made with folium (install with
+``pip install 'sitewatch[notebooks]'``) but carry Leaflet's JavaScript and CSS inlined from the
+copy vendored in ``sitewatch/vendor/leaflet`` (BSD-2) instead of folium's CDN links
+(:mod:`.controls`). Only Leaflet itself is kept (folium also links jQuery, Bootstrap and Font
+Awesome, which these maps do not use), so a map is about 200 kB before its imagery.  Each map
+has a legend, a before/after swipe and the cursor's coordinates; popups say what a feature is in
+words. A basemap is off by default; ``basemap="OpenStreetMap"`` (or any xyzservices name) adds
+one that needs a network.
 
 Imagery is warped to Web Mercator before it is overlaid, so pixels land where they belong
 rather than on a lon/lat box stretched over a UTM grid.
@@ -26,13 +28,14 @@ from rasterio.warp import calculate_default_transform, reproject
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from .io import Grid, read_aoi_window
-from .pipeline.detect import change_records
-from .pipeline.railcars import railcar_records
-from .report.figures import COLOURS, display_rgb, score_rgb, stretch_limits, webp_bytes
+from ..io import Grid, read_aoi_window, spaced_mgrs
+from ..pipeline.railcars import railcar_records
+from ..pipeline.vectors import change_records
+from ..report.figures import COLOURS, display_rgb, score_rgb, stretch_limits, webp_bytes
+from .controls import cursor_position, inline_leaflet, legend_control, legend_html, side_by_side
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import DetectResult, Timeline
+    from ..pipeline import DetectResult, Timeline
 
 WEB_MERCATOR = CRS.from_epsg(3857)
 LONLAT = CRS.from_epsg(4326)
@@ -40,10 +43,10 @@ LONLAT = CRS.from_epsg(4326)
 
 def _folium():
     try:
-        import offlinefolium
+        import folium
     except ImportError as exc:  # an optional extra
-        raise ImportError("sitewatch maps need folium-offline: pip install 'sitewatch[notebooks]'") from exc
-    return offlinefolium
+        raise ImportError("sitewatch maps need folium: pip install 'sitewatch[notebooks]'") from exc
+    return folium
 
 
 def new_map(bounds_lonlat: tuple[float, float, float, float], *, basemap: str | None = None):
@@ -51,10 +54,14 @@ def new_map(bounds_lonlat: tuple[float, float, float, float], *, basemap: str | 
     folium = _folium()
     west, south, east, north = bounds_lonlat
     fmap = folium.Map(
-        location=[(south + north) / 2, (west + east) / 2], tiles=None, control_scale=True, zoom_start=15, max_zoom=22
+        location=[(south + north) / 2, (west + east) / 2],
+        tiles=None,
+        control_scale=True,
+        zoom_start=15,
+        max_zoom=22,
+        zoom_snap=0.25,
     )
-    fmap.default_js = [js for js in fmap.default_js if js[0] == "leaflet"]
-    fmap.default_css = [css for css in fmap.default_css if css[0] == "leaflet_css"]
+    inline_leaflet(fmap)
     if basemap:
         folium.TileLayer(basemap, name=f"basemap ({basemap}, needs a network)", max_zoom=22).add_to(fmap)
     fmap.fit_bounds([[south, west], [north, east]])
@@ -135,11 +142,16 @@ class LayerStyle:
         c = self.colour
         if not isinstance(c, str):
             c = c.get(str(feature["properties"].get(self.colour_by)), "#ffffff")
-        return {"color": c, "weight": self.weight, "fillColor": c, "fillOpacity": self.fill_opacity}
+        style = {"color": c, "weight": self.weight, "fillColor": c, "fillOpacity": self.fill_opacity}
+        if feature["properties"].get("confidence") == "low":
+            style["dashArray"] = "6 4"
+        return style
 
 
 # the change polygons: red new, blue removed
 CHANGE_STYLE = LayerStyle({kind: COLOURS[kind] for kind in ("new", "removed", "changed")}, colour_by="change")
+# outlines of the site's known buildings
+REFERENCE_COLOUR = "#7fff00"
 
 
 def _popup_value(value: Any) -> Any:
@@ -185,7 +197,7 @@ def change_map(result: DetectResult, *, basemap: str | None = None):
 
     Returns
     -------
-    offlinefolium.Map
+    folium.Map
         Shown inline in a notebook; ``.save("map.html")`` writes a standalone page.
     """
     folium = _folium()
@@ -193,12 +205,12 @@ def change_map(result: DetectResult, *, basemap: str | None = None):
     fmap = new_map(_bounds_lonlat(grid), basemap=basemap)
     limits = stretch_limits(result.before, valid)
     dates = result.summary["dates"]
-    image_overlay(
-        display_rgb(result.before, valid, limits=limits), grid, f"before {dates['before']}", valid=valid, show=False
+    before = image_overlay(
+        display_rgb(result.before, valid, limits=limits), grid, f"before {dates['before']}", valid=valid
     ).add_to(fmap)
-    image_overlay(display_rgb(result.after, valid, limits=limits), grid, f"after {dates['after']}", valid=valid).add_to(
-        fmap
-    )
+    after = image_overlay(
+        display_rgb(result.after, valid, limits=limits), grid, f"after {dates['after']}", valid=valid
+    ).add_to(fmap)
     image_overlay(
         score_rgb(result.changes.score, result.changes.threshold, valid),
         grid,
@@ -208,16 +220,63 @@ def change_map(result: DetectResult, *, basemap: str | None = None):
         show=False,
     ).add_to(fmap)
     _site_layers(fmap, result.site, grid.crs)
-    records = change_records(result)
+    records = [{**r, **readable_change(r)} for r in change_records(result)]
     geojson_layer(
         records,
         grid.crs,
         f"changes ({len(records)})",
         style=CHANGE_STYLE,
-        popup_fields=["id", "change", "area_m2", "relative_size", "relative_to", "score", "length_m", "width_m"],
+        popup_fields=list(CHANGE_POPUP),
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    side_by_side(before, after, f"drag: before {dates['before']} (left) | after {dates['after']} (right)").add_to(fmap)
+    legend_control(change_legend(result.changes.threshold)).add_to(fmap)
+    cursor_position().add_to(fmap)
     return fmap
+
+
+# what a change's popup shows, in words: label -> record key (made by readable_change)
+CHANGE_POPUP = ("Change", "Area", "Size", "Relative size", "Score", "Where", "MGRS", "Change id")
+
+
+def _thousands(value: float) -> str:
+    return f"{value:,.0f}".replace(",", " ")
+
+
+def readable_change(rec: dict[str, Any]) -> dict[str, Any]:
+    """A change record's popup texts: ``Area: 5 700 m²``, ``Relative size: 63 % of Building B`` ..."""
+    rel = rec.get("relative_size")
+    has_rel = rel is not None and not (isinstance(rel, float) and np.isnan(rel))
+    lat, lon = rec.get("lat"), rec.get("lon")
+    return {
+        "Change": f"{rec['change']} structure (#{rec['id']})",
+        "Area": f"{_thousands(rec['area_m2'])} m²",
+        "Size": f"{rec['length_m']:.0f} × {rec['width_m']:.0f} m, long side {rec['orientation_deg']:.0f}° from north",
+        "Relative size": f"{100 * rel:.0f} % of {rec['relative_to']}" if has_rel else "no reference building",
+        "Score": f"{rec['score']:.2f} ({rec['confidence']} confidence)",
+        "Where": "no map position" if lat is None else f"{lat:.6f} N, {lon:.6f} E",
+        "MGRS": spaced_mgrs(rec.get("mgrs")) or "–",
+        "Change id": rec["change_id"],
+    }
+
+
+def change_legend(threshold: float) -> str:
+    """The change map's legend: directions, confidence, the site's features and the score's colours."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["magma"]
+    stops = ",".join("#{:02x}{:02x}{:02x}".format(*(int(255 * c) for c in cmap(k / 4)[:3])) for k in range(5))
+    return legend_html(
+        "sitewatch changes",
+        [
+            ("new structure", COLOURS["new"], "fill"),
+            ("removed structure", COLOURS["removed"], "fill"),
+            ("low confidence (dashed)", "#555555", "dashed"),
+            ("reference building", REFERENCE_COLOUR, "line"),
+            ("AOI footprint (white)", "#bbbbbb", "line"),
+        ],
+        gradient=(stops, "0", f"{3 * threshold:.3g} (threshold {threshold:.3g})"),
+    )
 
 
 def railcar_map(result: Timeline, *, basemap: str | None = None):
@@ -236,11 +295,14 @@ def railcar_map(result: Timeline, *, basemap: str | None = None):
     window = read_aoi_window(first.path, result.site.footprint)
     fmap = new_map(_bounds_lonlat(window.grid), basemap=basemap)
     last = len(result.railcars) - 1
+    overlays = []
     for k, res in enumerate(result.railcars):
         win = window if k == 0 else read_aoi_window(res.path, result.site.footprint)
-        image_overlay(
-            display_rgb(win.data, win.valid), win.grid, f"image {res.date}", valid=win.valid, show=k == last
-        ).add_to(fmap)
+        overlays.append(
+            image_overlay(
+                display_rgb(win.data, win.valid), win.grid, f"image {res.date}", valid=win.valid, show=k in (0, last)
+            ).add_to(fmap)
+        )
     _site_layers(fmap, result.site, first.grid.crs)
     records = railcar_records(result.railcars)
     for k, res in enumerate(result.railcars):
@@ -255,15 +317,31 @@ def railcar_map(result: Timeline, *, basemap: str | None = None):
         ).add_to(fmap)
     if result.last_detect is not None:
         det = result.last_detect
-        changes = change_records(det)
+        changes = [{**r, **readable_change(r)} for r in change_records(det)]
         geojson_layer(
             changes,
             det.grid.crs,
             f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}",
             style=CHANGE_STYLE,
-            popup_fields=["id", "change", "area_m2", "relative_size", "score"],
+            popup_fields=list(CHANGE_POPUP),
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    first_date, last_date = result.railcars[0].date, result.railcars[-1].date
+    side_by_side(overlays[0], overlays[-1], f"drag: {first_date} (left) | {last_date} (right)").add_to(fmap)
+    legend_control(
+        legend_html(
+            "sitewatch railcars",
+            [
+                ("railcar", COLOURS["railcar"], "fill"),
+                ("train (cars not separable)", COLOURS["train"], "fill"),
+                ("rail track", COLOURS["track"], "line"),
+                ("new structure", COLOURS["new"], "fill"),
+                ("removed structure", COLOURS["removed"], "fill"),
+                ("reference building", REFERENCE_COLOUR, "line"),
+            ],
+        )
+    ).add_to(fmap)
+    cursor_position().add_to(fmap)
     return fmap
 
 
@@ -272,7 +350,7 @@ def _site_layers(fmap, site, crs: Any) -> None:
     feats = site.features_in(crs)
     for role, colour, label in (
         ("footprint", "#ffffff", "AOI footprint"),
-        ("reference_structure", "#7fff00", "reference buildings"),
+        ("reference_structure", REFERENCE_COLOUR, "reference buildings"),
         ("rail_track", COLOURS["track"], "rail tracks"),
     ):
         recs = [
