@@ -878,7 +878,7 @@ COMMAND_HELP: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "Score a detector on labelled change sets.",
-        "sitewatch evaluate ../shared/data/levir-cd-256:0.5 --baseline --json",
+        "sitewatch evaluate ../shared/data/realcd/levir-cd-256:0.5 --baseline --json",
     ),
     "report": (
         "Write a self-contained HTML report of a run.",
