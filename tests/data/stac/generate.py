@@ -34,28 +34,30 @@ SCL_CLEAR, SCL_BARE, SCL_CLOUD = 4, 5, 9
 
 @dataclass(frozen=True)
 class Spec:
-    """One item: its id, date, which synthetic image it shows, cloud cover, planted SCL cloud (share of
-    the image's width from the west edge), and the share of the image's width its geometry claims."""
+    """One item: its id, date, which synthetic image it shows, cloud cover, a cloud planted in its SCL
+    (west, north, east, south as shares of the synthetic image's width and height), and the share
+    of the (widened) image's width its geometry claims."""
 
     id: str
     date: str
     source: int
     cloud_cover: float
-    scl_cloud: float = 0.0
+    scl_cloud: tuple[float, float, float, float] | None = None
     geometry_width: float = 1.0
 
 
 ITEMS = (
     Spec("S2A_TEST_20221201", "2022-12-01", 0, 2.0),
     Spec("S2A_TEST_20230310", "2023-03-10", 0, 3.0),
-    Spec("S2B_TEST_20230714", "2023-07-14", 1, 12.0, scl_cloud=0.1),
-    Spec("S2A_TEST_20230820", "2023-08-20", 1, 15.0, scl_cloud=0.8),
+    Spec("S2B_TEST_20230714", "2023-07-14", 1, 12.0, scl_cloud=(0.1, 0.0, 0.3, 0.25)),
+    Spec("S2A_TEST_20230820", "2023-08-20", 1, 15.0, scl_cloud=(0.0, 0.0, 1.0, 0.9)),
     Spec("S2B_TEST_20230901", "2023-09-01", 1, 85.0),
-    Spec("S2A_TEST_20230915", "2023-09-15", 2, 1.0, geometry_width=0.2),
+    Spec("S2A_TEST_20230915", "2023-09-15", 2, 1.0, geometry_width=0.4),
     Spec("S2A_TEST_20231018", "2023-10-18", 2, 4.0),
 )
 BROKEN_ID = "S2A_TEST_BROKEN"
 COLOURS = ("red", "green", "blue", "nir")
+PAD_PX = 256  # the synthetic image is widened by this on every side, so the AOI misses the outer COG tiles
 
 
 def _write_cog(path: Path, data: np.ndarray, crs, transform, nodata) -> None:
@@ -77,7 +79,12 @@ def _assets(spec: Spec, image: np.ndarray, crs, transform, folder: Path) -> None
     rows, cols = (image.shape[1] + 1) // 2, (image.shape[2] + 1) // 2
     scl = np.full((rows, cols), SCL_CLEAR, np.uint8)
     scl[:, cols // 2 :] = SCL_BARE
-    scl[:, : int(round(spec.scl_cloud * cols))] = SCL_CLOUD
+    if spec.scl_cloud is not None:
+        west, north, east, south = spec.scl_cloud
+        height, width = image.shape[1] - 2 * PAD_PX, image.shape[2] - 2 * PAD_PX
+        r1 = (PAD_PX + int(south * height)) // 2
+        c0, c1 = (PAD_PX + int(west * width)) // 2, (PAD_PX + int(east * width)) // 2
+        scl[(PAD_PX + int(north * height)) // 2 : r1, c0:c1] = SCL_CLOUD
     scl_transform = transform * transform.scale(2, 2)
     _write_cog(folder / "scl.tif", scl, crs, scl_transform, 0)
 
@@ -177,8 +184,9 @@ def _catalogs(root: Path, bounds_lonlat: list[float]) -> None:
 def build_catalog(root: Path, images: list[Path]) -> dict[str, Path]:
     """Write the catalog of :data:`ITEMS` under ``root`` from dated synthetic GeoTIFFs (earliest first).
 
-    The images are relabelled onto a grid whose origin is a multiple of their pixel size (as
-    Sentinel-2 tiles are). Returns the paths of ``catalog.json``, the broken item and each item.
+    The images are widened (mirrored by :data:`PAD_PX`) and relabelled onto a grid whose origin
+    is a multiple of their pixel size (as Sentinel-2 tiles are). Returns the paths of
+    ``catalog.json``, the broken item and each item.
     """
     paths = {}
     for spec in (*ITEMS, Spec(BROKEN_ID, "2023-07-01", 0, 1.0)):
@@ -186,7 +194,10 @@ def build_catalog(root: Path, images: list[Path]) -> dict[str, Path]:
             image, crs, t = src.read(), src.crs, src.transform
             tags = src.tags()
         pixel = abs(t.a)
-        transform = from_origin(np.round(t.c / pixel) * pixel, np.round(t.f / pixel) * pixel, pixel, pixel)
+        # a scene is larger than a site: the image mirrored out by PAD_PX on every side
+        image = np.pad(image, ((0, 0), (PAD_PX, PAD_PX), (PAD_PX, PAD_PX)), mode="reflect")
+        west, north = np.round(t.c / pixel) * pixel - PAD_PX * pixel, np.round(t.f / pixel) * pixel + PAD_PX * pixel
+        transform = from_origin(west, north, pixel, pixel)
         bounds = rasterio.transform.array_bounds(image.shape[1], image.shape[2], transform)
         bounds = (bounds[0], bounds[1], bounds[2], bounds[3])
         doc = _item(spec, bounds, crs, pixel, (float(tags["SUN_AZIMUTH"]), float(tags["SUN_ELEVATION"])))
