@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,28 @@ class RangeHandler(SimpleHTTPRequestHandler):
         fh = open(path, "rb")  # noqa: SIM115 (closed by the caller)
         fh.seek(start)
         return fh, end - start + 1
+
+    def do_POST(self):
+        """A STAC API's ``/search``: every item of the asked collection, asset hrefs made absolute."""
+        self.server.log.append((self.command, self.path, None))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        root = Path(self.directory)
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        features = []
+        for path in sorted(root.glob(f"{stac_catalog.COLLECTION}/*/*.json")):
+            item = json.loads(path.read_text())
+            if item["collection"] not in body.get("collections", [item["collection"]]):
+                continue
+            for asset in item["assets"].values():
+                asset["href"] = base + "/" + str((path.parent / asset["href"]).resolve().relative_to(root.resolve()))
+            item["links"] = []
+            features.append(item)
+        payload = json.dumps({"type": "FeatureCollection", "features": features, "links": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/geo+json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def do_HEAD(self):
         fh, _ = self._open()
@@ -150,6 +173,46 @@ def test_search_filters_by_date_cloud_and_aoi_coverage(served):
     assert 0.15 < strip["S2A_TEST_20230915"]["aoi_coverage"] < 0.45
     text = _run("search", SITE, *_search_args(base, "--max-cloud", "20"))
     assert "4 item(s) of sentinel-2-l2a" in text.output and "S2A_TEST_20231018" in text.output
+
+
+def test_search_through_a_stac_api(served, catalog_dir):
+    """A root declaring item-search is searched with pystac-client (POST /search); the same filters apply."""
+    base, log, _ = served
+    root, _ = catalog_dir
+    api = {
+        "type": "Catalog",
+        "stac_version": "1.0.0",
+        "id": "api",
+        "description": "a STAC API",
+        "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+        "links": [
+            {"rel": "self", "href": f"{base}/api.json", "type": "application/json"},
+            {"rel": "root", "href": f"{base}/api.json", "type": "application/json"},
+            {"rel": "search", "href": f"{base}/search", "type": "application/geo+json", "method": "POST"},
+        ],
+    }
+    (root / "catalog" / "api.json").write_text(json.dumps(api))
+    res = _run(
+        "search",
+        SITE,
+        "--catalog",
+        f"{base}/api.json",
+        "--from",
+        "2023-01-01",
+        "--to",
+        "2023-12-31",
+        "--max-cloud",
+        "20",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    assert [f["id"] for f in json.loads(res.output)] == [
+        "S2A_TEST_20230310",
+        "S2B_TEST_20230714",
+        "S2A_TEST_20230820",
+        "S2A_TEST_20231018",
+    ]
+    assert ("POST", "/search", None) in log
 
 
 def _fetch(base, out, *extra):
