@@ -161,15 +161,16 @@ class SceneRead:
         return self.nodata_fraction + self.cloud_fraction
 
 
-def _coverage(item_id: str, assets: ItemAssets, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(has data, clear, colour bands or None) of one item: from its mask where it has one, else its red band."""
+def _coverage(item_id: str, assets: ItemAssets, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """(has data, clear, (colour bands, where they have data) or None) of one item: from its mask where it
+    has one (no colour band read), else from its colour bands."""
     if assets.mask is not None:
         values, has = read_on_grid(assets.mask.href, [1], grid, f"item {item_id} asset {assets.mask.key}")
         nodata, cloud = assets.mask.rule.classify(values[0])
         has &= ~nodata
         return has, has & ~cloud, None
     data, has = _read_bands(item_id, assets, grid)
-    return has, has, data
+    return has, has, (data, has)
 
 
 def _read_bands(item_id: str, assets: ItemAssets, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +193,7 @@ def read_scene(items: list[tuple[str, ItemAssets]], grid: Grid, inside: np.ndarr
     first_with_data = np.full(grid.shape, -1)
     clear_any = np.zeros(grid.shape, bool)
     has_any = np.zeros(grid.shape, bool)
-    already: dict[int, np.ndarray] = {}
+    already: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k, (item_id, assets) in enumerate(items):
         has, clear, data = _coverage(item_id, assets, grid)
         if data is not None:
@@ -211,13 +212,13 @@ def read_scene(items: list[tuple[str, ItemAssets]], grid: Grid, inside: np.ndarr
     layers = []
     for k, (item_id, assets) in enumerate(items):
         if (chosen == k).any() or k == 0:
-            data = already.get(k)
-            layers.append((k, data if data is not None else _read_bands(item_id, assets, grid)[0]))
-    dtype = np.result_type(*[d for _, d in layers])
-    out = np.zeros((layers[0][1].shape[0], *grid.shape), dtype)
-    for k, data in layers:
+            layers.append((k, already.get(k) or _read_bands(item_id, assets, grid)))
+    dtype = np.result_type(*[d for _, (d, _) in layers])
+    out = np.zeros((layers[0][1][0].shape[0], *grid.shape), dtype)
+    for k, (data, valid) in layers:
         pick = chosen == k
         out[:, pick] = data[:, pick]
+        scene.usable &= ~pick | valid  # a band's own no data is not usable, whatever the mask says
     scene.data = out
     return scene
 
