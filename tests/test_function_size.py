@@ -23,6 +23,8 @@ ALLOWED = {
     "(the public API the README and notebooks use), and a docstring that documents each (40 of its 92 lines)",
     "sitewatch.cli:railcars": "a click command takes one parameter per option of `sitewatch railcars`",
     "sitewatch.cli:timeline_cmd": "a click command takes one parameter per option of `sitewatch timeline`",
+    "sitewatch.cli:search_cmd": "a click command takes one parameter per option of `sitewatch search`",
+    "sitewatch.cli:fetch_cmd": "a click command takes one parameter per option of `sitewatch fetch`",
 }
 
 

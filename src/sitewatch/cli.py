@@ -798,6 +798,152 @@ def evaluate_cmd(
         click.echo(f"masks: {masks_out}/")
 
 
+# ------------------------------------------------------------------ search, fetch (public imagery through STAC)
+
+
+def stac_query_options(func: Callable) -> Callable:
+    """The options that say which STAC items to look for (shared by ``search`` and ``fetch --search``)."""
+    from .io.stac_search import DEFAULT_CATALOG, DEFAULT_COLLECTION, DEFAULT_MIN_COVERAGE
+
+    for option in reversed(
+        [
+            click.option("--collection", default=DEFAULT_COLLECTION, show_default=True, help="STAC collection id."),
+            click.option("--from", "start", metavar="YYYY-MM-DD", help="First acquisition date (inclusive)."),
+            click.option("--to", "end", metavar="YYYY-MM-DD", help="Last acquisition date (inclusive)."),
+            click.option(
+                "--max-cloud",
+                type=FiniteFloatRange(0.0, 100.0),
+                default=None,
+                help="Most whole-scene cloud cover (eo:cloud_cover, percent) kept. Default: any.",
+            ),
+            click.option(
+                "--min-coverage",
+                type=FiniteFloatRange(0.0, 1.0),
+                default=DEFAULT_MIN_COVERAGE,
+                show_default=True,
+                help="Least share (0-1) of the AOI footprint an item must cover.",
+            ),
+            click.option(
+                "--catalog",
+                default=DEFAULT_CATALOG,
+                show_default=True,
+                help="A STAC API URL, or a static catalog/collection (URL, path or folder).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _stac_query(collection: str, start: str | None, end: str | None, catalog: str, max_cloud, min_coverage):
+    from .io.stac_search import StacQuery
+
+    return StacQuery(collection, start, end, catalog, max_cloud, min_coverage)
+
+
+@main.command("search")
+@click.argument("site")
+@stac_query_options
+@json_option
+@click.pass_context
+@handle_errors
+# a click command takes one parameter per option (tests/test_function_size.py allows it)
+def search_cmd(
+    ctx: click.Context,
+    site: str,
+    collection: str,
+    start: str | None,
+    end: str | None,
+    max_cloud: float | None,
+    min_coverage: float,
+    catalog: str,
+    as_json: bool,
+) -> None:
+    """List the STAC items of SITE: date, cloud cover, share of the AOI covered, sun angles, pixel size."""
+    from .pipeline.fetch import search
+
+    found = search(site, _stac_query(collection, start, end, catalog, max_cloud, min_coverage))
+    if as_json:
+        _echo_json([f.to_dict() for f in found])
+        return
+    if ctx.obj["quiet"]:
+        return
+    click.echo(f"{len(found)} item(s) of {collection} over {site}")
+    for f in found:
+        cloud = f"{f.cloud_cover:5.1f} %" if f.cloud_cover is not None else "    ? %"
+        sun = (
+            f"sun {f.sun_azimuth:5.1f}° az {f.sun_elevation:4.1f}° el"
+            if f.sun_azimuth is not None and f.sun_elevation is not None
+            else "sun unknown"
+        )
+        pixel = f"{f.pixel_size_m:g} m" if f.pixel_size_m else "? m"
+        click.echo(f"  {f.date}  {f.item.id:40s}  cloud {cloud}  AOI {f.aoi_coverage:4.0%}  {sun}  {pixel}")
+
+
+@main.command("fetch")
+@click.argument("site")
+@click.argument("items", nargs=-1)
+@click.option("--search", "use_search", is_flag=True, help="Fetch what the search options find instead of ITEMS.")
+@stac_query_options
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache folder [default: $SITEWATCH_CACHE_DIR, else ~/.cache/sitewatch]; STAC data goes in its stac/.",
+)
+@overwrite_option
+@json_option
+@click.pass_context
+@handle_errors
+# a click command takes one parameter per option (tests/test_function_size.py allows it)
+def fetch_cmd(
+    ctx: click.Context,
+    site: str,
+    items: tuple[str, ...],
+    use_search: bool,
+    collection: str,
+    start: str | None,
+    end: str | None,
+    max_cloud: float | None,
+    min_coverage: float,
+    catalog: str,
+    out_dir: Path,
+    cache_dir: Path | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Fetch the AOI window of STAC ITEMS (URLs or paths), or of what --search finds, as DIR/YYYY-MM-DD.tif."""
+    from .pipeline.fetch import fetch
+
+    if use_search == bool(items):
+        raise click.UsageError("give ITEM URLs or paths, or --search (not both)")
+    query = _stac_query(collection, start, end, catalog, max_cloud, min_coverage) if use_search else None
+    result = fetch(
+        site,
+        list(items),
+        out_dir=out_dir,
+        query=query,
+        cache_dir=cache_dir,
+        overwrite=overwrite,
+        progress=_progress(ctx.obj["quiet"]),
+    )
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    if ctx.obj["quiet"]:
+        return
+    for d in result.dates:
+        what = f"{d.image}" if d.status == "fetched" else f"skipped: {d.reason}"
+        click.echo(f"  {d.date}  {what}{'  (cached)' if d.cached else ''}")
+    fetched = sum(d.status == "fetched" for d in result.dates)
+    click.echo(
+        f"{fetched} of {len(result.dates)} date(s) fetched; outputs: {out_dir}/ (DATE.tif, DATE.json, fetch.json)"
+    )
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -879,6 +1025,15 @@ COMMAND_HELP: dict[str, tuple[str, str]] = {
     "evaluate": (
         "Score a detector on labelled change sets.",
         "sitewatch evaluate ../shared/data/realcd/levir-cd-256:0.5 --baseline --json",
+    ),
+    "search": (
+        "List a site's public scenes in a STAC catalog.",
+        "sitewatch search tumangang-rail-crossing --from 2024-03-01 --to 2024-10-31 --max-cloud 20",
+    ),
+    "fetch": (
+        "Fetch a site's window of STAC scenes as dated COGs.",
+        "sitewatch fetch tumangang-rail-crossing --search --from 2024-03-01 --max-cloud 20 -o s2/\n"
+        "  sitewatch timeline s2/*.tif --aoi tumangang-rail-crossing -o s2-timeline/",
     ),
     "report": (
         "Write a self-contained HTML report of a run.",

@@ -59,14 +59,26 @@ def is_stac_item(path: str | os.PathLike[str]) -> bool:
     return isinstance(doc, dict) and doc.get("type") == "Feature" and "stac_version" in doc
 
 
-def _eo_bands(asset: Any, item: Any) -> list[dict[str, Any]]:
-    bands = asset.extra_fields.get("eo:bands") or item.properties.get("eo:bands") or []
+def eo_bands(asset: Any, item: Any) -> list[dict[str, Any]]:
+    """An asset's band entries: its ``eo:bands`` (STAC 1.0), else its ``bands`` (STAC 1.1), else the item's."""
+    bands = (
+        asset.extra_fields.get("eo:bands")
+        or asset.extra_fields.get("bands")
+        or item.properties.get("eo:bands")
+        or item.properties.get("bands")
+        or []
+    )
     return [b for b in bands if isinstance(b, dict)] if isinstance(bands, list) else []
 
 
-def _colour_bands(eo_bands: list[dict[str, Any]]) -> tuple[int, ...] | None:
+def common_name(band: dict[str, Any]) -> str:
+    """A band entry's common name (``common_name`` in STAC 1.0 eo:bands, ``eo:common_name`` in 1.1), lower case."""
+    return str(band.get("common_name") or band.get("eo:common_name") or "").lower()
+
+
+def _colour_bands(bands: list[dict[str, Any]]) -> tuple[int, ...] | None:
     """1-based positions of red, green, blue[, nir] among ``eo:bands`` common names; None when not all three."""
-    names = [str(b.get("common_name", "")).lower() for b in eo_bands]
+    names = [common_name(b) for b in bands]
     found = tuple(names.index(c) + 1 for c in COLOUR_NAMES if c in names)
     return found if len(found) >= 3 and all(c in names for c in COLOUR_NAMES[:3]) else None
 
@@ -81,7 +93,7 @@ def _pick_asset(item: Any, path: Path) -> str:
         if "visual" in (asset.roles or []):
             return key
     for key, asset in assets.items():
-        if _colour_bands(_eo_bands(asset, item)):
+        if _colour_bands(eo_bands(asset, item)):
             return key
     rasters = [k for k, a in assets.items() if (a.media_type or "").split(";")[0].strip() in RASTER_MEDIA]
     if len(rasters) == 1:
@@ -127,4 +139,4 @@ def read_stac_item(path: str | os.PathLike[str]) -> StacImage:
         properties["datetime"] = item.datetime.isoformat()
     elif properties.get("start_datetime"):
         properties["datetime"] = properties["start_datetime"]
-    return StacImage(path, image_path(href), key, _colour_bands(_eo_bands(asset, item)), properties)
+    return StacImage(path, image_path(href), key, _colour_bands(eo_bands(asset, item)), properties)

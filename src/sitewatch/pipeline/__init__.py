@@ -5,7 +5,8 @@
 * :func:`count_railcars` - railcars on each track of one or more images;
 * :func:`timeline` - railcars and structure change date by date;
 * :func:`evaluate` - the default detector scored on a labelled set of pairs;
-* :func:`synthesize` - a site's synthetic imagery with its truth.
+* :func:`synthesize` - a site's synthetic imagery with its truth;
+* :func:`search`, :func:`fetch` - a site's public imagery from a STAC catalog, clipped to its AOI.
 
 Each writes its outputs only when given an output folder, all at once, and never
 overwrites without ``overwrite=True``.
@@ -15,6 +16,7 @@ from ._common import Progress
 from .coregister import Coregistration, coregister
 from .detect import DETECT_OUTPUTS, DetectResult, detect, write_detection
 from .evaluate import Evaluation, evaluate
+from .fetch import FetchResult, fetch, search
 from .railcars import ImageRailcars, count_railcars, load_tracks, write_railcars
 from .synthetic import synthesize
 from .timeline import Timeline, timeline, timeline_figure
@@ -27,6 +29,9 @@ __all__ = [
     "DetectResult",
     "Evaluation",
     "evaluate",
+    "FetchResult",
+    "fetch",
+    "search",
     "ImageRailcars",
     "Progress",
     "Timeline",
