@@ -261,3 +261,28 @@ def test_report_renders_in_headless_browser(detect_run, tmp_path):
     assert dark["imagery"] < 0.2 and dark["score"] > 0.6, dark
     red = np.abs(rgb - [232, 65, 44]).sum(axis=2) < 40
     assert red.sum() > 100  # the polygons drawn over it
+
+
+def test_a_run_file_with_infinity_or_nan_is_refused_not_a_traceback(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = {
+        "schema_version": "1.0",
+        "images": [
+            {
+                "path": "a.tif",
+                "date": "2024-01-01",
+                "total": 1,
+                "uncertainty": 0.0,
+                "method": "individual",
+                "pixel_size_m": 0.5,
+                "line_shift_px": [0, 0],
+                "tracks": [],
+            }
+        ],
+    }
+    for bad in ("Infinity", "NaN"):
+        (run / "railcars.json").write_text(json.dumps(doc).replace('"uncertainty": 0.0', f'"uncertainty": {bad}'))
+        res = CliRunner().invoke(main, ["report", str(run)])
+        assert res.exit_code == 2 and f"{bad} is not a JSON number" in res.output, res.output
+        assert not (run / "report.html").exists()

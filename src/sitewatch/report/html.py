@@ -93,6 +93,11 @@ def _check_against_schema(path: Path, doc: Any) -> None:
         raise RunError(f"{path}: {where}: {error.message}; not a {path.name} that sitewatch writes")
 
 
+def _no_constant(name: str) -> None:
+    """Refuse ``NaN`` and ``Infinity``: Python writes them, JSON has no such numbers, and sitewatch never does."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     """Read a run folder's JSON outputs.
 
@@ -110,8 +115,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         f = path / name
         if f.is_file():
             try:
-                docs[name] = json.loads(f.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                docs[name] = json.loads(f.read_text(encoding="utf-8"), parse_constant=_no_constant)
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
                 raise RunError(f"{f}: not valid JSON ({exc})") from exc
             _check_against_schema(f, docs[name])
     if not docs:
