@@ -173,3 +173,32 @@ def test_dates_given_per_image_order_a_timeline(tmp_path):
     res = CliRunner().invoke(main, [*args, "--date", f"{copies[0].name}=2023-02-30", "-o", str(tmp_path / "y")])
     assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_railcars_on_pixels_too_coarse_are_unknown_and_the_timeline_goes_on(tmp_path):
+    """Sentinel-2-like 10 m images: railcars refused by railcars, 'not counted' in timeline, structures still run."""
+    assert (
+        CliRunner()
+        .invoke(main, ["synth", "tumangang-rail-crossing", "--out", str(tmp_path / "s2"), "--gsd", "10"])
+        .exit_code
+        == 0
+    )
+    images = sorted((tmp_path / "s2").glob("*.tif"))
+    res = CliRunner().invoke(main, ["railcars", str(images[0]), "--aoi", "tumangang-rail-crossing"])
+    assert res.exit_code == 2 and "10.0 m pixels" in res.output and "count is unknown" in res.output
+    out = tmp_path / "tl"
+    res = CliRunner().invoke(
+        main, ["timeline", *map(str, images), "--aoi", "tumangang-rail-crossing", "-o", str(out), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # the warnings go to stderr
+    assert doc["statement"].startswith("railcars not counted")
+    for row in doc["dates"]:
+        assert (
+            row["railcars_total"] is None
+            and row["method"] == "not counted"
+            and "10.0 m pixels" in row["railcars_not_counted"]
+        )
+        assert all(row[k] is None for k in row if k.startswith("track:"))
+    assert doc["dates"][-1]["changed_area_m2"] > 0  # the change method ran at 10 m and saw the planted change
+    assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0

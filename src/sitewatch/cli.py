@@ -675,13 +675,17 @@ def timeline_cmd(
     click.echo(f"{result.site.name}: {result.statement}")
     head = f"  {'date':10s}  {'railcars':>12s}"
     has_structures = "new_area_m2" in result.rows[0]
+    has_changed = any(r.get("changed_area_m2") for r in result.rows)
     if has_structures:
-        head += f"  {'new m²':>8s}  {'removed m²':>10s}"
+        head += f"  {'new m²':>8s}  {'removed m²':>10s}" + (f"  {'changed m²':>10s}" if has_changed else "")
     click.echo(head)
     for row in result.rows:
-        line = f"  {row['date']:10s}  {row['railcars_total']:5d} ± {row['railcars_uncertainty']:4.1f}"
+        counted = row["railcars_total"] is not None
+        cars = f"{row['railcars_total']:5d} ± {row['railcars_uncertainty']:4.1f}" if counted else "not counted"
+        line = f"  {row['date']:10s}  {cars:>12s}"
         if has_structures:
             line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
+            line += f"  {row['changed_area_m2']:10.0f}" if has_changed else ""
         click.echo(line)
     click.echo(
         f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)"

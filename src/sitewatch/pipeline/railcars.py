@@ -105,6 +105,16 @@ def _to_crs(ring_px: np.ndarray, grid: Grid) -> Polygon:
     return Polygon([grid.transform * (float(c), float(r)) for c, r in ring_px])
 
 
+# Railcars are counted on pixels no coarser than this (metres): a car is about 3 m wide, and the
+# counter is measured to 3 m (benchmarks/bench_railcars.py); on coarser pixels (Sentinel-2's
+# 10 m) the count is unknown, and said to be.
+COARSEST_RAILCAR_PIXEL_M = 3.0
+
+
+class NotCountable(ImageryError):
+    """An image on which railcars cannot be counted (pixels too coarse): the count is unknown."""
+
+
 # A track whose line runs over more nodata than this is not counted: its cars may lie in the
 # gap, so its count is unknown, never 0.  (5 %: a car is 1/60 of a 1 km track.)
 MAX_TRACK_NODATA_SHARE = 0.05
@@ -152,12 +162,19 @@ def count_in_image(
 
     Raises
     ------
+    NotCountable
+        Where the pixels are coarser than :data:`COARSEST_RAILCAR_PIXEL_M`.
     ImageryError
         Where the count would be unknown: the image shows nothing around the tracks, or a
         track runs over nodata (its cars may lie in the gap).
     """
     t0 = time.perf_counter()
     window, lines = read_track_window(path, tracks_lonlat, margin_m=30.0, skip_outside=skip_outside, bands=bands)
+    if window.grid.pixel_size_m > COARSEST_RAILCAR_PIXEL_M:
+        raise NotCountable(
+            f"{image_path(path)}: {window.grid.pixel_size_m:.1f} m pixels; railcars (about 3 m wide) are counted on "
+            f"pixels of at most {COARSEST_RAILCAR_PIXEL_M:.0f} m, so the count is unknown here, not given"
+        )
     _check_countable(image_path(path), window, {t: _to_pixels(ln, window.grid) for t, ln in lines.items()})
     for missing in sorted(set(tracks_lonlat) - set(lines)):
         log.info("%s: track %s is outside the image; not counted", image_path(path).name, missing)

@@ -27,8 +27,10 @@ from ..report.figures import COLOURS, Panel, Shape, display_rgb, render_overlay,
 from ._common import SCHEMA_VERSION, Progress, site_of, versions
 from .detect import DetectResult, detect, overlay_panels
 from .railcars import (
+    COARSEST_RAILCAR_PIXEL_M,
     RAILCAR_CSV_FIELDS,
     ImageRailcars,
+    NotCountable,
     count_in_image,
     load_tracks,
     railcar_records,
@@ -63,6 +65,7 @@ class Timeline:
     track_ids: list[str]
     statement: str
     last_detect: DetectResult | None = field(default=None, repr=False)  # first date -> last date
+    dated: list[tuple[str, Path]] = field(default_factory=list)  # every (date, image), railcars counted or not
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -93,8 +96,12 @@ def change_statement(rows: list[dict[str, Any]]) -> str:
     """``"railcars ×3.6 from 2023-03-10 to 2023-10-18 (20 → 73)"``, or why there is no factor.
 
     Where the first and last images do not both show every track, the factor is taken over
-    the tracks they both show, and says so.
+    the tracks they both show, and says so; dates whose railcars were not counted (pixels
+    too coarse) are left out of it.
     """
+    if rows and all(r["railcars_total"] is None for r in rows):
+        return f"railcars not counted (pixels coarser than {COARSEST_RAILCAR_PIXEL_M:.0f} m; see railcars_not_counted)"
+    rows = [r for r in rows if r["railcars_total"] is not None]
     if len(rows) < 2:
         return (
             f"railcars: {rows[0]['railcars_total']} on {rows[0]['date']} (one date, no change factor)"
@@ -142,12 +149,18 @@ def _by_date(images: list[str | os.PathLike[str]], given: Mapping[str, str]) -> 
     return dated
 
 
-def _railcar_row(date: str, path: Path, res: ImageRailcars, track_ids: list[str]) -> dict[str, Any]:
+def _railcar_row(date: str, path: Path, res: ImageRailcars | str, track_ids: list[str]) -> dict[str, Any]:
     """A date's row of ``timeline.csv`` as far as railcars go: the total, its spread and each track.
 
     ``railcars_total`` counts the tracks inside the image; those outside are named in
-    ``tracks_outside_image`` and have no count.
+    ``tracks_outside_image`` and have no count.  Where ``res`` is the reason railcars could
+    not be counted (:class:`~.railcars.NotCountable`), every count is None and the reason is
+    in ``railcars_not_counted``.
     """
+    if isinstance(res, str):
+        row: dict[str, Any] = {"date": date, "image": path.name, "railcars_total": None, "railcars_uncertainty": None}
+        row.update({"method": "not counted", **{f"track:{t}": None for t in track_ids}})
+        return {**row, "tracks_outside_image": "", "railcars_not_counted": res}
     per_track = {t.track_id: t.count for t in res.result.tracks}
     row: dict[str, Any] = {
         "date": date,
@@ -159,6 +172,7 @@ def _railcar_row(date: str, path: Path, res: ImageRailcars, track_ids: list[str]
     # a track outside this image has no count (None: an empty CSV cell, null in JSON), never 0
     row.update({f"track:{t}": per_track.get(t) for t in track_ids})
     row["tracks_outside_image"] = " ".join(t for t in track_ids if t not in per_track)
+    row["railcars_not_counted"] = ""
     return row
 
 
@@ -205,14 +219,19 @@ def timeline(
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in TIMELINE_OUTPUTS], overwrite)
     lines = load_tracks(aoi=site)
-    counted = []
+    per_date: list[ImageRailcars | str] = []  # a count, or why there is none
     for i, (d, p) in enumerate(dated):
         step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
-        counted.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands, date=d))
+        try:
+            per_date.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands, date=d))
+        except NotCountable as exc:
+            log.warning("%s", exc)
+            per_date.append(str(exc).removeprefix(f"{p}: "))
+    counted = [r for r in per_date if not isinstance(r, str)]
     track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
     rows = []
     det = None
-    for i, ((d, p), res) in enumerate(zip(dated, counted)):
+    for i, ((d, p), res) in enumerate(zip(dated, per_date)):
         row = _railcar_row(d, p, res, track_ids)
         if structures and i > 0:
             step(f"{d}: structure change against {dated[0][0]} ({i}/{len(dated) - 1})")
@@ -223,12 +242,16 @@ def timeline(
                     "new_area_m2": det.summary["area_m2"]["new"],
                     "removed_structures": det.summary["counts"]["removed"],
                     "removed_area_m2": det.summary["area_m2"]["removed"],
+                    # the "change" method (pixels too coarse for structures) reports change of any kind
+                    "changed_structures": det.summary["counts"].get("changed", 0),
+                    "changed_area_m2": det.summary["area_m2"].get("changed", 0.0),
                 }
             )
         elif structures:
             row.update({"new_structures": 0, "new_area_m2": 0.0, "removed_structures": 0, "removed_area_m2": 0.0})
+            row.update({"changed_structures": 0, "changed_area_m2": 0.0})
         rows.append(row)
-    result = Timeline(site, rows, counted, track_ids, change_statement(rows), last_detect=det)
+    result = Timeline(site, rows, counted, track_ids, change_statement(rows), last_detect=det, dated=dated)
     log.info("%s", result.statement)
     if out_dir is not None:
         step("writing")
@@ -252,7 +275,7 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
         write_csv(stage / "railcars.csv", track_rows(result.railcars), RAILCAR_CSV_FIELDS)
         write_vectors(
             railcar_records(result.railcars),
-            result.railcars[0].grid.crs,
+            _vector_crs(result),
             geojson_path=stage / "railcars.geojson",
             layer="railcars",
             style=RAILCAR_STYLE,
@@ -269,28 +292,29 @@ def write_timeline(result: Timeline, out_dir: str | os.PathLike[str], *, overwri
     return [Path(out_dir) / n for n in TIMELINE_OUTPUTS]
 
 
+def _vector_crs(result: Timeline) -> Any:
+    """The CRS railcar vectors are written in: the first counted image's, else the structure grid's."""
+    if result.railcars:
+        return result.railcars[0].grid.crs
+    return result.last_detect.grid.crs if result.last_detect is not None else "EPSG:4326"
+
+
 def overlay_panels_timeline(result: Timeline) -> list[Panel]:
     """First and last date with their railcars and tracks, then structure change between them."""
     records = railcar_records(result.railcars)
-    ends = [result.railcars[0]] if len(result.railcars) == 1 else [result.railcars[0], result.railcars[-1]]
+    by_path = {r.path: r for r in result.railcars}
+    dated = result.dated or [(r.date, r.path) for r in result.railcars]
     panels = []
-    for res in ends:
-        window = read_aoi_window(res.path, result.site.footprint)
-        shapes = [Shape(line, COLOURS["track"], width=0.4) for line in res.tracks.values()]
+    for date, path in [dated[0]] if len(dated) == 1 else [dated[0], dated[-1]]:
+        window = read_aoi_window(path, result.site.footprint)
+        res = by_path.get(path)
+        shapes = [] if res is None else [Shape(line, COLOURS["track"], width=0.4) for line in res.tracks.values()]
         # railcar records are in the first image's CRS; all dates share it in practice, and
         # a date in another CRS is drawn from its own pixels without its cars
-        if window.grid.crs == result.railcars[0].grid.crs:
-            shapes += [
-                Shape(r["geometry"], COLOURS[r["kind"]], width=1.2) for r in records if r["image"] == res.path.name
-            ]
-        panels.append(
-            Panel(
-                f"{res.date}: {res.total} railcars",
-                display_rgb(window.data, window.valid),
-                window.grid.transform,
-                shapes,
-            )
-        )
+        if res is not None and window.grid.crs == result.railcars[0].grid.crs:
+            shapes += [Shape(r["geometry"], COLOURS[r["kind"]], width=1.2) for r in records if r["image"] == path.name]
+        title = f"{date}: {res.total} railcars" if res is not None else f"{date}: railcars not counted"
+        panels.append(Panel(title, display_rgb(window.data, window.valid), window.grid.transform, shapes))
     if result.last_detect is not None:
         change = overlay_panels(result.last_detect)[-1]
         change.title = f"structure change {result.rows[0]['date']} to {result.rows[-1]['date']}"

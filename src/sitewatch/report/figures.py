@@ -344,21 +344,23 @@ def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: s
         if any(vals):
             ax.bar(x, vals, bottom=bottom, color=cmap(k % 10), label=t, width=0.6)
             bottom = [b + v for b, v in zip(bottom, vals)]
-    totals = [r["railcars_total"] for r in rows]
-    ax.errorbar(
-        x,
-        totals,
-        yerr=[r["railcars_uncertainty"] for r in rows],
-        fmt="o-",
-        color="black",
-        label="total ± 1σ",
-        capsize=4,
-    )
+    # dates whose railcars were not counted (pixels too coarse) have no point on the line
+    counted = [(xi, r) for xi, r in zip(x, rows) if r["railcars_total"] is not None]
+    if counted:
+        ax.errorbar(
+            [xi for xi, _ in counted],
+            [r["railcars_total"] for _, r in counted],
+            yerr=[r["railcars_uncertainty"] for _, r in counted],
+            fmt="o-",
+            color="black",
+            label="total ± 1σ",
+            capsize=4,
+        )
     # each total above its error bar, on a white box, clear of the line through the totals
-    for xi, tot, row in zip(x, totals, rows):
+    for xi, row in counted:
         ax.annotate(
-            str(tot),
-            (xi, tot + row["railcars_uncertainty"]),
+            str(row["railcars_total"]),
+            (xi, row["railcars_total"] + row["railcars_uncertainty"]),
             textcoords="offset points",
             xytext=(0, 6),
             ha="center",
@@ -366,15 +368,18 @@ def timeline_chart(rows: list[dict[str, Any]], track_ids: list[str], *, title: s
             fontsize=9,
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
         )
-    ax.set_ylim(0, max(t + r["railcars_uncertainty"] for t, r in zip(totals, rows)) * 1.2 + 1)
+    top = max((r["railcars_total"] + r["railcars_uncertainty"] for _, r in counted), default=0)
+    ax.set_ylim(0, top * 1.2 + 1)
     ax.set_xticks(x, dates)
     ax.set_ylabel("railcars")
     ax.set_title(title, fontsize=10)
     # a structure-area axis only where some structure changed (an axis of 0-0.05 m² says nothing)
-    if any(r.get("new_area_m2") or r.get("removed_area_m2") for r in rows):
+    if any(r.get("new_area_m2") or r.get("removed_area_m2") or r.get("changed_area_m2") for r in rows):
         ax2 = ax.twinx()
         ax2.plot(x, [r["new_area_m2"] for r in rows], "s--", color="tab:red", label="new structures (m²)")
         ax2.plot(x, [r["removed_area_m2"] for r in rows], "v--", color="tab:purple", label="removed structures (m²)")
+        if any(r.get("changed_area_m2") for r in rows):  # pixels too coarse for structures: any change
+            ax2.plot(x, [r["changed_area_m2"] for r in rows], "d--", color="tab:orange", label="changed area (m²)")
         ax2.set_ylabel(f"structure area vs {dates[0]} (m²)")
         ax2.set_ylim(bottom=0)
         handles, labels = ax.get_legend_handles_labels()

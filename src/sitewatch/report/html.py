@@ -325,7 +325,8 @@ def _timeline_sections(run: RunFolder) -> list[dict[str, Any]]:
         header += ["new m²", "removed m²"]
     rows = []
     for r in dates:
-        row = [r["date"], r["railcars_total"], r["railcars_uncertainty"]] + [
+        total = "not counted" if r["railcars_total"] is None else r["railcars_total"]
+        row = [r["date"], total, r["railcars_uncertainty"] if r["railcars_uncertainty"] is not None else ""] + [
             _count_or_outside(r[f"track:{t}"]) for t in tracks
         ]
         if has_structures:
