@@ -5,13 +5,15 @@
 * :func:`count_railcars` - railcars on each track of one or more images;
 * :func:`timeline` - railcars and structure change date by date;
 * :func:`evaluate` - the default detector scored on a labelled set of pairs;
-* :func:`synthesize` - a site's synthetic imagery with its truth.
+* :func:`synthesize` - a site's synthetic imagery with its truth;
+* :func:`batch` - a plan of many sites and dates on a Dask cluster.
 
 Each writes its outputs only when given an output folder, all at once, and never
 overwrites without ``overwrite=True``.
 """
 
 from ._common import Progress
+from .batch import BatchResult, JobOutcome, batch
 from .coregister import Coregistration, coregister
 from .detect import DETECT_OUTPUTS, DetectResult, change_records, detect, write_detection
 from .evaluate import Evaluation, evaluate
@@ -20,6 +22,9 @@ from .synthetic import synthesize
 from .timeline import Timeline, timeline, timeline_figure
 
 __all__ = [
+    "BatchResult",
+    "JobOutcome",
+    "batch",
     "Coregistration",
     "coregister",
     "DETECT_OUTPUTS",
