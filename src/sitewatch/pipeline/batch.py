@@ -185,10 +185,11 @@ def run_job(job: Job) -> JobOutcome:
                 f"{final}: exists, but holds no {DONE_MARKER} for this job's inputs (an unfinished or other run); "
                 "remove it to run the job again"
             )
-        final.parent.mkdir(parents=True, exist_ok=True)
-        for stale in final.parent.glob(f"{STAGING_PREFIX}{final.name}-*"):
+        # staged in the output root, so a failed job leaves not even its site's folder
+        prefix = f"{STAGING_PREFIX}{job.key.replace('/', '.')}-"
+        for stale in Path(job.out_root).glob(f"{prefix}*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed run (one batch per output root at a time)
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{final.name}-", dir=final.parent))
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=job.out_root))
         try:
             timings = _run_steps(job, staging)
             marker = {
@@ -199,6 +200,7 @@ def run_job(job: Job) -> JobOutcome:
                 "versions": versions(),
             }
             write_json(staging / DONE_MARKER, marker)
+            final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
