@@ -249,3 +249,11 @@ def test_plan_error_is_a_value_error():
     with pytest.raises(ValueError, match="no such plan file") as caught:
         read_plan("/nonexistent/plan.toml")
     assert isinstance(caught.value, PlanError)
+
+
+def test_workers_and_scheduler_together_are_refused(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'[[sites]]\nsite = "sinuiju-instrument-factory"\n{GOOD_IMAGES}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["batch", str(plan), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"])
+    assert res.exit_code == 2 and "--workers sizes the local cluster" in res.stderr
+    assert not (tmp_path / "plan_output").exists()

@@ -11,6 +11,7 @@ skips finished jobs, and a failed job leaves nothing behind and does not stop th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -129,8 +130,6 @@ def finished(job: Job) -> bool:
     marker = job.out_dir / DONE_MARKER
     if not marker.is_file():
         return False
-    import json
-
     try:
         return json.loads(marker.read_text(encoding="utf-8")).get("inputs") == job.inputs()
     except (OSError, ValueError):
