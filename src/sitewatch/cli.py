@@ -948,6 +948,86 @@ def fetch_cmd(
     )
 
 
+# ------------------------------------------------------------------ batch
+
+
+def _job_bar(quiet: bool, total: int) -> Any:
+    """A progress bar over jobs (tqdm) on a terminal; None when piped, redirected or ``-q``."""
+    if quiet or not _stderr_is_tty() or total == 0:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError as exc:
+        raise SitewatchError("sitewatch batch needs tqdm; install it with: pip install 'sitewatch[batch]'") from exc
+    return tqdm(total=total, unit="job", desc="batch", file=sys.stderr, dynamic_ncols=True)
+
+
+@main.command("batch")
+@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler (tcp://host:8786); default: local.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [default: all cores]."
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output root: one folder per site and date pair [default: PLAN's folder/<plan name>_output].",
+)
+@json_option
+@click.pass_context
+@handle_errors
+def batch_cmd(
+    ctx: click.Context,
+    plan_file: Path,
+    scheduler: str | None,
+    workers: int | None,
+    out_root: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a PLAN of sites and dates (TOML or YAML) on a Dask cluster: detect, railcars, timeline and report.
+
+    A finished job is skipped when the plan is run again; a failed job is reported and the
+    others go on (exit 1 if any failed).
+    """
+    from .io.plan import read_plan
+    from .pipeline.batch import batch, plan_jobs
+
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers sizes the local cluster; a cluster at --scheduler has its own workers")
+    # the cluster's own INFO lines (workers starting, closing) only with -vv
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
+    plan = read_plan(plan_file)
+    out_root = out_root if out_root is not None else plan_file.parent / f"{plan_file.stem}_output"
+    bar = _job_bar(ctx.obj["quiet"], len(plan_jobs(plan, out_root)))
+
+    def on_job(outcome: Any) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{outcome.key} {outcome.state}")
+
+    try:
+        result = batch(plan, out_root, scheduler=scheduler, workers=workers, on_job=on_job)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        _echo_json(result.to_dict())
+    elif not ctx.obj["quiet"]:
+        width = max(len(o.key) for o in result.outcomes)
+        click.echo(f"{'job':{width}s}  {'state':7s}  {'seconds':>7s}")
+        for o in result.outcomes:
+            click.echo(f"{o.key:{width}s}  {o.state:7s}  {o.seconds:7.1f}")
+        counts = result.counts()
+        click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; outputs: {out_root}/ (batch.json)")
+    for o in result.failed:
+        click.echo(f"error: {o.key}: {o.error}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -1038,6 +1118,11 @@ COMMAND_HELP: dict[str, tuple[str, str]] = {
         "Fetch a site's window of STAC scenes as dated COGs.",
         "sitewatch fetch tumangang-rail-crossing --search --from 2024-03-01 --max-cloud 20 -o s2/\n"
         "  sitewatch timeline s2/*.tif --aoi tumangang-rail-crossing -o s2-timeline/",
+    ),
+    "batch": (
+        "Run a plan of sites and dates on a Dask cluster.",
+        "sitewatch batch plan.toml -o runs/ --workers 2\n"
+        "  sitewatch batch plan.toml -o runs/ --scheduler tcp://10.0.0.5:8786",
     ),
     "report": (
         "Write a self-contained HTML report of a run.",

@@ -34,3 +34,7 @@ class TrackError(SitewatchError, ValueError):
 
 class RunError(SitewatchError, ValueError):
     """A run folder holds no sitewatch outputs, or an output in it cannot be read."""
+
+
+class PlanError(SitewatchError, ValueError):
+    """A batch plan file is unreadable, or an entry names an unknown site, a missing image or a bad date."""

@@ -7,12 +7,14 @@
 * :func:`evaluate` - the default detector scored on a labelled set of pairs;
 * :func:`synthesize` - a site's synthetic imagery with its truth;
 * :func:`search`, :func:`fetch` - a site's public imagery from a STAC catalog, clipped to its AOI.
+* :func:`batch` - a plan of many sites and dates on a Dask cluster.
 
 Each writes its outputs only when given an output folder, all at once, and never
 overwrites without ``overwrite=True``.
 """
 
 from ._common import Progress
+from .batch import BatchResult, JobOutcome, batch
 from .coregister import Coregistration, coregister
 from .detect import DETECT_OUTPUTS, DetectResult, detect, write_detection
 from .evaluate import Evaluation, evaluate
@@ -23,6 +25,9 @@ from .timeline import Timeline, timeline, timeline_figure
 from .vectors import change_records
 
 __all__ = [
+    "BatchResult",
+    "JobOutcome",
+    "batch",
     "Coregistration",
     "coregister",
     "DETECT_OUTPUTS",
