@@ -25,6 +25,9 @@ ALLOWED = {
     "sitewatch.cli:timeline_cmd": "a click command takes one parameter per option of `sitewatch timeline`",
     "sitewatch.cli:search_cmd": "a click command takes one parameter per option of `sitewatch search`",
     "sitewatch.cli:fetch_cmd": "a click command takes one parameter per option of `sitewatch fetch`",
+    "sitewatch.pipeline.railcars:count_railcars": "the library's entry point: one keyword per option of "
+    "`sitewatch railcars`",
+    "sitewatch.pipeline.timeline:timeline": "the library's entry point: one keyword per option of `sitewatch timeline`",
 }
 
 

@@ -311,3 +311,36 @@ def test_timeline_runs_on_the_fetched_folder(served, tmp_path):
     assert [r["date"] for r in tl["dates"]] == ["2023-03-10", "2023-07-14", "2023-10-18"]
     assert tl["dates"][-1]["railcars_total"] > tl["dates"][0]["railcars_total"]
     assert (tmp_path / "tl" / "timeline.csv").is_file()
+
+
+def test_a_stac_item_given_by_url_is_an_image_with_its_date(served, catalog_dir):
+    """An Item URL stands where a GeoTIFF does: its asset is read over HTTP, its datetime is the date."""
+    import rasterio.shutil
+
+    base, log, _ = served
+    root, _ = catalog_dir
+    synth = sorted((root / "synth").glob("*.tif"))
+    urls = []
+    for k, (image, day) in enumerate(zip(synth[:2], ("2021-05-04", "2022-06-07"))):
+        folder = root / "catalog" / f"url-item-{k}"
+        folder.mkdir(exist_ok=True)
+        rasterio.shutil.copy(image, folder / "scene.tif", driver="COG")  # as a catalogue serves its assets
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": f"url-item-{k}",
+            "geometry": None,
+            "properties": {"datetime": f"{day}T02:00:00Z"},
+            "links": [],
+            "assets": {"visual": {"href": "./scene.tif", "type": "image/tiff; application=geotiff"}},
+        }
+        (folder / "item.json").write_text(json.dumps(item))
+        urls.append(f"{base}/url-item-{k}/item.json")
+    res = _run("coreg", urls[0], urls[1], "--json")
+    assert res.exit_code == 0, res.output
+    assert any(path.endswith("/url-item-1/scene.tif") for _, path, _ in log)  # the asset, read over HTTP
+    from sitewatch.io import image_date
+
+    assert [image_date(u) for u in urls] == ["2021-05-04", "2022-06-07"]
+    res = _run("coreg", f"{base}/url-item-9/item.json", urls[1])
+    assert res.exit_code == 2 and "url-item-9/item.json: not a readable STAC Item" in res.output

@@ -120,13 +120,12 @@ def write_geotiff(
     cog: bool = False,
     descriptions: tuple[str, ...] | None = None,
     units: tuple[str, ...] | None = None,
-    overviews: tuple[int, ...] = OVERVIEW_FACTORS,
 ) -> None:
     """Write ``data`` of shape (bands, rows, cols) as a tiled, DEFLATE-compressed GeoTIFF (or COG).
 
     ``descriptions`` and ``units`` (one per band) are set on the bands themselves, where GIS
     software shows them (QGIS's layer properties, ``gdalinfo``).  A plain GeoTIFF gets the
-    ``overviews`` levels that leave at least 64 px (none with ``()``: a file to be copied on).
+    :data:`OVERVIEW_FACTORS` levels that leave at least 64 px.
     """
     data = np.asarray(data)
     if data.ndim == 2:
@@ -161,7 +160,7 @@ def write_geotiff(
         _describe_bands(dst, descriptions, units)
         if tags:
             dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        levels = [f for f in overviews if min(rows, cols) // f >= 64]
+        levels = [f for f in OVERVIEW_FACTORS if min(rows, cols) // f >= 64]
         if levels:
             dst.build_overviews(levels, Resampling.average)
             dst.update_tags(ns="rio_overview", resampling="average")

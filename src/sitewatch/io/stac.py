@@ -131,6 +131,10 @@ def read_stac_item(path: str | os.PathLike[str]) -> StacImage:
         item = _remote_item(str(path)) if is_remote(path) else pystac.Item.from_file(str(path))
     except (pystac.STACError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
         raise ImageryError(f"{path}: not a readable STAC Item ({exc})") from exc
+    except Exception as exc:  # pystac reports a URL it cannot fetch as a bare Exception
+        if not is_remote(path):
+            raise
+        raise ImageryError(f"{path}: not a readable STAC Item ({exc})") from exc
     key = _pick_asset(item, path)
     asset = item.assets[key]
     href = asset.get_absolute_href() or asset.href

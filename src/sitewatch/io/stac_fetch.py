@@ -231,7 +231,7 @@ def write_scene_cog(path: Path, scene: SceneRead, grid: Grid, colours: tuple[str
     alpha = np.where(scene.usable, top, 0).astype(data.dtype)
     stacked = np.concatenate([data, alpha[None]])
     tmp = path.with_name(path.name + ".src.tif")
-    write_geotiff(tmp, stacked, grid, descriptions=(*colours, "alpha"), overviews=())
+    write_geotiff(tmp, stacked, grid, descriptions=(*colours, "alpha"))
     interp = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
     with rasterio.open(tmp, "r+") as dst:
         dst.colorinterp = [interp.get(c, ColorInterp.undefined) for c in colours] + [ColorInterp.alpha]

@@ -176,6 +176,26 @@ def _railcar_row(date: str, path: Path, res: ImageRailcars | str, track_ids: lis
     return row
 
 
+def _count_each_date(
+    dated: list[tuple[str, Path]],
+    lines: dict[str, Any],
+    *,
+    prior: core.SegmentationPrior,
+    bands: tuple[int, ...] | None,
+    step: Progress,
+) -> list[ImageRailcars | str]:
+    """Each date's railcar count, or why there is none (:class:`~.railcars.NotCountable`: pixels too coarse)."""
+    per_date: list[ImageRailcars | str] = []
+    for i, (d, p) in enumerate(dated):
+        step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
+        try:
+            per_date.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands, date=d))
+        except NotCountable as exc:
+            log.warning("%s", exc)
+            per_date.append(str(exc).removeprefix(f"{p}: "))
+    return per_date
+
+
 def timeline(
     images: list[str | os.PathLike[str]],
     *,
@@ -219,14 +239,7 @@ def timeline(
     if out_dir is not None:
         check_outputs_free([Path(out_dir) / n for n in TIMELINE_OUTPUTS], overwrite)
     lines = load_tracks(aoi=site)
-    per_date: list[ImageRailcars | str] = []  # a count, or why there is none
-    for i, (d, p) in enumerate(dated):
-        step(f"{d}: counting railcars ({i + 1}/{len(dated)})")
-        try:
-            per_date.append(count_in_image(p, lines, prior=prior, skip_outside=True, bands=bands, date=d))
-        except NotCountable as exc:
-            log.warning("%s", exc)
-            per_date.append(str(exc).removeprefix(f"{p}: "))
+    per_date = _count_each_date(dated, lines, prior=prior, bands=bands, step=step)
     counted = [r for r in per_date if not isinstance(r, str)]
     track_ids = [t for t in lines if any(t in r.tracks for r in counted)]
     rows = []
