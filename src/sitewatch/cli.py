@@ -621,7 +621,9 @@ def railcars(
         for t in r.result.tracks:
             click.echo(f"  {t.track_id:16s} {t.count:4d}  ± {t.uncertainty:3.1f}   {t.occupied_m:6.0f} m occupied")
     if out_dir is not None:
-        click.echo(f"outputs: {out_dir}/ (railcars.geojson, railcars.csv, railcars.json)")
+        from .pipeline.railcars import RAILCAR_OUTPUTS
+
+        click.echo(f"outputs: {out_dir}/ ({', '.join(RAILCAR_OUTPUTS)})")
 
 
 @main.command("timeline")
@@ -687,9 +689,9 @@ def timeline_cmd(
             line += f"  {row['new_area_m2']:8.0f}  {row['removed_area_m2']:10.0f}"
             line += f"  {row['changed_area_m2']:10.0f}" if has_changed else ""
         click.echo(line)
-    click.echo(
-        f"outputs: {out_dir}/ (timeline.csv, railcars.csv, railcars.geojson, timeline.png, overlay.png, timeline.json)"
-    )
+    from .pipeline.timeline import TIMELINE_OUTPUTS
+
+    click.echo(f"outputs: {out_dir}/ ({', '.join(TIMELINE_OUTPUTS)})")
 
 
 # ------------------------------------------------------------------ evaluate
