@@ -45,8 +45,12 @@ def test_changed_ground_is_found_however_much_of_the_scene_changed(changed_rows)
 
 def test_the_building_methods_hand_over_at_coarse_pixels():
     assert method_for_pixel_size("building", 1.0) == ("building", None)
-    name, note = method_for_pixel_size("building", 1.5)
+    name, note = method_for_pixel_size("building", 1.1)
     assert name == "building" and "measured at 0.5-1 m" in note
+    # beyond the network's trained pixels, building would be the roofs method alone
+    name, note = method_for_pixel_size("building", 1.5)
+    assert name == "change" and "trained on 0.3-1.2 m" in note
+    assert method_for_pixel_size("roofs", 1.5)[0] == "roofs"  # it still runs there (unmeasured)
     for method in ("building", "roofs", "presence"):
         name, note = method_for_pixel_size(method, 10.0)
         assert name == "change" and "too coarse" in note and method in note

@@ -70,9 +70,15 @@ def test_hamhung_shift_recovered(hamhung):
 def test_sinuiju_removed_and_new_with_direction():
     before, after, truth = _pair("sinuiju-instrument-factory")
     result = detect(before, after, "sinuiju-instrument-factory")
+    used = set()
     for change in ("new", "removed"):
-        ious, _, t = _match(result, truth, change)
+        ious, used_here, t = _match(result, truth, change)
         assert len(ious) == 3 and all(v >= 0.5 for v in ious.values()), (change, ious)
+        used |= used_here
+    # recoloured yard patches the roof evidence calls unchanged ground were reported as four
+    # 45-81 m² "new" structures scoring 0.00
+    unmatched = [o for i, o in enumerate(result.objects) if i not in used]
+    assert len(unmatched) <= 2, [(o.change, o.area_m2, o.score) for o in unmatched]
 
 
 def test_cli_writes_outputs_and_respects_overwrite(tmp_path):

@@ -87,8 +87,16 @@ def test_several_sets_each_with_its_pixel_size_and_the_baseline(tmp_path):
     for d in sets:
         assert 0.0 <= d["average_precision"] <= 1.0
     assert sets[0]["average_precision"] > 0.5  # the building's score ranks its pixels first
+    assert [d["method_ran"] for d in sets] == ["building", "cva-otsu", "building", "cva-otsu"]
     res = CliRunner().invoke(main, ["evaluate", str(one)])
     assert res.exit_code == 2 and "GSD" in res.output
+
+
+def test_a_method_handed_over_at_coarse_pixels_is_named_in_the_scores(tmp_path):
+    one = _planted_set(tmp_path / "one", n=1)
+    res = CliRunner().invoke(main, ["evaluate", f"{one}:1.5"])
+    assert res.exit_code == 0, res.output
+    assert "building->change" in res.stdout  # the network's trained pixels end at 1.2 m
 
 
 def test_planted_buildings_are_found(tmp_path):

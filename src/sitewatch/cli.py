@@ -719,8 +719,10 @@ def _evaluation_line(d: dict[str, Any]) -> str:
     by_size = "  ".join(
         f"{v['found']}/{v['objects']}" if v["objects"] else "-" for v in d["object_recall_by_size_m2"].values()
     )
+    ran = d.get("method_ran", d["method"])
+    name = d["method"] if ran == d["method"] else f"{d['method']}->{ran}"
     return (
-        f"  {d['method']:<10} P {d['precision']:.3f}  R {d['recall']:.3f}  F1 {d['f1']:.3f}  "
+        f"  {name:<10} P {d['precision']:.3f}  R {d['recall']:.3f}  F1 {d['f1']:.3f}  "
         f"FA {d['false_alarm_rate']:.4f}  AP {d['average_precision']:.3f}  objects <100/100-1000/>=1000 m²: {by_size}"
     )
 

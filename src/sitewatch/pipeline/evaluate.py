@@ -28,7 +28,7 @@ from ..io import (
     staged_outputs,
     write_mask_png,
 )
-from ..structures import DetectSettings
+from ..structures import DetectSettings, method_for_pixel_size
 from ..structures.scores import cva_otsu_baseline
 from ._common import Progress
 from .detect import detect_on_grid
@@ -146,7 +146,8 @@ def evaluate(
     pairs = list_pairs(set_dir)
     if masks_out is not None:
         check_outputs_free([Path(masks_out) / (a.stem + ".png") for a, _, _ in pairs], overwrite)
-    result = Evaluation(Path(set_dir), pixel_size_m, method)
+    ran = method if method == BASELINE else method_for_pixel_size(method, pixel_size_m)[0]
+    result = Evaluation(Path(set_dir), pixel_size_m, method, method_ran=ran)
     masks: dict[str, np.ndarray] = {}
     for i, (a, b, lab) in enumerate(pairs):
         if progress:

@@ -119,6 +119,8 @@ class Evaluation:
     pixel_size_m: float
     method: str = "building"
     pairs: list[PairScore] = field(default_factory=list)
+    # the method that ran, where ``method`` cannot work at this pixel size and handed over
+    method_ran: str | None = None
     score_samples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
 
     def _sum(self, key: str) -> int:
@@ -172,6 +174,7 @@ class Evaluation:
         out: dict[str, Any] = {
             "set": str(self.set_dir),
             "method": self.method,
+            "method_ran": self.method_ran or self.method,
             "pixel_size_m": self.pixel_size_m,
             "precision": round(self.precision, 4),
             "recall": round(self.recall, 4),

@@ -103,6 +103,8 @@ class ChangeMethod:
     building_evidence : bool
         Whether it reads :class:`~.roofs.BuildingEvidence` (two segmentations, the slow
         part of a run), which :func:`gather_evidence` then computes.
+    coarse_reason : str
+        Why it cannot work beyond ``coarsest_pixel_m``, for the note that says so.
     """
 
     detector: Detector
@@ -112,6 +114,7 @@ class ChangeMethod:
     building_evidence: bool = False
     coarsest_pixel_m: float = float("inf")
     score_unit: str = "1"
+    coarse_reason: str = "shadows and small roofs vanish"
 
 
 # Pixel sizes measured: 0.5 m on LEVIR-CD and xBD (real), 1 m on the bundled synthetic samples;
@@ -123,6 +126,13 @@ MEDIAN_MULTIPLES = "multiples of the unchanged median"
 # The building methods need a one-storey building's shadow (about 3 m at a 45° sun) to be a
 # pixel or two wide and a 40 m² house to be ten pixels: no coarser than this.
 COARSEST_BUILDING_PIXEL_M = 2.0
+# The building-presence network was trained on pixels of 0.3-1.2 m; beyond them "building"
+# would be the roofs method alone, whose 40 m² roofs and shadows are a few pixels there
+# (measured at 1.5 m on AirChange: F1 0.10, half the colour-change baseline's).
+COARSEST_PRESENCE_PIXEL_M = PRESENCE_PIXEL_RANGE_M[1]
+PRESENCE_COARSE_REASON = (
+    f"its building network was trained on {PRESENCE_PIXEL_RANGE_M[0]:g}-{PRESENCE_PIXEL_RANGE_M[1]:g} m pixels"
+)
 # What detect uses where the asked method cannot work: it needs no shadow and no roof shape.
 HANDOVER_METHOD = "change"
 
@@ -137,7 +147,8 @@ METHODS: dict[str, ChangeMethod] = {
         ),
         pixel_size_range_m=MEASURED_PIXEL_SIZES_M,
         building_evidence=True,
-        coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,
+        coarsest_pixel_m=COARSEST_PRESENCE_PIXEL_M,
+        coarse_reason=PRESENCE_COARSE_REASON,
     ),
     "roofs": ChangeMethod(
         roof_changes,
@@ -152,7 +163,8 @@ METHODS: dict[str, ChangeMethod] = {
         summary="buildings seen on one date and not the other (a network judges each date)",
         score_description="probability that a building appeared or vanished, 0 to 1 (sitewatch.structures.presence)",
         pixel_size_range_m=PRESENCE_PIXEL_RANGE_M,
-        coarsest_pixel_m=COARSEST_BUILDING_PIXEL_M,
+        coarsest_pixel_m=COARSEST_PRESENCE_PIXEL_M,
+        coarse_reason=PRESENCE_COARSE_REASON,
     ),
     "change": ChangeMethod(
         any_changes,
@@ -204,7 +216,7 @@ def method_for_pixel_size(name: str, pixel_size_m: float) -> tuple[str, str | No
     if pixel_size_m > method.coarsest_pixel_m and name != HANDOVER_METHOD:
         return HANDOVER_METHOD, (
             f"{pixel_size_m:.3g} m pixels are too coarse for the {name!r} method (it needs "
-            f"{method.coarsest_pixel_m:g} m or finer: shadows and small roofs vanish); using "
+            f"{method.coarsest_pixel_m:g} m or finer: {method.coarse_reason}); using "
             f"{HANDOVER_METHOD!r} instead, which reports every change, not only structures"
         )
     if not low <= pixel_size_m <= high:

@@ -190,6 +190,9 @@ def _from_colour_change(
         replace(o, score=mean_inside(o.geometry, found.new if o.change == "new" else found.removed, transform))
         for o in replaced + nested
     ]
+    # a recoloured patch the building evidence calls unchanged ground (a field, a painted
+    # yard) is not a structure: the rule the building method applies to presence objects
+    borrowed = [o for o in borrowed if o.score >= UNCHANGED_SCORE]
     return sorted(objects + borrowed, key=lambda o: -o.area_m2), {"replaced": len(replaced), "nested": len(nested)}
 
 
