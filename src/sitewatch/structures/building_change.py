@@ -17,11 +17,12 @@ outside them this is the ``"roofs"`` method):
    :data:`STANDING_BOTH_SHARE` of it, with a roof that kept its hue and about its
    brightness (:func:`.presence_change.roof_recoloured`), did not appear or vanish: dropped.
 2. A new presence object is added when, as the roof method asks, a shadow appeared along its
-   outer ring (:data:`~.roof_change.MIN_NEW_SHADOW_SHARE`): a tree casts its shadow on both
-   dates. It must not be vegetation in the later image over :data:`MAX_GREEN_SHARE` of it
-   (the colour methods' rule), nor what the roof evidence calls unchanged ground (its mean
-   new-structure score at least :data:`~.roof_change.UNCHANGED_SCORE`): a tree crown under
-   another season's light and another sun's shadow read as new on the Tumangang sample; and
+   outer ring (:data:`~.roof_change.MIN_NEW_SHADOW_SHARE`), and more of the ring gained a
+   shadow than lost one: a new structure adds a shadow where nothing stood to cast one, while
+   a tree casts its shadow on both dates, only moved by another sun (a tree crown under another
+   season's light read as new on the Tumangang sample, its ring darker before than after).
+   It must not be vegetation in the later image over :data:`MAX_GREEN_SHARE` of it
+   (the colour methods' rule), and
    it must be at least :data:`PRESENCE_MIN_AREA_FACTOR` times the minimum area: the
    network's answer flickers on small blobs when one image is resampled or blurred, and so
    do its removals, which stay with the roof method (it asks more of a removal). Where a
@@ -49,7 +50,7 @@ from .presence_change import (
     presence_objects,
     roof_recoloured,
 )
-from .roof_change import MIN_NEW_SHADOW_SHARE, MIN_VANISHED_SHADOW_SHARE, SHADOW_RING_M, UNCHANGED_SCORE, roof_changes
+from .roof_change import MIN_NEW_SHADOW_SHARE, MIN_VANISHED_SHADOW_SHARE, SHADOW_RING_M, roof_changes
 from .roofs import outline_share
 from .settings import ChangeArea, DetectSettings
 
@@ -104,7 +105,7 @@ def _not_standing(
 
 
 def _shadow_confirmed(objects: list[ChangeObject], evidence: Evidence, area: ChangeArea) -> list[ChangeObject]:
-    """The objects whose outer ring gained a shadow (new) or lost one (removed)."""
+    """The objects whose outer ring gained a shadow (new) or lost one (removed), on balance."""
     if not objects:
         return []
     found, labels = evidence.buildings, _labels(objects, area)
@@ -114,19 +115,18 @@ def _shadow_confirmed(objects: list[ChangeObject], evidence: Evidence, area: Cha
     return [
         o
         for i, o in enumerate(objects, 1)
-        if (o.change == "new" and appeared[i] >= MIN_NEW_SHADOW_SHARE)
-        or (o.change == "removed" and vanished[i] >= MIN_VANISHED_SHADOW_SHARE)
+        if (o.change == "new" and appeared[i] >= MIN_NEW_SHADOW_SHARE and appeared[i] > vanished[i])
+        or (o.change == "removed" and vanished[i] >= MIN_VANISHED_SHADOW_SHARE and vanished[i] > appeared[i])
     ]
 
 
-def _roof_like(objects: list[ChangeObject], evidence: Evidence, area: ChangeArea) -> list[ChangeObject]:
-    """The new objects not mostly vegetation in the later image, nor unchanged ground to the roof evidence."""
+def _not_green(objects: list[ChangeObject], evidence: Evidence, area: ChangeArea) -> list[ChangeObject]:
+    """The new objects not mostly vegetation in the later image."""
     if not objects:
         return []
     labels, n = _labels(objects, area), len(objects)
     green = label_means(labels, n, evidence.green_after.astype(np.float32))
-    roof_new = label_means(labels, n, evidence.buildings.new.astype(np.float32))
-    return [o for i, o in enumerate(objects, 1) if green[i] <= MAX_GREEN_SHARE and roof_new[i] >= UNCHANGED_SCORE]
+    return [o for i, o in enumerate(objects, 1) if green[i] <= MAX_GREEN_SHARE]
 
 
 def _overlaps(obj: ChangeObject, others: list[ChangeObject]) -> bool:
@@ -160,7 +160,7 @@ def building_changes(
         if o.change == "new" and o.area_m2 >= PRESENCE_MIN_AREA_FACTOR * settings.min_area_m2
     ]
     added = [
-        o for o in _shadow_confirmed(_roof_like(candidates, evidence, area), evidence, area) if not _overlaps(o, kept)
+        o for o in _shadow_confirmed(_not_green(candidates, evidence, area), evidence, area) if not _overlaps(o, kept)
     ]
     objects = sorted(kept + added, key=lambda o: -o.area_m2)
     dropped = {**roofs.stats.get("objects_dropped", {}), "standing_both_dates": len(roofs.objects) - len(kept)}
