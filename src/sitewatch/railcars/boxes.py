@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from .evidence import Ground, TrackEvidence, _boundary
 from .rails import rail_visibility
@@ -56,6 +57,12 @@ LOCAL_MIN_SHARE = 0.2
 LLR_CLIP = 3.0
 LLR_SCALE = 3.0
 PASSES = 2
+# Where another track's cars may shade a track (:func:`neighbour_shade`: cars up to
+# TALLEST_CAR_M high, their shadows swept every SHADOW_SWEEP_M), its occupancy is lowered by
+# SHADED_PENALTY: an edge of shadow along the track can pass for a car's side.
+TALLEST_CAR_M = 4.6
+SHADOW_SWEEP_M = 0.5
+SHADED_PENALTY = 0.5
 # a feature's scatter is at least this (relative contrast units): noise-free synthetic ballast
 MIN_SCATTER = 0.02
 # cars less than this far from the positions the last pass called cars are left out of the
@@ -141,6 +148,40 @@ class BoxTrack:
     rails: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class Shadows:
+    """Where shadows fall: unit direction (col, row) in pixels, ground length per metre of height,
+    and the pixel size."""
+
+    direction_px: np.ndarray
+    per_height: float
+    pixel_size_m: float
+
+
+def neighbour_shade(tracks: list[BoxTrack], cars: list[np.ndarray], shadows: Shadows) -> list[np.ndarray]:
+    """Positions of each track that the other tracks' cars may shade, shape (L_i,) each.
+
+    A car up to ``TALLEST_CAR_M`` high throws its shadow ``per_height`` metres per metre of
+    height the way shadows fall; where that reaches within ``GROUND_BAND_M[1]`` of a track's
+    centre, an edge of shadow along the track can pass for a car's side.
+    """
+    px = shadows.pixel_size_m
+    reach_px = TALLEST_CAR_M * shadows.per_height / px
+    steps = np.arange(0.0, reach_px + 1e-9, SHADOW_SWEEP_M / px)
+    out = []
+    for k, t in enumerate(tracks):
+        shaded = np.zeros(len(t.strip.along_m), bool)
+        for j, other in enumerate(tracks):
+            if j == k or not cars[j].any():
+                continue
+            base = other.strip.centre_px[cars[j]]
+            swept = (base[:, None, :] + steps[None, :, None] * shadows.direction_px[None, None, :]).reshape(-1, 2)
+            near = cKDTree(swept).query(t.strip.centre_px, distance_upper_bound=(GROUND_BAND_M[1] + 1.55) / px)[0]
+            shaded |= np.isfinite(near)
+        out.append(shaded)
+    return out
+
+
 def _occupancies(tracks: list[BoxTrack], cars: list[np.ndarray], step_m: float) -> list[np.ndarray]:
     """Occupancy along every track from features learnt on the last pass's empty track and cars."""
     margin = int(round(EMPTY_MARGIN_M / step_m))
@@ -171,7 +212,7 @@ def _occupancies(tracks: list[BoxTrack], cars: list[np.ndarray], step_m: float) 
 
 
 def box_cars(
-    tracks: list[BoxTrack], *, pixel_size_m: float, prior: SegmentationPrior
+    tracks: list[BoxTrack], *, pixel_size_m: float, prior: SegmentationPrior, shadows: Shadows | None = None
 ) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence]]:
     """Cars (start, stop positions) and evidence along every track, by the box features.
 
@@ -202,5 +243,41 @@ def box_cars(
                 m[a:b] = True
             masks.append(m)
         occ = [ndimage.uniform_filter1d(o, smooth) for o in _occupancies(tracks, masks, step_m)]
+        if shadows is not None:
+            occ = [np.where(m, o - SHADED_PENALTY, o) for o, m in zip(occ, neighbour_shade(tracks, masks, shadows))]
     evidence = [TrackEvidence(o, b) for o, b in zip(occ, boundaries)]
     return [segment_cars(e, step_m=step_m, prior=prior) for e in evidence], evidence
+
+
+# Uncertainty of a box count (:func:`box_uncertainty`), on top of the usual one: a floor of
+# BOX_FLOOR_CARS; each car found adds BOX_CAR_VARIANCE times how far its mean occupancy falls
+# short of certain; empty stretches whose occupancy is above AMBIGUOUS_OCCUPANCY (neither
+# clearly empty nor a car) add that variance per NOMINAL_PITCH_M of their length.
+BOX_FLOOR_CARS = 0.5
+BOX_CAR_VARIANCE = 1.0
+AMBIGUOUS_OCCUPANCY = -0.3
+NOMINAL_PITCH_M = 16.5
+BOX_REASON = "rails not seen: cars read as boxes and shadows against empty track nearby"
+
+
+def box_uncertainty(cars: list[tuple[int, int]], occupancy: np.ndarray, step_m: float, base: float) -> float:
+    """One-sigma spread of a count of cars read as boxes, in cars.
+
+    Parameters
+    ----------
+    cars : list of (start, stop)
+        Positions of the cars counted.
+    occupancy : ndarray of shape (L,)
+        The occupancy evidence they were cut from.
+    step_m : float
+        Spacing of the positions.
+    base : float
+        The spread from the cuts and trains (:func:`.count.individual_uncertainty`).
+    """
+    inside = np.zeros(len(occupancy), bool)
+    weak = 0.0
+    for a, b in cars:
+        inside[a:b] = True
+        weak += 1.0 - float(np.clip(occupancy[a:b].mean(), 0.0, 1.0))
+    ambiguous = float(((occupancy > AMBIGUOUS_OCCUPANCY) & ~inside).sum()) * step_m / NOMINAL_PITCH_M
+    return float(np.sqrt(base**2 + BOX_FLOOR_CARS**2 + BOX_CAR_VARIANCE * (weak + ambiguous)))
