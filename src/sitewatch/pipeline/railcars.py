@@ -37,7 +37,7 @@ from .vectors import RAILCAR_STYLE
 log = logging.getLogger(__name__)
 
 RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.qml", "railcars.csv", "railcars.json"]
-RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty"]
+RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty", "reason"]
 
 
 @dataclass

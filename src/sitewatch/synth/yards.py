@@ -244,7 +244,13 @@ def _finish(scene: Scene, image: np.ndarray, lines_px: dict[str, np.ndarray], lo
 
 
 def styled_yard(
-    seed: int, pixel_size_m: float, style: str, *, crs_wkt: str, origin: tuple[float, float] = (0.0, 0.0)
+    seed: int,
+    pixel_size_m: float,
+    style: str,
+    *,
+    crs_wkt: str,
+    origin: tuple[float, float] = (0.0, 0.0),
+    with_cars: bool = True,
 ) -> SyntheticYard:
     """A random yard of a named style (:data:`STYLES`), rendered, with its given lines and truth.
 
@@ -260,6 +266,8 @@ def styled_yard(
         Projected CRS (metres).
     origin : (float, float)
         South-west corner of the scene.
+    with_cars : bool
+        False: the same yard with every track empty (not for ``"classic"``).
 
     Returns
     -------
@@ -273,6 +281,9 @@ def styled_yard(
         return _finish(scene, render(scene, 0), drawn_track_lines(scene, seed), None)
     rng = np.random.default_rng([seed, 5151, *style.encode()])
     scene = _styled_scene(rng, seed, pixel_size_m, spec, crs_wkt=crs_wkt, origin=origin)
+    if not with_cars:
+        scene.structures = [s for s in scene.structures if s.kind != "railcar-part"]
+        scene.truth = []
     look = _draw_look(rng, spec)
     crossovers = _crossovers(rng, scene, spec)
     masts = _catenary(rng, scene) if look.catenary else []
