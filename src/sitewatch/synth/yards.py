@@ -267,7 +267,7 @@ def styled_yard(
     origin : (float, float)
         South-west corner of the scene.
     with_cars : bool
-        False: the same yard with every track empty (not for ``"classic"``).
+        False: the same yard with every track empty.
 
     Returns
     -------
@@ -278,17 +278,24 @@ def styled_yard(
     spec = STYLES[style]
     if spec is None:
         scene = railyard_scene(seed, pixel_size_m, crs_wkt=crs_wkt, origin=origin)
+        if not with_cars:
+            _empty(scene)
         return _finish(scene, render(scene, 0), drawn_track_lines(scene, seed), None)
     rng = np.random.default_rng([seed, 5151, *style.encode()])
     scene = _styled_scene(rng, seed, pixel_size_m, spec, crs_wkt=crs_wkt, origin=origin)
     if not with_cars:
-        scene.structures = [s for s in scene.structures if s.kind != "railcar-part"]
-        scene.truth = []
+        _empty(scene)
     look = _draw_look(rng, spec)
     crossovers = _crossovers(rng, scene, spec)
     masts = _catenary(rng, scene) if look.catenary else []
     image = _render_styled(scene, look, crossovers, masts)
     return _finish(scene, image, _given_lines(scene, seed, spec.line_error_m), look)
+
+
+def _empty(scene: Scene) -> None:
+    """Take every car off the scene (and out of its truth)."""
+    scene.structures = [s for s in scene.structures if s.kind != "railcar-part"]
+    scene.truth = [r for r in scene.truth if r.get("kind") != "railcar"]
 
 
 def _draw_look(rng: np.random.Generator, spec: YardStyle) -> YardLook:
