@@ -37,7 +37,7 @@ from .vectors import RAILCAR_STYLE
 log = logging.getLogger(__name__)
 
 RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.qml", "railcars.csv", "railcars.json"]
-RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty"]
+RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty", "reason"]
 
 
 @dataclass
@@ -177,7 +177,11 @@ def count_in_image(
         )
     _check_countable(image_path(path), window, {t: _to_pixels(ln, window.grid) for t, ln in lines.items()})
     for missing in sorted(set(tracks_lonlat) - set(lines)):
-        log.info("%s: track %s is outside the image; not counted", image_path(path).name, missing)
+        log.info(
+            "%s: track %s is outside the image, or too little of it inside to count; not counted",
+            image_path(path).name,
+            missing,
+        )
     grid = window.grid
     data = np.where(window.valid, window.data, np.nan)
     # fill nodata with each band's median so gaps in the image do not read as cars
