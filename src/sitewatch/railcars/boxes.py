@@ -12,11 +12,12 @@ is:
   than beyond the other, while the roof itself is not in that shadow.
 
 Both are *contrasts* relative to the brightness around them, so a shadow lying across the
-track (a neighbour's, a mast's, a shed's) scales them away.  They are compared with empty
-track *nearby*: a low quantile of the same statistic in a window along the track (and, since a
-train can be longer than the window, the same quantile over the whole yard, whichever is
-stricter), in units of the statistic's own scatter along the track.  Nothing depends on a
-colour learnt from one renderer.
+track (a neighbour's, a mast's, a shed's) scales them away.  A first pass cuts cars where a
+car's side shows; then each feature is compared with empty track *nearby* (what the last pass
+left empty within a window along the track, or over the yard where a train fills the window)
+and with the cars the last pass found over the yard, as a log-likelihood ratio, and the
+tracks are cut again.  Where other tracks' cars may throw a shadow's edge along a track, its
+occupancy is lowered.  Nothing depends on a colour learnt from one renderer.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ SIDE_INNER_M = (1.0, 1.3)
 SIDE_OUTER_M = (1.7, 2.0)
 # brightness below which contrasts are not divided further (deep shadow, nodata)
 MIN_BRIGHTNESS = 0.05
-# The features learnt (the stronger side alone is only the first guess: a neighbour's shadow's
-# edge along the track is one)
+# The features of :func:`box_features` learnt and summed: the stronger side, the roof against
+# both sides' ground, the shadow (the weaker side, 1, left out).  On the tuned styles at 0.5 m
+# (seeds 0-7) all four read classic 91 % exact against 77 % and gravel 23.7 % against 28.1 %
+# error, weedy the same; not benchmarked yet, so these three stay.
 LEARNT_FEATURES = (0, 2, 3)
 # First guess: a car where the stronger side's contrast exceeds FIRST_SIDE_CONTRAST (relative
 # to the brightness there).
