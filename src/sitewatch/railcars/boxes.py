@@ -56,7 +56,7 @@ FIRST_GAIN = 1.5
 LOCAL_WINDOW_M = 120.0
 LOCAL_MIN_SHARE = 0.2
 # Each feature's log-likelihood ratio is clipped to +-LLR_CLIP; their sum over LLR_SCALE gives
-# the occupancy (tanh).  PASSES re-learnings of empty track and cars.
+# the occupancy (tanh).  PASSES + 1 re-learnings of empty track and cars (the first from the first guess).
 LLR_CLIP = 3.0
 LLR_SCALE = 3.0
 PASSES = 2
@@ -219,7 +219,7 @@ def box_cars(
 ) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence]]:
     """Cars (start, stop positions) and evidence along every track, by the box features.
 
-    A first pass cuts cars where a side's contrast is strong; then, ``PASSES`` times, empty
+    A first pass cuts cars where a side's contrast is strong; then, ``PASSES + 1`` times, empty
     track is learnt locally from what the last pass left empty (and cars from what it found)
     and the tracks are cut again.
     """
