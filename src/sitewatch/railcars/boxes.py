@@ -12,11 +12,12 @@ is:
   than beyond the other, while the roof itself is not in that shadow.
 
 Both are *contrasts* relative to the brightness around them, so a shadow lying across the
-track (a neighbour's, a mast's, a shed's) scales them away.  They are compared with empty
-track *nearby*: a low quantile of the same statistic in a window along the track (and, since a
-train can be longer than the window, the same quantile over the whole yard, whichever is
-stricter), in units of the statistic's own scatter along the track.  Nothing depends on a
-colour learnt from one renderer.
+track (a neighbour's, a mast's, a shed's) scales them away.  A first pass cuts cars where a
+car's side shows; then each feature is compared with empty track *nearby* (what the last pass
+left empty within a window along the track, or over the yard where a train fills the window)
+and with the cars the last pass found over the yard, as a log-likelihood ratio, and the
+tracks are cut again.  Where other tracks' cars may throw a shadow's edge along a track, its
+occupancy is lowered.  Nothing depends on a colour learnt from one renderer.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ SIDE_INNER_M = (1.0, 1.3)
 SIDE_OUTER_M = (1.7, 2.0)
 # brightness below which contrasts are not divided further (deep shadow, nodata)
 MIN_BRIGHTNESS = 0.05
-# The features learnt (the stronger side alone is only the first guess: a neighbour's shadow's
-# edge along the track is one)
+# The features of :func:`box_features` learnt and summed: the stronger side, the roof against
+# both sides' ground, the shadow (the weaker side, 1, left out).  On the tuned styles at 0.5 m
+# (seeds 0-7) all four read classic 91 % exact against 77 % and gravel 23.7 % against 28.1 %
+# error, weedy the same; not benchmarked yet, so these three stay.
 LEARNT_FEATURES = (0, 2, 3)
 # First guess: a car where the stronger side's contrast exceeds FIRST_SIDE_CONTRAST (relative
 # to the brightness there).
@@ -53,7 +56,7 @@ FIRST_GAIN = 1.5
 LOCAL_WINDOW_M = 120.0
 LOCAL_MIN_SHARE = 0.2
 # Each feature's log-likelihood ratio is clipped to +-LLR_CLIP; their sum over LLR_SCALE gives
-# the occupancy (tanh).  PASSES re-learnings of empty track and cars.
+# the occupancy (tanh).  PASSES + 1 re-learnings of empty track and cars (the first from the first guess).
 LLR_CLIP = 3.0
 LLR_SCALE = 3.0
 PASSES = 2
@@ -216,7 +219,7 @@ def box_cars(
 ) -> tuple[list[list[tuple[int, int]]], list[TrackEvidence]]:
     """Cars (start, stop positions) and evidence along every track, by the box features.
 
-    A first pass cuts cars where a side's contrast is strong; then, ``PASSES`` times, empty
+    A first pass cuts cars where a side's contrast is strong; then, ``PASSES + 1`` times, empty
     track is learnt locally from what the last pass left empty (and cars from what it found)
     and the tracks are cut again.
     """

@@ -58,10 +58,6 @@ SHOULDER_BAND_M = (1.7, 2.1)
 EVEN_SHARE = 0.3
 # ... leaving out the darkest share of them, which may be whole beds in shadow
 EVEN_DARKEST_SHARE = 0.4
-# Where rails show on less than this share of the tracks, they cannot vouch for the ballast's
-# colour; the even positions' median distance from it, times EVEN_SPREAD_SCALE, is its spread.
-RAILS_SEEN_SHARE = 0.1
-EVEN_SPREAD_SCALE = 0.5
 # weight kept by a boundary whose middle looks no more like empty track than either side of it
 # (without rails, at 1 m, a one-metre gap is a single blurred pixel and shows less of the track)
 INSIDE_CAR_BOUNDARY = 0.2
@@ -263,55 +259,33 @@ def empty_track_ground(strips: list[TrackStrip], rails: list[np.ndarray] | None,
     """
     centres = [band_mean(s, 0.0, CENTRE_BAND_M) for s in strips]
     if rails is None and pixel_size_m <= COARSE_PIXEL_M:
-        return even_track_ground(strips, centres)
+        # Without rails, a long train of one colour can outnumber the ballast.  Empty track
+        # is one colour across the whole bed; a car differs from the shoulders beside it.
+        uneven = [
+            np.maximum(
+                colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
+                colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1)),
+            )
+            for c, s in zip(centres, strips)
+        ]
+        even = np.concatenate(uneven) <= np.quantile(np.concatenate(uneven), EVEN_SHARE)
+        pooled = np.concatenate(centres, axis=1)[:, even]
+        # a long shadow lying across a whole bed is even too, and darker than lit ballast
+        brightness = pooled.mean(axis=0)
+        lit, spread = empty_track_colour([pooled[:, brightness >= np.quantile(brightness, EVEN_DARKEST_SHARE)]])
+        # the even positions are the quietest ballast too: its spread is kept from all of them
+        return Ground(lit, max(spread, empty_track_colour(centres)[1]))
     lit, spread = empty_track_colour(centres)
     if rails is None:
         return Ground(lit, spread)
     pooled = np.concatenate(centres, axis=1)
     correlation = np.concatenate(rails)
     visible = correlation >= RAIL_VISIBLE[1]
-    if visible.mean() < RAILS_SEEN_SHARE:
-        # rails faint or hidden nearly everywhere (ballast the ground's colour, weeds, a soft
-        # optic): they cannot vouch for the ballast colour, the bed's evenness can
-        ground = even_track_ground(strips, centres, quiet=False)
-        shade = shaded_track_colour(
-            strips, pooled, correlation, ground.lit, ground.lit_spread, pixel_size_m=pixel_size_m
-        )
-        return Ground(ground.lit, ground.lit_spread, *(shade or (None, 0.0)))
     near = colour_distance(pooled, lit[:, None]) <= NEAR_LIT_SPREADS * spread
     if near.any() and visible[near].mean() < RAILS_NEAR_LIT_SHARE and visible.sum() >= SHADE_MIN_RAIL_SAMPLES:
         lit, spread = empty_track_colour([pooled[:, visible]])
     shade = shaded_track_colour(strips, pooled, correlation, lit, spread, pixel_size_m=pixel_size_m)
     return Ground(lit, spread, *(shade or (None, 0.0)))
-
-
-def even_track_ground(strips: list[TrackStrip], centres: list[np.ndarray], *, quiet: bool = True) -> Ground:
-    """Lit ballast where the centre matches both shoulders of the bed (empty track is one
-    colour across the bed, a car differs from the shoulders beside it).
-
-    Without rails a long train of one colour can outnumber the ballast, so the densest colour
-    is looked for among the most even positions.  ``quiet``: the spread is the densest
-    cluster's (the quietest ballast, as on the development yards); otherwise the typical
-    distance of the even positions from it, which holds the ballast's own texture, sleepers
-    and weeds (a renderer or a yard unlike those).
-    """
-    uneven = [
-        np.maximum(
-            colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=-1)),
-            colour_distance(c, band_mean(s, *SHOULDER_BAND_M, side=1)),
-        )
-        for c, s in zip(centres, strips)
-    ]
-    even = np.concatenate(uneven) <= np.quantile(np.concatenate(uneven), EVEN_SHARE)
-    pooled = np.concatenate(centres, axis=1)[:, even]
-    # a long shadow lying across a whole bed is even too, and darker than lit ballast
-    brightness = pooled.mean(axis=0)
-    lit, spread = empty_track_colour([pooled[:, brightness >= np.quantile(brightness, EVEN_DARKEST_SHARE)]])
-    # the even positions are the quietest ballast too: its spread is kept from all of them
-    spread = max(spread, empty_track_colour(centres)[1])
-    if not quiet:
-        spread = max(spread, EVEN_SPREAD_SCALE * float(np.median(colour_distance(pooled, lit[:, None]))))
-    return Ground(lit, spread)
 
 
 def occupancy_contrast(
