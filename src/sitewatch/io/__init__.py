@@ -13,9 +13,11 @@ from .masks import MaskSpec, unusable_on_grid
 from .metadata import checked_date, date_from_name, dates_given, image_date, image_sun
 from .outputs import (
     add_gpkg_layer,
+    block_geotiff,
     check_out_dir,
     check_outputs_free,
     csv_safe,
+    geotiff_to_cog,
     read_vectors,
     staged_outputs,
     write_csv,
@@ -79,6 +81,8 @@ __all__ = [
     "to_local_utm",
     "warp_onto_grid",
     "write_csv",
+    "block_geotiff",
+    "geotiff_to_cog",
     "write_geotiff",
     "write_json",
     "write_mask_png",
