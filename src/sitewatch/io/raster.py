@@ -319,7 +319,7 @@ def read_grid(
         col, row = ~src.transform * (grid.transform.c, grid.transform.f)
         win = Window(int(round(col)), int(round(row)), grid.shape[1], grid.shape[0])
         data, valid = _read_layout(src, path, layout, win, factor)
-        transform = grid.transform * Affine.scale(grid.shape[1] / data.shape[2], grid.shape[0] / data.shape[1])
+        transform = grid.transform @ Affine.scale(grid.shape[1] / data.shape[2], grid.shape[0] / data.shape[1])
         return RasterWindow(path, data, valid, Grid(grid.crs, transform, data.shape[1:]), image_date(path))
 
 
@@ -449,7 +449,7 @@ def read_source(
         data[:, ~valid] = np.nan
         transform = src.transform if win is None else src.window_transform(win)
         rows, cols = (src.height, src.width) if win is None else (int(win.height), int(win.width))
-        transform = transform * Affine.scale(cols / data.shape[2], rows / data.shape[1])
+        transform = transform @ Affine.scale(cols / data.shape[2], rows / data.shape[1])
         return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
 
 

@@ -393,7 +393,7 @@ def _detect_tiled(
     if cut:
         log.warning("%d objects reach more than the halo past their block; they may be cut there", cut)
     block_stats = {**block_stats, "blocks": len(blocks), "objects_cut_at_halo": cut}
-    view = Grid(inputs.grid.crs, inputs.grid.transform * Affine.scale(factor), previews[2].shape)
+    view = Grid(inputs.grid.crs, inputs.grid.transform @ Affine.scale(factor), previews[2].shape)
     before_view = RasterWindow(inputs.before, previews[0], previews[2].astype(bool), inputs.grid, ref.date)
     after_view = RasterWindow(inputs.after, previews[1], previews[2].astype(bool), inputs.grid, source.date)
     changes = tiles.tiled_changes(objects, previews[3], threshold, block_stats)

@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import box
 
 from ..coreg import ShiftResult
@@ -100,7 +102,7 @@ def plan_blocks(shape: tuple[int, int], block_px: int, halo: int) -> list[Block]
 
 def sub_grid(grid: Grid, row: int, col: int, rows: int, cols: int) -> Grid:
     """The part of ``grid`` from (row, col), rows x cols."""
-    return Grid(grid.crs, grid.transform * Affine.translation(col, row), (rows, cols))
+    return Grid(grid.crs, grid.transform @ Affine.translation(col, row), (rows, cols))
 
 
 def preview_factor(shape: tuple[int, int]) -> int:
@@ -259,8 +261,12 @@ class BlockJob:
 def _owned(objects: list[ChangeObject], block: Block, grid: Grid, read: Grid) -> tuple[list[ChangeObject], int]:
     """The objects whose centroid lies in the block's core, and how many of them touch the read window's inner edges."""
     r, c, h, w = block.core
-    core = box(*sub_grid(grid, r, c, h, w).bounds)
-    owned = [o for o in objects if core.contains(o.geometry.centroid)]
+    to_pixels = ~grid.transform
+    owned = []
+    for o in objects:  # half-open in pixels, so a centroid on an edge or a corner has one owner
+        col, row = to_pixels * (o.geometry.centroid.x, o.geometry.centroid.y)
+        if r <= row < r + h and c <= col < c + w:
+            owned.append(o)
     rows, cols = grid.shape
     r0, c0, rh, rw = block.read
     # edges of the read window that are not the scene's: an object touching one may go on beyond it
@@ -346,7 +352,11 @@ def run_blocks(
     (done but not yet consumed), which bounds memory.
     """
     workers = max(1, workers or os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # rasterio silences this warning of its in-memory datasets (made before their transform is
+    # set) with warnings.catch_warnings, which is not thread-safe: one thread's exit restores
+    # the filters while another is inside, and the spurious warning escapes
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        warnings.filterwarnings("ignore", message="Dataset has no geotransform", category=NotGeoreferencedWarning)
         pending: list = []
         done = 0
         for block in blocks:
