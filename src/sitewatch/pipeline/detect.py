@@ -345,9 +345,8 @@ def _tiled_register(
     """The shift, measured on a central crop of the window (read alone), expressed on the whole window."""
     row, col, rows, cols = tiles.central_crop(inputs.grid.shape)
     crop = tiles.sub_grid(inputs.grid, row, col, rows, cols)
-    ref = read_grid(inputs.before, crop, bands=inputs.bands)
-    ref = replace(ref, valid=ref.valid & inputs.footprint(crop))
-    ref, _ = _masked(ref, list(inputs.masks))
+    # as a whole-window run: every pixel with data co-registers, masked ones aside (not only the footprint)
+    ref, _ = _masked(read_grid(inputs.before, crop, bands=inputs.bands), list(inputs.masks))
     source = read_source(inputs.after, bands=inputs.bands, around=crop)
     n = min(ref.data.shape[0], source.data.shape[0])
     ref, source = replace(ref, data=ref.data[:n]), replace(source, data=source.data[:n])

@@ -348,8 +348,8 @@ def run_blocks(
     """Each block's result, in the blocks' order, computed ``workers`` at a time on threads.
 
     NumPy, SciPy, scikit-image and GDAL release the GIL in their heavy calls, so threads
-    share the cores without copying the inputs; at most ``2 * workers`` blocks are in flight
-    (done but not yet consumed), which bounds memory.
+    share the cores without copying the inputs; at most ``workers + 1`` blocks are submitted
+    and not yet consumed, which bounds memory.
     """
     workers = max(1, workers or os.cpu_count() or 1)
     # rasterio silences this warning of its in-memory datasets (made before their transform is
@@ -361,7 +361,7 @@ def run_blocks(
         done = 0
         for block in blocks:
             pending.append(pool.submit(detect_block, block, job))
-            if len(pending) >= 2 * workers:
+            if len(pending) > workers:
                 yield pending.pop(0).result()
                 done += 1
                 if on_block:

@@ -23,6 +23,7 @@ new shadow beside it, one that goes takes its shadow with it
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -143,8 +144,12 @@ def segment_surfaces(
             channel_axis=-1,
         )
 
-    # the graph method releases the GIL for most of its work: tiles run side by side on threads
-    with ThreadPoolExecutor(max_workers=min(len(tiles_at), os.cpu_count() or 1)) as pool:
+    # the graph method releases the GIL for most of its work: tiles run side by side on threads,
+    # unless this already runs on a worker thread (blocks of a scene side by side): nested
+    # pools would only hold more tiles' graphs in memory at once (about 0.2 GB each)
+    nested = threading.current_thread() is not threading.main_thread()
+    workers = 1 if nested else min(len(tiles_at), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         tiles = list(pool.map(segment, tiles_at))
     labels = np.empty(picture.shape[:2], np.int32)
     offset = 0
