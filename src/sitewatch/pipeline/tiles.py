@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -245,6 +246,8 @@ class BlockResult:
     threshold: float
     preview: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     cut: int = 0
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Time each step took on the block's thread (read, evidence, objects)."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +304,9 @@ def detect_block(block: Block, job: BlockJob) -> BlockResult:
     """The registered method on one block with its halo; the objects it owns and its core's score."""
     inputs = job.inputs
     read = sub_grid(inputs.grid, *block.read)
+    t = time.perf_counter()
     ref, moved = read_pair_on(inputs, read)
+    seconds = {"read": time.perf_counter() - t}
     valid = ref.valid & moved.valid
     r, c, h, w = block.core
     core = (slice(r - block.read[0], r - block.read[0] + h), slice(c - block.read[1], c - block.read[1] + w))
@@ -312,6 +317,7 @@ def detect_block(block: Block, job: BlockJob) -> BlockResult:
     after_data = np.where(moved.valid, moved.data, 0).astype(np.float32)
     scene = dataclasses.replace(job.stats, origin=block.read[:2])
     settings = job.settings
+    t = time.perf_counter()
     evidence = gather_evidence(
         ref.data,
         after_data,
@@ -322,6 +328,8 @@ def detect_block(block: Block, job: BlockJob) -> BlockResult:
         scene=scene,
     )
     after_norm = job.mapping(after_data)
+    seconds["evidence"] = time.perf_counter() - t
+    t = time.perf_counter()
     changes = detect_structure_changes(
         ref.data,
         after_norm,
@@ -332,10 +340,11 @@ def detect_block(block: Block, job: BlockJob) -> BlockResult:
         evidence=evidence,
         scene=scene,
     )
+    seconds["objects"] = time.perf_counter() - t
     objects, cut = _owned(changes.objects, block, inputs.grid, read)
     score = np.where(valid, changes.score, np.nan).astype(np.float32)
     preview = _preview_part((ref.data, after_norm, valid, score), block, block.read[:2], job.factor)
-    return BlockResult(block, objects, score[core], changes.stats, changes.threshold, preview, cut)
+    return BlockResult(block, objects, score[core], changes.stats, changes.threshold, preview, cut, seconds)
 
 
 def run_blocks(
@@ -412,7 +421,7 @@ def assemble(results: Iterator[BlockResult], shape: tuple[int, int], factor: int
                 previews[k] = np.zeros((part.shape[0], prows, pcols), np.float32)
             previews[k][..., pr : pr + part.shape[-2], pc : pc + part.shape[-1]] = part
         objects += result.objects
-        stats = merge_stats(stats, result.stats)
+        stats = merge_stats(stats, {**result.stats, "thread_seconds": result.seconds})
         threshold = result.threshold if math.isnan(threshold) else threshold
         cut += result.cut
     objects.sort(key=lambda o: -o.area_m2)
