@@ -520,8 +520,8 @@ def _summary(
     }
 
 
-# The library's entry point: one keyword per option of ``sitewatch detect`` (10 parameters), each
-# documented in the docstring (88 lines in all; tests/test_function_size.py allows it).
+# The library's entry point: one keyword per option of ``sitewatch detect`` (15 parameters), each
+# documented in the docstring (tests/test_function_size.py allows it).
 def detect(
     before: str | os.PathLike[str],
     after: str | os.PathLike[str],
@@ -597,35 +597,91 @@ def detect(
     step("reading")
     mask_specs = [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks]
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
-    scratch = None
+    options = (normalisation, assume_registered, tiling)
     grid = None if pixel_size_m is not None else _tiled_grid(before, site, bands, tiling)
-    if grid is not None:
-        scratch = Path(tempfile.mkdtemp(prefix="sitewatch-score-")) if out_dir is not None else None
-        found, ref, view_grid = _run_tiled(
-            _tiled_inputs(before, after, site, grid, bands, mask_specs),
-            dates,
-            settings=settings,
-            options=(normalisation, assume_registered, tiling),
-            step=step,
-            timings=timings,
-            score_path=scratch / "change_score.tif" if scratch else None,
-        )
-        masked = None
-    else:
-        view_grid = None
-        ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
-        ref, masked = _masked(ref, mask_specs)
-        timings["read_s"] = time.perf_counter() - t0
-        found = detect_on_grid(
+    scratch = Path(tempfile.mkdtemp(prefix="sitewatch-score-")) if grid is not None and out_dir is not None else None
+    try:
+        if grid is not None:
+            found, ref, view_grid = _run_tiled(
+                _tiled_inputs(before, after, site, grid, bands, mask_specs),
+                dates,
+                settings=settings,
+                options=options,
+                step=step,
+                timings=timings,
+                score_path=scratch / "change_score.tif" if scratch else None,
+            )
+            masked = None
+        else:
+            view_grid = None
+            read = (bands, pixel_size_m, dates, mask_specs)
+            found, ref, masked = _detect_whole(
+                before, after, site, read=read, settings=settings, options=options, step=step, timings=timings
+            )
+        return _finished(
+            site,
+            found,
             ref,
-            source,
-            _footprint_mask(site, ref.grid) if pixel_size_m is None else np.ones(ref.grid.shape, bool),
+            (view_grid, scratch),
             settings=settings,
-            normalisation=normalisation,
-            step=step,
+            run=(normalisation, masks, masked, pixel_size_m),
             timings=timings,
-            assume_registered=assume_registered,
+            out=(out_dir, overwrite, step, t0),
         )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _detect_whole(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    site: SiteAOI,
+    *,
+    read: tuple[tuple[int, ...] | None, float | None, tuple[str | None, str | None], list[MaskSpec]],
+    settings: DetectSettings,
+    options: tuple[str, bool, Tiling],
+    step: Progress,
+    timings: dict[str, float],
+) -> tuple[GridDetection, RasterWindow, int]:
+    """The whole window at once: read both images, mask, :func:`detect_on_grid`; and how many pixels masks took."""
+    bands, pixel_size_m, dates, mask_specs = read
+    normalisation, assume_registered, _ = options
+    t0 = time.perf_counter()
+    ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
+    ref, masked = _masked(ref, mask_specs)
+    timings["read_s"] = time.perf_counter() - t0
+    found = detect_on_grid(
+        ref,
+        source,
+        _footprint_mask(site, ref.grid) if pixel_size_m is None else np.ones(ref.grid.shape, bool),
+        settings=settings,
+        normalisation=normalisation,
+        step=step,
+        timings=timings,
+        assume_registered=assume_registered,
+    )
+    return found, ref, masked
+
+
+def _finished(
+    site: SiteAOI,
+    found: GridDetection,
+    ref: RasterWindow,
+    views: tuple[Grid | None, Path | None],
+    *,
+    settings: DetectSettings,
+    run: tuple[str, Sequence[Any], int | None, float | None],
+    timings: dict[str, float],
+    out: tuple[str | os.PathLike[str] | None, bool, Progress, float],
+) -> DetectResult:
+    """The result with its summary (relative sizes, masks, timings), written to ``out`` when it names a folder.
+
+    ``out`` is (folder or None, overwrite, progress, the run's start on ``time.perf_counter``).
+    """
+    normalisation, masks, masked, pixel_size_m = run
+    view_grid, scratch = views
+    out_dir, overwrite, step, t0 = out
     changes = found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     references = references if pixel_size_m is None else []
@@ -653,15 +709,11 @@ def detect(
     )
     timings["total_s"] = time.perf_counter() - t0
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    try:
-        if out_dir is not None:
-            step("writing")
-            write_detection(result, out_dir, overwrite=overwrite)
-            log.info("wrote %s to %s", ", ".join(DETECT_OUTPUTS), out_dir)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-            result.score_file = None
+    if out_dir is not None:
+        step("writing")
+        write_detection(result, out_dir, overwrite=overwrite)
+        log.info("wrote %s to %s", ", ".join(DETECT_OUTPUTS), out_dir)
+    result.score_file = None  # a scratch file, removed once written
     return result
 
 
