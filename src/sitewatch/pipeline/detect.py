@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio import features
 from rasterio.enums import Resampling
@@ -751,16 +752,17 @@ def _run_tiled(
     log.info(
         "%s: %d x %d px window, run in blocks of %d px", inputs.before.name, *inputs.grid.shape[::-1], tiling.block_px
     )
-    found, ref, view = _detect_tiled(
-        inputs,
-        settings=dataclasses.replace(settings, method=chosen),
-        normalisation=normalisation,
-        assume_registered=assume_registered,
-        tiling=tiling,
-        step=step,
-        timings=timings,
-        score_path=score_path,
-    )
+    with rasterio.Env(GDAL_CACHEMAX=tiles.GDAL_CACHE_BYTES):
+        found, ref, view = _detect_tiled(
+            inputs,
+            settings=dataclasses.replace(settings, method=chosen),
+            normalisation=normalisation,
+            assume_registered=assume_registered,
+            tiling=tiling,
+            step=step,
+            timings=timings,
+            score_path=score_path,
+        )
     ref, moved = _with_dates(ref, found.moved, dates)
     found = replace(found, moved=moved, choice=MethodChoice(asked, note))
     return found, ref, view

@@ -72,6 +72,10 @@ COREG_CROP_PX = 1024
 # Statistics and previews are taken on every k-th pixel, k a power of two that leaves at
 # most this many pixels a side (at 2048 the first pass held 0.3 GB more, for no better statistic).
 PREVIEW_MAX_PX = 1024
+# GDAL's block cache while blocks are read (its default, 5 % of RAM, fills with a large scene's
+# decoded tiles during the first pass: 1.3 GB on a 16384 x 16384 pair); a block's reads need
+# a few tens of MB.
+GDAL_CACHE_BYTES = 128 * 2**20
 # Histograms are carried as this many quantiles per band.
 QUANTILE_LEVELS = 1025
 # Percentiles, quantiles and the normalisation's curve are taken on at most this many of the
