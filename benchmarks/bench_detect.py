@@ -6,17 +6,20 @@ corner, then times in separate processes (the site's footprint widened to the wh
 searched; at 1 m the real footprint is 4000 m a side):
 
 - reading both rasters whole (the floor any tool pays), and
-- ``sitewatch.pipeline.detect`` with its defaults (writing nothing).
+- ``sitewatch.pipeline.detect`` with its defaults (writing nothing): blocks of 1024 px on all cores;
+  ``--block-size 0`` runs the window whole as before tiling, ``--workers`` and ``--method`` as ``detect``'s.
 
 Each child reports its wall time and its peak resident memory (``ru_maxrss``).
 
-    .venv/bin/python benchmarks/bench_detect.py [--size 4096|8192|16384] [--keep DIR]
+    .venv/bin/python benchmarks/bench_detect.py [--size 4096|8192|16384] [--keep DIR [--reuse]]
+        [--workers N] [--block-size PX] [--method NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -152,7 +155,7 @@ def _site_over(image: str):
     return dataclasses.replace(site, features=features)
 
 
-def child(mode: str, before: str, after: str) -> None:
+def child(mode: str, before: str, after: str, options: str = "{}") -> None:
     t0 = time.perf_counter()
     if mode == "generate":
         generate(Path(before), int(after))
@@ -167,9 +170,13 @@ def child(mode: str, before: str, after: str) -> None:
         extra = {}
     else:
         from sitewatch.pipeline import detect
+        from sitewatch.pipeline.detect import Tiling
 
-        result = detect(before, after, _site_over(before))
+        opts = json.loads(options)
+        tiling = Tiling(block_px=opts.get("block_px") or None, workers=opts.get("workers"))
+        result = detect(before, after, _site_over(before), method=opts.get("method", "building"), tiling=tiling)
         extra = {
+            "blocks": result.summary["stats"].get("blocks", 1),
             "shift_px": result.summary["shift"]["shift_px"],
             "objects": len(result.objects),
             "window": [result.summary["window"]["cols"], result.summary["window"]["rows"]],
@@ -184,7 +191,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--keep", type=Path, help="Write the pair here and keep it.")
-    ap.add_argument("--child", nargs=3, metavar=("MODE", "BEFORE", "AFTER"), help=argparse.SUPPRESS)
+    ap.add_argument("--reuse", action="store_true", help="With --keep: use the pair already there.")
+    ap.add_argument("--workers", type=int, help="Threads over blocks (detect --workers) [default: all cores].")
+    ap.add_argument("--block-size", type=int, default=1024, help="detect --block-size; 0 runs the window whole.")
+    ap.add_argument("--method", default="building", help="detect --method [default: building].")
+    ap.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -193,8 +204,10 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--child", "generate", str(folder), str(args.size)], check=True)
         before, after = folder / "2023-01-01.tif", folder / "2024-01-01.tif"
+        if not (args.reuse and before.exists() and after.exists()):
+            subprocess.run([sys.executable, __file__, "--child", "generate", str(folder), str(args.size)], check=True)
+        options = json.dumps({"workers": args.workers, "block_px": args.block_size, "method": args.method})
         print(
             f"pair: {args.size} x {args.size}, 4 bands uint16, written in {time.perf_counter() - t:.1f} s; "
             f"true shift {SHIFT[0]:+.2f}, {SHIFT[1]:+.2f} px"
@@ -202,7 +215,7 @@ def main() -> None:
         rows = {}
         for mode in ("read", "detect"):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", mode, str(before), str(after)],
+                [sys.executable, __file__, "--child", mode, str(before), str(after), options],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -215,7 +228,10 @@ def main() -> None:
             f"detect            : {d['seconds']:6.2f} s   peak {d['peak_mib']:6.0f} MiB   "
             f"{mpx / d['seconds']:.2f} Mpx/s (per image pixel), {d['seconds'] / r['seconds']:.0f}x the read time"
         )
-        print(f"  window {d['window'][0]} x {d['window'][1]} px, shift found {d['shift_px']}, {d['objects']} objects")
+        print(
+            f"  window {d['window'][0]} x {d['window'][1]} px in {d['blocks']} block(s), method {args.method}, "
+            f"workers {args.workers or os.cpu_count()}, shift found {d['shift_px']}, {d['objects']} objects"
+        )
         print(f"  stages: {d['timings']}")
 
 

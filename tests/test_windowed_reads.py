@@ -36,8 +36,8 @@ def test_after_is_read_round_before_only_and_gives_the_same_objects(tmp_path, mo
     read_shapes = []
     real_read_layout = raster_io._read_layout
 
-    def spy(src, path, layout, win):
-        data, valid = real_read_layout(src, path, layout, win)
+    def spy(src, path, layout, win, *factor):
+        data, valid = real_read_layout(src, path, layout, win, *factor)
         read_shapes.append((str(path), data.shape[1:]))
         return data, valid
 

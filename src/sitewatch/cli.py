@@ -458,6 +458,20 @@ method_option = click.option(
     help="If co-registration finds no reliable shift, go on unshifted instead of stopping.",
 )
 @bands_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Blocks run side by side on this many threads [default: all cores].",
+)
+@click.option(
+    "--block-size",
+    "block_px",
+    type=click.IntRange(min=0),
+    default=1024,
+    show_default=True,
+    help="A window larger than this (pixels) is run block by block in bounded memory; 0 runs it whole.",
+)
 @overwrite_option
 @json_option
 @click.pass_context
@@ -478,29 +492,37 @@ def detect(
     after_date: str | None,
     assume_registered: bool,
     bands: tuple[int, ...] | None,
+    workers: int | None,
+    block_px: int,
     overwrite: bool,
     as_json: bool,
 ) -> None:
     """Find new and removed structures between BEFORE and AFTER inside an AOI."""
     from .pipeline import DETECT_OUTPUTS
     from .pipeline import detect as run_detect
+    from .pipeline.detect import Tiling
 
-    result = run_detect(
-        before,
-        after,
-        aoi_ref,
-        out_dir=out_dir,
-        overwrite=overwrite,
-        method=method,
-        normalisation=normalisation,
-        min_area_m2=min_area_m2,
-        assume_registered=assume_registered,
-        bands=bands,
-        dates=(before_date, after_date),
-        masks=masks,
-        pixel_size_m=picture_gsd,
-        progress=_progress(ctx.obj["quiet"]),
-    )
+    bar = _BlockBar(ctx.obj["quiet"])
+    try:
+        result = run_detect(
+            before,
+            after,
+            aoi_ref,
+            out_dir=out_dir,
+            overwrite=overwrite,
+            method=method,
+            normalisation=normalisation,
+            min_area_m2=min_area_m2,
+            assume_registered=assume_registered,
+            bands=bands,
+            dates=(before_date, after_date),
+            masks=masks,
+            pixel_size_m=picture_gsd,
+            progress=_progress(ctx.obj["quiet"]),
+            tiling=Tiling(block_px or None, workers, bar.update),
+        )
+    finally:
+        bar.close()
     s = result.summary
     if as_json:
         _echo_json(
@@ -953,6 +975,31 @@ def fetch_cmd(
 
 
 # ------------------------------------------------------------------ batch
+
+
+class _BlockBar:
+    """A progress bar over a detection's blocks (tqdm) on a terminal; nothing when piped, redirected or ``-q``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.shown = not quiet and _stderr_is_tty()
+        self.bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        """Called as each block finishes: (blocks done, blocks in all)."""
+        if not self.shown:
+            return
+        if self.bar is None:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the stage messages go on without a bar
+                self.shown = False
+                return
+            self.bar = tqdm(total=total, unit="block", desc="blocks", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _job_bar(quiet: bool, total: int) -> Any:

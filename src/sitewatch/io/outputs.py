@@ -11,15 +11,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from pyproj import CRS
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from ..errors import OutputExistsError, RunError
 from .gis import VectorStyle, write_geoparquet, write_layer_styles, write_qml, write_rfc7946
@@ -164,6 +166,53 @@ def write_geotiff(
         if levels:
             dst.build_overviews(levels, Resampling.average)
             dst.update_tags(ns="rio_overview", resampling="average")
+
+
+@contextmanager
+def block_geotiff(
+    path: Path, grid: Grid, *, nodata: float | None = None
+) -> Iterator[Callable[[np.ndarray, int, int], None]]:
+    """A one-band float32 tiled GeoTIFF on ``grid``, written block by block: yields ``write(data, row, col)``.
+
+    The file is never held in memory whole; :func:`geotiff_to_cog` turns it into a COG.
+    """
+    profile = dict(
+        driver="GTiff",
+        width=grid.shape[1],
+        height=grid.shape[0],
+        count=1,
+        dtype="float32",
+        crs=grid.crs,
+        transform=grid.transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=3,
+        BIGTIFF="IF_SAFER",
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+
+        def write(data: np.ndarray, row: int, col: int) -> None:
+            dst.write(data.astype(np.float32), 1, window=Window(col, row, data.shape[1], data.shape[0]))
+
+        yield write
+
+
+def geotiff_to_cog(
+    source: Path,
+    path: Path,
+    *,
+    tags: dict[str, Any] | None = None,
+    descriptions: tuple[str, ...] | None = None,
+    units: tuple[str, ...] | None = None,
+) -> None:
+    """Copy a GeoTIFF (:func:`block_geotiff`) to a COG at ``path``, with tags and band descriptions, block by block."""
+    with rasterio.open(source, "r+") as src:
+        src.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+        _describe_bands(src, descriptions, units)
+    rasterio.shutil.copy(source, path, driver="COG", blocksize=256, compress="deflate", predictor=3, BIGTIFF="IF_SAFER")
 
 
 def _describe_bands(dst: Any, descriptions: tuple[str, ...] | None, units: tuple[str, ...] | None) -> None:

@@ -262,21 +262,32 @@ def need_colour(layout: BandLayout, path: Path, purpose: str) -> None:
         )
 
 
-def _read_layout(src, path: Path, layout: BandLayout, win: Window | None) -> tuple[np.ndarray, np.ndarray]:
-    """The layout's colour bands as float32 and the valid mask (nodata, alpha, GDAL mask, finite)."""
+def _read_layout(
+    src, path: Path, layout: BandLayout, win: Window | None, factor: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The layout's colour bands as float32 and the valid mask (nodata, alpha, GDAL mask, finite).
+
+    With ``factor`` > 1, every ``factor``-th pixel each way (nearest neighbour: a sample of
+    the pixels as they are, for statistics and previews, not an average that narrows them).
+    """
     rows, cols = (int(win.height), int(win.width)) if win is not None else (src.height, src.width)
+    rows, cols = -(-rows // factor), -(-cols // factor)
     check_read_size(path, rows, cols)
+    sized = {} if factor == 1 else {"out_shape": (rows, cols), "resampling": Resampling.nearest}
     try:
-        data = src.read(list(layout.colour), window=win, out_dtype="float32")
+        shape = (len(layout.colour), rows, cols)
+        data = src.read(
+            list(layout.colour), window=win, out_dtype="float32", out_shape=shape, resampling=Resampling.nearest
+        )
         valid = np.all(np.isfinite(data), axis=0)
         for k, b in enumerate(layout.colour):
             nd = src.nodatavals[b - 1]
             if nd is not None:
                 valid &= ~((data[k] == nd) | (np.isnan(nd) & np.isnan(data[k])))
         if layout.alpha is not None:
-            valid &= src.read(layout.alpha, window=win) > 0
+            valid &= src.read(layout.alpha, window=win, **sized) > 0
         elif MaskFlags.per_dataset in src.mask_flag_enums[layout.colour[0] - 1]:
-            valid &= src.read_masks(layout.colour[0], window=win) > 0
+            valid &= src.read_masks(layout.colour[0], window=win, **sized) > 0
     except rasterio.errors.RasterioIOError as exc:
         raise ImageryError(f"{path}: pixels cannot be read ({exc}); the file may be truncated or corrupt") from exc
     return data, valid
@@ -292,6 +303,51 @@ def read_bounds(
     data, valid = _read_layout(src, path, layout, win)
     grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
     return RasterWindow(path, data, valid, grid, image_date(path))
+
+
+def read_grid(
+    path: str | os.PathLike[str], grid: Grid, *, bands: tuple[int, ...] | None = None, factor: int = 1
+) -> RasterWindow:
+    """An image's pixels on ``grid``, a window of its own pixel lattice (a block of :func:`aoi_grid`).
+
+    With ``factor`` > 1, every ``factor``-th pixel each way, on the correspondingly coarser
+    grid (a sample for scene statistics and previews, in memory bounded by the sample).
+    Bands as :func:`read_aoi_window`.
+    """
+    path = image_path(path)
+    with _opened_image(path, bands, True) as (src, layout):
+        col, row = ~src.transform * (grid.transform.c, grid.transform.f)
+        win = Window(int(round(col)), int(round(row)), grid.shape[1], grid.shape[0])
+        data, valid = _read_layout(src, path, layout, win, factor)
+        transform = grid.transform @ Affine.scale(grid.shape[1] / data.shape[2], grid.shape[0] / data.shape[1])
+        return RasterWindow(path, data, valid, Grid(grid.crs, transform, data.shape[1:]), image_date(path))
+
+
+def aoi_grid(
+    path: str | os.PathLike[str], footprint_lonlat: BaseGeometry, *, bands: tuple[int, ...] | None = None
+) -> Grid:
+    """The grid :func:`read_aoi_window` reads over a footprint, found without reading a pixel."""
+    path = image_path(path)
+    with _opened_image(path, bands, True) as (src, _):
+        win = _bounds_window(src, _aoi_bounds(src, path, footprint_lonlat))
+        return Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
+
+
+def _bounds_window(src, bounds: tuple[float, float, float, float]) -> Window:
+    win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    return win.intersection(Window(0, 0, src.width, src.height))
+
+
+def _aoi_bounds(src, path: Path | RemotePath, footprint_lonlat: BaseGeometry) -> tuple[float, float, float, float]:
+    """Bounds (in the image's CRS) of the part of the image that covers the footprint."""
+    fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
+    overlap = fp.intersection(box(*src.bounds))
+    if overlap.is_empty or overlap.area <= 0:
+        raise ImageryError(
+            f"{path}: does not overlap the AOI footprint "
+            f"(image bounds {tuple(round(v, 6) for v in src.bounds)} in {src.crs})"
+        )
+    return overlap.bounds
 
 
 @contextmanager
@@ -329,15 +385,7 @@ def read_aoi_window(
     """
     path = image_path(path)
     with _opened_image(path, bands, colour) as (src, layout):
-        fp = shape(transform_geom("EPSG:4326", src.crs, mapping(footprint_lonlat)))
-        image_box = box(*src.bounds)
-        overlap = fp.intersection(image_box)
-        if overlap.is_empty or overlap.area <= 0:
-            raise ImageryError(
-                f"{path}: does not overlap the AOI footprint "
-                f"(image bounds {tuple(round(v, 6) for v in src.bounds)} in {src.crs})"
-            )
-        return read_bounds(src, path, overlap.bounds, layout)
+        return read_bounds(src, path, _aoi_bounds(src, path, footprint_lonlat), layout)
 
 
 @dataclass(frozen=True)
@@ -380,11 +428,13 @@ def read_source(
     bands: tuple[int, ...] | None = None,
     colour: bool = True,
     around: Grid | None = None,
+    factor: int = 1,
 ) -> SourceRaster:
     """Read an image's bands (red, green, blue[, NIR]; see :func:`read_aoi_window`) as float32, nodata as NaN.
 
     With ``around``, only the part covering that grid (with :data:`SOURCE_MARGIN_PX` of the
-    image's pixels to spare) is read: what :func:`warp_onto_grid` onto it needs.
+    image's pixels to spare) is read: what :func:`warp_onto_grid` onto it needs.  With
+    ``factor`` > 1, every ``factor``-th pixel each way, with the georeference to match.
 
     Raises
     ------
@@ -395,9 +445,11 @@ def read_source(
     path = image_path(path)
     with _opened_image(path, bands, colour) as (src, layout):
         win = None if around is None else _window_around(src, path, around)
-        data, valid = _read_layout(src, path, layout, win)
+        data, valid = _read_layout(src, path, layout, win, factor)
         data[:, ~valid] = np.nan
         transform = src.transform if win is None else src.window_transform(win)
+        rows, cols = (src.height, src.width) if win is None else (int(win.height), int(win.width))
+        transform = transform @ Affine.scale(cols / data.shape[2], rows / data.shape[1])
         return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from affine import Affine
 from rasterio import features
 from rasterio.enums import Resampling
 
@@ -27,10 +32,14 @@ from ..io import (
     MaskSpec,
     RasterWindow,
     SourceRaster,
+    aoi_grid,
+    block_geotiff,
     check_outputs_free,
     checked_date,
+    geotiff_to_cog,
     measures_in_metres,
     read_aoi_window,
+    read_grid,
     read_source,
     read_unreferenced,
     staged_outputs,
@@ -56,6 +65,7 @@ from ..structures import (
     method_for_pixel_size,
     method_named,
 )
+from . import tiles
 from ._common import (
     NO_MAP_POSITION,
     SCHEMA_VERSION,
@@ -88,10 +98,20 @@ class DetectResult:
     before: np.ndarray = field(repr=False)
     after: np.ndarray = field(repr=False)
     valid: np.ndarray = field(repr=False)
+    view_grid: Grid | None = None
+    """The grid of ``before``, ``after``, ``valid`` and ``changes.score`` where it is not ``grid``:
+    a block-wise run keeps every k-th pixel of a large scene for previews (:mod:`.tiles`)."""
+    score_file: Path | None = field(default=None, repr=False)
+    """A block-wise run's full-resolution score, as a GeoTIFF written block by block (until written out)."""
 
     @property
     def objects(self) -> list[ChangeObject]:
         return self.changes.objects
+
+    @property
+    def display_grid(self) -> Grid:
+        """The grid the arrays (``before``, ``after``, ``valid``, ``changes.score``) lie on."""
+        return self.view_grid or self.grid
 
 
 # Half a railcar's width plus room for a track line a few pixels off: whatever changes on a
@@ -285,6 +305,104 @@ def detect_on_grid(
     return GridDetection(shift, moved, valid, after_norm, changes, settings, MethodChoice(asked, note))
 
 
+@dataclass(frozen=True)
+class Tiling:
+    """How a large window is run block by block (:mod:`.tiles`).
+
+    Attributes
+    ----------
+    block_px : int or None
+        Block side in pixels; ``None`` runs the whole window at once (memory grows with it).
+    workers : int or None
+        Blocks run side by side on this many threads (``None``: one per core).
+    on_block : callable, optional
+        Called with (blocks done, blocks in all) as each block finishes.
+    """
+
+    block_px: int | None = tiles.BLOCK_PX
+    workers: int | None = None
+    on_block: Callable[[int, int], None] | None = None
+
+
+def _tiled_grid(
+    before: str | os.PathLike[str], site: SiteAOI, bands: tuple[int, ...] | None, tiling: Tiling
+) -> Grid | None:
+    """BEFORE's AOI grid where the window is run block by block; None where it is run whole.
+
+    Whole: no ``block_px``, a window within one block, or a grid not in metres at true
+    scale (it is warped onto UTM whole first).
+    """
+    if tiling.block_px is None:
+        return None
+    grid = aoi_grid(before, site.footprint, bands=bands)
+    if max(grid.shape) <= tiling.block_px or not measures_in_metres(grid.crs, grid.transform, grid.shape):
+        return None
+    return grid
+
+
+def _tiled_register(
+    inputs: tiles.TiledInputs, *, assume_registered: bool, step: Progress
+) -> tuple[ShiftResult, RasterWindow, SourceRaster]:
+    """The shift, measured on a central crop of the window (read alone), expressed on the whole window."""
+    row, col, rows, cols = tiles.central_crop(inputs.grid.shape)
+    crop = tiles.sub_grid(inputs.grid, row, col, rows, cols)
+    # as a whole-window run: every pixel with data co-registers, masked ones aside (not only the footprint)
+    ref, _ = _masked(read_grid(inputs.before, crop, bands=inputs.bands), list(inputs.masks))
+    source = read_source(inputs.after, bands=inputs.bands, around=crop)
+    n = min(ref.data.shape[0], source.data.shape[0])
+    ref, source = replace(ref, data=ref.data[:n]), replace(source, data=source.data[:n])
+    shift, _ = _register(ref, source, assume_registered=assume_registered, step=step)
+    return tiles.shifted_from_crop(shift, row, col), ref, source
+
+
+def _detect_tiled(
+    inputs: tiles.TiledInputs,
+    *,
+    settings: DetectSettings,
+    normalisation: str,
+    assume_registered: bool,
+    tiling: Tiling,
+    step: Progress,
+    timings: dict[str, float],
+    score_path: Path | None,
+) -> tuple[GridDetection, RasterWindow, Grid]:
+    """:func:`detect_on_grid`, block by block (:mod:`.tiles`): the detection, BEFORE's preview window, its grid."""
+    t = time.perf_counter()
+    shift, ref, source = _tiled_register(inputs, assume_registered=assume_registered, step=step)
+    inputs = replace(inputs, shift=shift)
+    timings["coreg_s"] = time.perf_counter() - t
+    step("scene statistics")
+    t = time.perf_counter()
+    factor = tiles.preview_factor(inputs.grid.shape)
+    sample, moved = tiles.read_pair_on(inputs, inputs.grid, factor)
+    valid = sample.valid & moved.valid
+    stats, mapping = tiles.scene_statistics(
+        sample.data, np.where(moved.valid, moved.data, 0).astype(np.float32), valid, normalisation=normalisation
+    )
+    del sample, moved
+    timings["normalise_s"] = time.perf_counter() - t
+    step("scoring change block by block")
+    t = time.perf_counter()
+    blocks = tiles.plan_blocks(inputs.grid.shape, tiling.block_px, tiles.halo_px(inputs.grid.pixel_size_m))
+    job = tiles.BlockJob(inputs, settings, stats, mapping, factor)
+    results = tiles.run_blocks(blocks, job, workers=tiling.workers, on_block=tiling.on_block)
+    with ExitStack() as stack:
+        sink = stack.enter_context(block_geotiff(score_path, inputs.grid, nodata=float("nan"))) if score_path else None
+        objects, block_stats, threshold, previews, cut = tiles.assemble(results, inputs.grid.shape, factor, sink)
+    timings["detect_s"] = time.perf_counter() - t
+    if cut:
+        log.warning("%d objects reach more than the halo past their block; they may be cut there", cut)
+    # the blocks' own steps, summed over blocks: time on their threads, which run side by side
+    for step_name, seconds in block_stats.pop("thread_seconds", {}).items():
+        timings[f"blocks_{step_name}_s"] = seconds
+    block_stats = {**block_stats, "blocks": len(blocks), "objects_cut_at_halo": cut}
+    view = Grid(inputs.grid.crs, inputs.grid.transform @ Affine.scale(factor), previews[2].shape)
+    before_view = RasterWindow(inputs.before, previews[0], previews[2].astype(bool), inputs.grid, ref.date)
+    after_view = RasterWindow(inputs.after, previews[1], previews[2].astype(bool), inputs.grid, source.date)
+    changes = tiles.tiled_changes(objects, previews[3], threshold, block_stats)
+    return GridDetection(shift, after_view, before_view.valid, previews[1], changes, settings), before_view, view
+
+
 def _read_pair(
     before: str | os.PathLike[str],
     after: str | os.PathLike[str],
@@ -403,8 +521,8 @@ def _summary(
     }
 
 
-# The library's entry point: one keyword per option of ``sitewatch detect`` (10 parameters), each
-# documented in the docstring (88 lines in all; tests/test_function_size.py allows it).
+# The library's entry point: one keyword per option of ``sitewatch detect`` (15 parameters), each
+# documented in the docstring (tests/test_function_size.py allows it).
 def detect(
     before: str | os.PathLike[str],
     after: str | os.PathLike[str],
@@ -421,6 +539,7 @@ def detect(
     masks: Sequence[MaskSpec | str | os.PathLike[str]] = (),
     pixel_size_m: float | None = None,
     progress: Progress | None = None,
+    tiling: Tiling = Tiling(),
 ) -> DetectResult:
     """Find new and removed structures between two images of a site.
 
@@ -458,6 +577,9 @@ def detect(
         whole picture is searched, on a local grid with no map position (said in the summary).
     progress : callable, optional
         Called with a short message as each stage starts.
+    tiling : Tiling
+        A window larger than ``tiling.block_px`` is run block by block, in bounded memory,
+        ``tiling.workers`` blocks at a time (:mod:`.tiles`; ``--block-size``, ``--workers``).
 
     Returns
     -------
@@ -474,10 +596,62 @@ def detect(
         check_outputs_free([Path(out_dir) / n for n in DETECT_OUTPUTS], overwrite)
 
     step("reading")
-    ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
-    ref, masked = _masked(ref, [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks])
-    timings["read_s"] = time.perf_counter() - t0
+    mask_specs = [m if isinstance(m, MaskSpec) else MaskSpec.parse(m) for m in masks]
     settings = DetectSettings(method=method, min_area_m2=min_area_m2)
+    options = (normalisation, assume_registered, tiling)
+    grid = None if pixel_size_m is not None else _tiled_grid(before, site, bands, tiling)
+    scratch = Path(tempfile.mkdtemp(prefix="sitewatch-score-")) if grid is not None and out_dir is not None else None
+    try:
+        if grid is not None:
+            found, ref, view_grid = _run_tiled(
+                _tiled_inputs(before, after, site, grid, bands, mask_specs),
+                dates,
+                settings=settings,
+                options=options,
+                step=step,
+                timings=timings,
+                score_path=scratch / "change_score.tif" if scratch else None,
+            )
+            masked = None
+        else:
+            view_grid = None
+            read = (bands, pixel_size_m, dates, mask_specs)
+            found, ref, masked = _detect_whole(
+                before, after, site, read=read, settings=settings, options=options, step=step, timings=timings
+            )
+        return _finished(
+            site,
+            found,
+            ref,
+            (view_grid, scratch),
+            settings=settings,
+            run=(normalisation, masks, masked, pixel_size_m),
+            timings=timings,
+            out=(out_dir, overwrite, step, t0),
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _detect_whole(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    site: SiteAOI,
+    *,
+    read: tuple[tuple[int, ...] | None, float | None, tuple[str | None, str | None], list[MaskSpec]],
+    settings: DetectSettings,
+    options: tuple[str, bool, Tiling],
+    step: Progress,
+    timings: dict[str, float],
+) -> tuple[GridDetection, RasterWindow, int]:
+    """The whole window at once: read both images, mask, :func:`detect_on_grid`; and how many pixels masks took."""
+    bands, pixel_size_m, dates, mask_specs = read
+    normalisation, assume_registered, _ = options
+    t0 = time.perf_counter()
+    ref, source = _with_dates(*_read_pair(before, after, site, bands, pixel_size_m), dates)
+    ref, masked = _masked(ref, mask_specs)
+    timings["read_s"] = time.perf_counter() - t0
     found = detect_on_grid(
         ref,
         source,
@@ -488,6 +662,27 @@ def detect(
         timings=timings,
         assume_registered=assume_registered,
     )
+    return found, ref, masked
+
+
+def _finished(
+    site: SiteAOI,
+    found: GridDetection,
+    ref: RasterWindow,
+    views: tuple[Grid | None, Path | None],
+    *,
+    settings: DetectSettings,
+    run: tuple[str, Sequence[Any], int | None, float | None],
+    timings: dict[str, float],
+    out: tuple[str | os.PathLike[str] | None, bool, Progress, float],
+) -> DetectResult:
+    """The result with its summary (relative sizes, masks, timings), written to ``out`` when it names a folder.
+
+    ``out`` is (folder or None, overwrite, progress, the run's start on ``time.perf_counter``).
+    """
+    normalisation, masks, masked, pixel_size_m = run
+    view_grid, scratch = views
+    out_dir, overwrite, step, t0 = out
     changes = found.changes
     references = [(f.name, f.geometry) for f in site.features_in(ref.grid.crs) if f.role == "reference_structure"]
     references = references if pixel_size_m is None else []
@@ -495,7 +690,8 @@ def detect(
     summary = _summary(site, ref, found, settings=settings, normalisation=normalisation)
     if masks:
         summary["inputs"]["masks"] = [str(m.path if isinstance(m, MaskSpec) else m) for m in masks]
-        summary["masked_px"] = masked
+        if masked is not None:  # (block by block, masked pixels are not counted)
+            summary["masked_px"] = masked
     if pixel_size_m is not None:
         summary["position"] = NO_MAP_POSITION
     result = DetectResult(
@@ -509,6 +705,8 @@ def detect(
         ref.data,
         found.after_norm,
         found.valid,
+        view_grid,
+        scratch / "change_score.tif" if scratch else None,
     )
     timings["total_s"] = time.perf_counter() - t0
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
@@ -516,7 +714,58 @@ def detect(
         step("writing")
         write_detection(result, out_dir, overwrite=overwrite)
         log.info("wrote %s to %s", ", ".join(DETECT_OUTPUTS), out_dir)
+    result.score_file = None  # a scratch file, removed once written
     return result
+
+
+def _tiled_inputs(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    site: SiteAOI,
+    grid: Grid,
+    bands: tuple[int, ...] | None,
+    masks: list[MaskSpec],
+) -> tiles.TiledInputs:
+    """What every block reads (the shift is filled in once measured)."""
+    unshifted = ShiftResult(0.0, 0.0, grid.pixel_size_m, 0.0, 0.0)
+    return tiles.TiledInputs(
+        Path(before), Path(after), grid, unshifted, bands, tuple(masks), lambda g: _footprint_mask(site, g)
+    )
+
+
+def _run_tiled(
+    inputs: tiles.TiledInputs,
+    dates: tuple[str | None, str | None],
+    *,
+    settings: DetectSettings,
+    options: tuple[str, bool, Tiling],
+    step: Progress,
+    timings: dict[str, float],
+    score_path: Path | None,
+) -> tuple[GridDetection, RasterWindow, Grid]:
+    """The block-wise run with the method chosen for the pixel size and the dates as given."""
+    normalisation, assume_registered, tiling = options
+    chosen, note = method_for_pixel_size(settings.method, inputs.grid.pixel_size_m)
+    if note:
+        log.warning("%s: %s", inputs.before, note)
+    asked = settings.method
+    log.info(
+        "%s: %d x %d px window, run in blocks of %d px", inputs.before.name, *inputs.grid.shape[::-1], tiling.block_px
+    )
+    with rasterio.Env(GDAL_CACHEMAX=tiles.GDAL_CACHE_BYTES):
+        found, ref, view = _detect_tiled(
+            inputs,
+            settings=dataclasses.replace(settings, method=chosen),
+            normalisation=normalisation,
+            assume_registered=assume_registered,
+            tiling=tiling,
+            step=step,
+            timings=timings,
+            score_path=score_path,
+        )
+    ref, moved = _with_dates(ref, found.moved, dates)
+    found = replace(found, moved=moved, choice=MethodChoice(asked, note))
+    return found, ref, view
 
 
 def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
@@ -524,21 +773,20 @@ def write_detection(result: DetectResult, out_dir: str | os.PathLike[str], *, ov
     out_dir = Path(out_dir)
     with staged_outputs(out_dir, DETECT_OUTPUTS, overwrite=overwrite) as stage:
         write_change_vectors(result, stage)
-        score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
         method = method_named(result.summary["method"]["change"])
-        write_geotiff(
-            stage / "change_score.tif",
-            score,
-            result.grid,
-            nodata=float("nan"),
-            cog=True,
+        described = dict(
             tags={"description": method.score_description, "threshold": f"{result.changes.threshold:.4f}"},
             descriptions=(f"change score: {method.score_description}",),
             units=(method.score_unit,),
         )
+        if result.score_file is not None:  # written block by block at full resolution
+            geotiff_to_cog(result.score_file, stage / "change_score.tif", **described)
+        else:
+            score = np.where(result.valid, result.changes.score, np.nan).astype(np.float32)
+            write_geotiff(stage / "change_score.tif", score, result.grid, nodata=float("nan"), cog=True, **described)
         panels = overlay_panels(result)
         for name, panel in zip(("before.tif", "after.tif"), panels):
-            write_rgb_cog(stage / name, panel.rgb, result.grid.crs, result.grid.transform)
+            write_rgb_cog(stage / name, panel.rgb, result.grid.crs, result.display_grid.transform)
         render_overlay(panels, stage / "overlay.png", caption=overlay_caption(result), legend=True)
         write_json(stage / "summary.json", {**result.summary, "outputs": DETECT_OUTPUTS})
     return [out_dir / n for n in DETECT_OUTPUTS]
@@ -565,7 +813,7 @@ def overlay_panels(result: DetectResult) -> list[Panel]:
         for i, o in enumerate(result.objects)
     ]
     dates = result.summary["dates"]
-    transform = result.grid.transform
+    transform = result.display_grid.transform
     threshold = result.changes.threshold
     unit = method_named(result.summary["method"]["change"]).score_unit
     return [

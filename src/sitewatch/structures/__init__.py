@@ -54,6 +54,7 @@ from .objects import (
 from .presence import TRAINED_PIXEL_RANGE_M as PRESENCE_PIXEL_RANGE_M
 from .presence_change import presence_changes
 from .roof_change import roof_changes
+from .scene import SceneStats
 from .settings import ChangeArea, DetectSettings
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "DetectSettings",
     "Detector",
     "Evidence",
+    "SceneStats",
     "StructureChanges",
     "assign_relative_size",
     "detect_structure_changes",
@@ -233,6 +235,7 @@ def detect_structure_changes(
     valid: np.ndarray | None = None,
     settings: DetectSettings = DetectSettings(),
     evidence: Evidence | None = None,
+    scene: SceneStats | None = None,
 ) -> StructureChanges:
     """Find new and removed structures between two co-registered images.
 
@@ -254,6 +257,9 @@ def detect_structure_changes(
         From :func:`gather_evidence` on the un-normalised images; computed from ``before``
         and ``after`` (with the settings' vegetation and shadow thresholds) when omitted,
         or when the method reads building evidence and it holds none.
+    scene : SceneStats, optional
+        A whole scene's statistics when the arrays are one block of it: the block is judged
+        as the scene is (:mod:`.scene`).
 
     Returns
     -------
@@ -271,11 +277,12 @@ def detect_structure_changes(
             vegetation_threshold=settings.vegetation_threshold,
             shadow_fraction=settings.shadow_fraction,
             pixel_size_m=pixel_size_m if method.building_evidence else None,
+            scene=scene,
         )
     candidates = valid & ~evidence.vegetation & ~evidence.shadow
     # scale the score by its median over possible roofs, not over seasonal ground; but where
     # nearly everything is vegetated, the few possible roofs are mostly the change itself,
     # and their median would hide it: then scale over every valid pixel
     enough = candidates.sum() >= MIN_CANDIDATE_SHARE * valid.sum()  # the rule the radiometric fit follows
-    area = ChangeArea(pixel_size_m, transform, valid, candidates, candidates if enough else valid)
+    area = ChangeArea(pixel_size_m, transform, valid, candidates, candidates if enough else valid, scene)
     return method.detector(before, after, evidence, area, settings)

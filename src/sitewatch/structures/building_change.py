@@ -149,8 +149,12 @@ def building_changes(
     low, high = TRAINED_PIXEL_RANGE_M
     if not low / 2 <= area.pixel_size_m <= high:
         return roofs
-    presence_before = building_presence(before, pixel_size_m=area.pixel_size_m, valid=area.valid)
-    presence_after = building_presence(after, pixel_size_m=area.pixel_size_m, valid=area.valid)
+    presence_before = building_presence(
+        before, pixel_size_m=area.pixel_size_m, valid=area.valid, levels=area.presence_levels(0)
+    )
+    presence_after = building_presence(
+        after, pixel_size_m=area.pixel_size_m, valid=area.valid, levels=area.presence_levels(1)
+    )
     standing = standing_on_both_dates(presence_before, presence_after, pixel_size_m=area.pixel_size_m, valid=area.valid)
     kept = _not_standing(roofs.objects, standing, before, after, area)
     presence = presence_objects(before, after, presence_before, presence_after, area, settings)

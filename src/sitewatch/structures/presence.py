@@ -49,7 +49,9 @@ def _weights() -> dict[str, np.ndarray]:
             return {k: npz[k] for k in npz.files}
 
 
-def normalise(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+def normalise(
+    rgb: np.ndarray, valid: np.ndarray | None = None, *, levels: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """Bands 0-2 of a (B, M, N) image with the scene's median luminance at 0 and its 2-98 % spread at 1.
 
     Parameters
@@ -58,6 +60,9 @@ def normalise(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         Bands 0-2 are red, green and blue.
     valid : ndarray of bool, shape (M, N), optional
         Pixels the statistics are taken over.
+    levels : (float, float, float), optional
+        The luminance at :data:`NORMALISE_PERCENTILES` where the caller has it (a block of a
+        larger scene is normalised as the scene is); by default taken over ``valid``.
 
     Returns
     -------
@@ -65,11 +70,19 @@ def normalise(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """
     rgb = rgb[:3].astype(np.float32)
     lum = rgb.mean(axis=0)
+    if levels is None:
+        levels = luminance_levels(lum, valid)
+    low, median, high = levels
+    return ((rgb - median) / max(float(high - low), 1e-6)).astype(np.float32)
+
+
+def luminance_levels(lum: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Luminance (band mean of bands 0-2) at :data:`NORMALISE_PERCENTILES` over ``valid``, on a regular subsample."""
     sample = lum[valid] if valid is not None and valid.any() else lum.ravel()
     if sample.size > NORMALISE_SAMPLE:
         sample = sample[:: sample.size // NORMALISE_SAMPLE]
     low, median, high = np.percentile(sample, NORMALISE_PERCENTILES)
-    return ((rgb - median) / max(float(high - low), 1e-6)).astype(np.float32)
+    return float(low), float(median), float(high)
 
 
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -164,7 +177,13 @@ def presence_logits(normalised: np.ndarray, *, weights: dict[str, np.ndarray] | 
     return out
 
 
-def building_presence(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None) -> np.ndarray:
+def building_presence(
+    image: np.ndarray,
+    *,
+    pixel_size_m: float,
+    valid: np.ndarray | None = None,
+    levels: tuple[float, float, float] | None = None,
+) -> np.ndarray:
     """Probability that each pixel lies on a building, from one date's image.
 
     Parameters
@@ -176,6 +195,8 @@ def building_presence(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarr
         down to its finest size first, and the answer is brought back to the input grid.
     valid : ndarray of bool, shape (M, N), optional
         Pixels with data; the others read 0.
+    levels : (float, float, float), optional
+        A whole scene's luminance levels for :func:`normalise`, when ``image`` is a block of it.
 
     Returns
     -------
@@ -195,7 +216,7 @@ def building_presence(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarr
         data = data[:, :rows, :cols].reshape(3, rows // factor, factor, cols // factor, factor).mean(axis=(2, 4))
         if valid is not None:
             mask = valid[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor).all(axis=(1, 3))
-    probability = 1.0 / (1.0 + np.exp(-presence_logits(normalise(data, mask))))
+    probability = 1.0 / (1.0 + np.exp(-presence_logits(normalise(data, mask, levels=levels))))
     if factor > 1:
         zoom = (image.shape[1] / probability.shape[0], image.shape[2] / probability.shape[1])
         probability = ndimage.zoom(probability, zoom, order=1, grid_mode=True, mode="nearest")

@@ -140,8 +140,12 @@ def presence_changes(
     ``before`` (the colour change of step 4 reads it); bands 0-2 are red, green, blue.
     ``evidence`` is not read: presence says what a roof is.
     """
-    presence_before = building_presence(before, pixel_size_m=area.pixel_size_m, valid=area.valid)
-    presence_after = building_presence(after, pixel_size_m=area.pixel_size_m, valid=area.valid)
+    presence_before = building_presence(
+        before, pixel_size_m=area.pixel_size_m, valid=area.valid, levels=area.presence_levels(0)
+    )
+    presence_after = building_presence(
+        after, pixel_size_m=area.pixel_size_m, valid=area.valid, levels=area.presence_levels(1)
+    )
     return presence_objects(before, after, presence_before, presence_after, area, settings)
 
 

@@ -23,6 +23,7 @@ new shadow beside it, one that goes takes its shadow with it
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from skimage.color import rgb2hsv
 from skimage.exposure import match_histograms
 from skimage.segmentation import expand_labels, felzenszwalb
 
+from .scene import SceneStats
 from .scores import brightness, excess_green, shadow_mask, vegetation_mask
 
 # Saturation (max - min) / max at which an earth-hued surface stops looking like a roof
@@ -99,11 +101,21 @@ def roofness(image: np.ndarray) -> np.ndarray:
     return score.astype(np.float32)
 
 
-def segment_surfaces(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None) -> np.ndarray:
+def segment_surfaces(
+    image: np.ndarray,
+    *,
+    pixel_size_m: float,
+    valid: np.ndarray | None = None,
+    top: float | None = None,
+    origin: tuple[int, int] = (0, 0),
+) -> np.ndarray:
     """Regions of one surface (Felzenszwalb-Huttenlocher graph segmentation on bands 0-2).
 
-    The image is stretched to 0-1 by its 99.5th percentile over ``valid`` pixels first, so
-    the segmentation does not depend on the data type (8-bit, 16-bit, reflectance).
+    The image is stretched to 0-1 by its 99.5th percentile over ``valid`` pixels first (or
+    by ``top``, a whole scene's, when given), so the segmentation does not depend on the
+    data type (8-bit, 16-bit, reflectance).  ``origin`` is the (row, col) of the image's
+    first pixel in a larger scene: tiles are cut where they cut the scene, so a block of it
+    gets the scene's regions wherever the block holds whole tiles.
 
     Returns
     -------
@@ -111,36 +123,47 @@ def segment_surfaces(image: np.ndarray, *, pixel_size_m: float, valid: np.ndarra
         Region labels from 0.
     """
     bands = image[:3].astype(np.float32)
-    sample = bands[:, valid] if valid is not None and valid.any() else bands.reshape(bands.shape[0], -1)
-    top = float(np.percentile(sample, STRETCH_PERCENTILE)) or 1.0
+    if top is None:
+        sample = bands[:, valid] if valid is not None and valid.any() else bands.reshape(bands.shape[0], -1)
+        top = float(np.percentile(sample, STRETCH_PERCENTILE))
+    top = top or 1.0
     picture = np.clip(np.moveaxis(bands, 0, -1) / top, 0, 1)
     area = pixel_size_m * pixel_size_m
     scale, min_size = SEGMENT_SCALE_M2 / area, max(SEGMENT_MIN_PX, int(round(SEGMENT_MIN_M2 / area)))
     # tile by tile: the graph method's time and memory grow faster than the pixel count
     # (about 3 s for 1024 x 1024 px; a 4096 x 4096 scene whole took minutes and gigabytes)
-    corners = [
-        (r, c) for r in range(0, picture.shape[0], SEGMENT_TILE_PX) for c in range(0, picture.shape[1], SEGMENT_TILE_PX)
-    ]
+    row_cuts, col_cuts = (_tile_cuts(n, start) for n, start in zip(picture.shape[:2], origin))
+    tiles_at = [(rows, cols) for rows in row_cuts for cols in col_cuts]
 
-    def segment(corner: tuple[int, int]) -> np.ndarray:
-        r, c = corner
+    def segment(at: tuple[slice, slice]) -> np.ndarray:
         return felzenszwalb(
-            picture[r : r + SEGMENT_TILE_PX, c : c + SEGMENT_TILE_PX],
+            picture[at],
             scale=scale,
             sigma=SEGMENT_SIGMA_PX,
             min_size=min_size,
             channel_axis=-1,
         )
 
-    # the graph method releases the GIL for most of its work: tiles run side by side on threads
-    with ThreadPoolExecutor(max_workers=min(len(corners), os.cpu_count() or 1)) as pool:
-        tiles = list(pool.map(segment, corners))
+    # the graph method releases the GIL for most of its work: tiles run side by side on threads,
+    # unless this already runs on a worker thread (blocks of a scene side by side): nested
+    # pools would only hold more tiles' graphs in memory at once (about 0.2 GB each)
+    nested = threading.current_thread() is not threading.main_thread()
+    workers = 1 if nested else min(len(tiles_at), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        tiles = list(pool.map(segment, tiles_at))
     labels = np.empty(picture.shape[:2], np.int32)
     offset = 0
-    for (r, c), tile in zip(corners, tiles):
-        labels[r : r + SEGMENT_TILE_PX, c : c + SEGMENT_TILE_PX] = tile + offset
+    for at, tile in zip(tiles_at, tiles):
+        labels[at] = tile + offset
         offset += int(tile.max()) + 1
     return labels
+
+
+def _tile_cuts(n: int, start: int) -> list[slice]:
+    """Slices of ``0..n`` cut at the multiples of :data:`SEGMENT_TILE_PX` of ``start + i``."""
+    first = (-start) % SEGMENT_TILE_PX
+    edges = sorted({0, *range(first, n, SEGMENT_TILE_PX), n})
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _region_means(labels: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -164,6 +187,7 @@ def new_structure_score(
     roof_earlier: np.ndarray | None = None,
     roof_later: np.ndarray | None = None,
     dark_later: np.ndarray | None = None,
+    match: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per pixel, how strongly its region of ``later`` is a roof that ``earlier`` did not show.
 
@@ -185,6 +209,10 @@ def new_structure_score(
         :func:`roofness` of the two images, where the caller has it already.
     dark_later : ndarray of bool, shape (M, N), optional
         :func:`.scores.shadow_mask` of ``later`` over ``valid``, likewise.
+    match : (ndarray, ndarray), optional
+        Per-band quantiles of ``earlier`` and ``later``, each (B, Q) at the same levels (a
+        whole scene's, :class:`.scene.SceneStats`): ``earlier`` is matched to ``later``
+        through them instead of through the histograms of the pixels at hand.
 
     Returns
     -------
@@ -197,7 +225,11 @@ def new_structure_score(
     roof_later = _region_means(labels, roofness(later) if roof_later is None else roof_later, counts)
     roof_earlier = _region_means(labels, roofness(earlier) if roof_earlier is None else roof_earlier, counts)
     matched = np.zeros(later.shape, np.float32)
-    matched[:, valid] = match_histograms(earlier[:, valid].T, later[:, valid].T, channel_axis=-1).T
+    if match is None:
+        matched[:, valid] = match_histograms(earlier[:, valid].T, later[:, valid].T, channel_axis=-1).T
+    else:
+        for band, (source, target) in enumerate(zip(*match)):
+            matched[band, valid] = np.interp(earlier[band, valid], source, target)
     change_sq = np.zeros(counts.size)
     for band in range(later.shape[0]):
         change_sq += (_region_means(labels, matched[band], counts) - _region_means(labels, later[band], counts)) ** 2
@@ -278,35 +310,48 @@ class BuildingEvidence:
 
 
 def building_evidence(
-    before: np.ndarray, after: np.ndarray, *, pixel_size_m: float, valid: np.ndarray | None = None
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    pixel_size_m: float,
+    valid: np.ndarray | None = None,
+    scene: SceneStats | None = None,
 ) -> BuildingEvidence:
     """Evidence of new and removed structures between two dates on one grid.
 
     Pass the images as they came from the sensor: :func:`roofness` reads colour ratios,
-    which a per-band radiometric fit across seasons can bend.
+    which a per-band radiometric fit across seasons can bend.  ``scene`` holds a whole
+    scene's statistics when the images are one block of it (:class:`.scene.SceneStats`).
     """
     if before.shape != after.shape:
         raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
+    scene = scene or SceneStats()
+    medians = scene.brightness_median or (None, None)
+    tops = scene.stretch_top or (None, None)
+    quantiles = scene.quantiles
     # each date's roofness and darkness once, for both directions and the shadows
     roof_before, roof_after = roofness(before), roofness(after)
-    dark_before, dark_after = shadow_mask(before, valid=valid), shadow_mask(after, valid=valid)
+    dark_before = shadow_mask(before, valid=valid, median=medians[0])
+    dark_after = shadow_mask(after, valid=valid, median=medians[1])
     new = new_structure_score(
         before,
         after,
-        segment_surfaces(after, pixel_size_m=pixel_size_m, valid=valid),
+        segment_surfaces(after, pixel_size_m=pixel_size_m, valid=valid, top=tops[1], origin=scene.origin),
         valid=valid,
         roof_earlier=roof_before,
         roof_later=roof_after,
         dark_later=dark_after,
+        match=quantiles,
     )
     removed = new_structure_score(
         after,
         before,
-        segment_surfaces(before, pixel_size_m=pixel_size_m, valid=valid),
+        segment_surfaces(before, pixel_size_m=pixel_size_m, valid=valid, top=tops[0], origin=scene.origin),
         valid=valid,
         roof_earlier=roof_after,
         roof_later=roof_before,
         dark_later=dark_before,
+        match=quantiles[::-1] if quantiles is not None else None,
     )
     return BuildingEvidence(
         new,

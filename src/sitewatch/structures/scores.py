@@ -87,10 +87,16 @@ def brightness(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32).mean(axis=0)
 
 
-def shadow_mask(image: np.ndarray, *, valid: np.ndarray | None = None, fraction: float = 0.5) -> np.ndarray:
-    """Pixels darker than ``fraction`` of the scene's median brightness: cast shadows and openings."""
+def shadow_mask(
+    image: np.ndarray, *, valid: np.ndarray | None = None, fraction: float = 0.5, median: float | None = None
+) -> np.ndarray:
+    """Pixels darker than ``fraction`` of the scene's median brightness: cast shadows and openings.
+
+    ``median`` is that brightness where the caller has it (a block of a larger scene is
+    judged against the scene's); by default it is taken over ``valid``.
+    """
     lum = brightness(image)
-    med = float(np.median(lum[valid] if valid is not None else lum))
+    med = float(np.median(lum[valid] if valid is not None else lum)) if median is None else median
     return lum < fraction * med
 
 

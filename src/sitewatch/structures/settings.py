@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 
+from .scene import SceneStats
+
 
 @dataclass(frozen=True)
 class DetectSettings:
@@ -68,6 +70,9 @@ class ChangeArea:
         Pixels a change score is scaled on: ``candidates`` where they are a fair share of the
         valid pixels, else every valid pixel (where nearly everything is vegetated, the few
         possible roofs are mostly the change itself, and their median would hide it).
+    scene : SceneStats, optional
+        A whole scene's statistics when the arrays are one block of it (see
+        :class:`~.scene.SceneStats`); ``None``: take them from the arrays.
     """
 
     pixel_size_m: float
@@ -75,3 +80,9 @@ class ChangeArea:
     valid: np.ndarray
     candidates: np.ndarray
     scale_on: np.ndarray
+    scene: SceneStats | None = None
+
+    def presence_levels(self, date: int) -> tuple[float, float, float] | None:
+        """The scene's presence-network input levels of BEFORE (``date`` 0) or AFTER (1), if known."""
+        levels = self.scene.presence_levels if self.scene is not None else None
+        return None if levels is None else levels[date]

@@ -201,7 +201,7 @@ def change_map(result: DetectResult, *, basemap: str | None = None):
         Shown inline in a notebook; ``.save("map.html")`` writes a standalone page.
     """
     folium = _folium()
-    grid, valid = result.grid, result.valid
+    grid, valid = result.display_grid, result.valid
     fmap = new_map(_bounds_lonlat(grid), basemap=basemap)
     limits = stretch_limits(result.before, valid)
     dates = result.summary["dates"]
