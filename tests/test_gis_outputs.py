@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sqlite3
@@ -21,7 +22,6 @@ from sitewatch.io.gis import GEOJSON_DECIMALS, OUTLINE_AREA_TOLERANCE
 from sitewatch.pipeline import detect
 from sitewatch.pipeline.vectors import change_records
 from sitewatch.report.html import output_schema
-from sitewatch.structures import LOW_CONFIDENCE_SCORE
 
 FIELDS = ("id", "change_id", "change", "confidence", "site_id", "date_before", "date_after", "lat", "lon", "mgrs")
 
@@ -39,7 +39,7 @@ def test_geojson_is_rfc7946_right_hand_rule_and_7_decimals(sinuiju):
     text = (out / "changes.geojson").read_text()
     doc = json.loads(text)
     assert "crs" not in doc  # RFC 7946 has no crs member: lon/lat WGS 84
-    assert len(doc["features"]) == 10
+    assert len(doc["features"]) == 6  # three workshops removed, three buildings new
     for f in doc["features"]:
         geom = shape(f["geometry"])
         for poly in getattr(geom, "geoms", [geom]):
@@ -75,22 +75,30 @@ def test_each_feature_says_what_where_when_and_which(sinuiju):
     assert spaced_mgrs("51TXE1912539846") == "51T XE 19125 39846"
 
 
-def test_low_confidence_objects_are_marked_everywhere_and_still_reported(sinuiju):
-    result, out = sinuiju
+def test_low_confidence_objects_are_marked_everywhere_and_still_reported(sinuiju, tmp_path, monkeypatch):
+    # The default method reports nothing below LOW_CONFIDENCE_SCORE on the samples any more, so
+    # the bar is raised between the new buildings' scores and the removed workshops' for this run
+    result, _ = sinuiju
+    new = max(o.score for o in result.objects if o.change == "new")
+    removed = min(o.score for o in result.objects if o.change == "removed")
+    assert new < removed
+    bar = (new + removed) / 2
+    for module in ("sitewatch.structures.objects", "sitewatch.pipeline.detect"):
+        monkeypatch.setattr(importlib.import_module(module), "LOW_CONFIDENCE_SCORE", bar)
+    site = SAMPLES / "sinuiju-instrument-factory"
+    out = tmp_path / "run"
+    again = detect(site / "2022-09-05.tif", site / "2024-04-12.tif", "sinuiju-instrument-factory", out_dir=out)
     feats = json.loads((out / "changes.geojson").read_text())["features"]
-    assert len(feats) == len(result.objects) == 10  # nothing dropped
+    assert len(feats) == len(again.objects) == 6  # nothing dropped
     for f in feats:
         p = f["properties"]
-        assert p["confidence"] == ("low" if p["score"] < LOW_CONFIDENCE_SCORE else "high")
-    # the four small "new" objects scoring 0.00-0.01 (#7-#10) are low; the six planted buildings high
-    assert [f["properties"]["confidence"] for f in feats] == ["high"] * 6 + ["low"] * 4
+        assert p["confidence"] == ("low" if p["score"] < bar else "high")
+    # largest first: the three removed workshops (high), then the three new buildings (low)
+    assert [f["properties"]["confidence"] for f in feats] == ["high"] * 3 + ["low"] * 3
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["confidence"] == {
-        "low_below_score": LOW_CONFIDENCE_SCORE,
-        "low": {"new": 4, "removed": 0, "changed": 0},
-    }
+    assert summary["confidence"] == {"low_below_score": bar, "low": {"new": 3, "removed": 0, "changed": 0}}
     gpkg = gpd.read_file(out / "changes.gpkg", layer="changes")
-    assert list(gpkg["confidence"]) == ["high"] * 6 + ["low"] * 4
+    assert list(gpkg["confidence"]) == ["high"] * 3 + ["low"] * 3
 
 
 def test_outlines_lose_their_staircase_but_not_their_area(sinuiju):
