@@ -112,6 +112,27 @@ def staged_outputs(out_dir: str | os.PathLike[str], names: list[str], *, overwri
 OVERVIEW_FACTORS = (2, 4, 8)
 
 
+def _tiled_profile(grid: Grid, shape: tuple[int, int, int], dtype: np.dtype, nodata: float | None) -> dict[str, Any]:
+    """Creation options of a 256-px tiled, DEFLATE GeoTIFF of ``shape`` (bands, rows, cols) in ``grid``'s CRS."""
+    bands, rows, cols = shape
+    return dict(
+        driver="GTiff",
+        width=cols,
+        height=rows,
+        count=bands,
+        dtype=dtype.name,
+        crs=grid.crs,
+        transform=grid.transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        # floating-point predictor for floats, horizontal differencing for integers
+        predictor=3 if dtype.kind == "f" else 2,
+    )
+
+
 def write_geotiff(
     path: Path,
     data: np.ndarray,
@@ -132,23 +153,8 @@ def write_geotiff(
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
-    bands, rows, cols = data.shape
-    predictor = 3 if data.dtype.kind == "f" else 2
-    profile = dict(
-        driver="GTiff",
-        width=cols,
-        height=rows,
-        count=bands,
-        dtype=data.dtype.name,
-        crs=grid.crs,
-        transform=grid.transform,
-        nodata=nodata,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        predictor=predictor,
-    )
+    _, rows, cols = data.shape
+    profile = _tiled_profile(grid, data.shape, data.dtype, nodata)
     if cog:
         # the COG driver writes by copy when the dataset closes (with its own overviews)
         cog_profile = {k: v for k, v in profile.items() if k not in ("tiled", "blockxsize", "blockysize")}
@@ -176,22 +182,7 @@ def block_geotiff(
 
     The file is never held in memory whole; :func:`geotiff_to_cog` turns it into a COG.
     """
-    profile = dict(
-        driver="GTiff",
-        width=grid.shape[1],
-        height=grid.shape[0],
-        count=1,
-        dtype="float32",
-        crs=grid.crs,
-        transform=grid.transform,
-        nodata=nodata,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        predictor=3,
-        BIGTIFF="IF_SAFER",
-    )
+    profile = {**_tiled_profile(grid, (1, *grid.shape), np.dtype("float32"), nodata), "BIGTIFF": "IF_SAFER"}
     with rasterio.open(path, "w", **profile) as dst:
 
         def write(data: np.ndarray, row: int, col: int) -> None:

@@ -196,13 +196,32 @@ def _track_group(
     return lines
 
 
-def _random_track_groups(
-    rng: np.random.Generator, bounds: tuple[float, float, float, float], size: tuple[float, float]
+@dataclass(frozen=True)
+class GroupLayout:
+    """How :func:`random_track_groups` lays out its groups (the defaults are the original yard's).
+
+    ``rows`` are the two groups' centres as shares of the yard's height; lengths, track counts
+    (``rng.integers`` bounds, upper exclusive) and spacings are drawn uniformly.
+    """
+
+    rows: tuple[float, float] = (0.3, 0.3 + 0.4)  # as first written, to the last bit
+    length_m: tuple[float, float] = (220.0, 340.0)
+    tracks: tuple[int, int] = (1, 4)
+    spacing_m: tuple[float, float] = (4.0, 5.0)
+    curved_chance: float = 0.4
+    min_length_m: float = 80.0
+
+
+def random_track_groups(
+    rng: np.random.Generator,
+    bounds: tuple[float, float, float, float],
+    size: tuple[float, float],
+    layout: GroupLayout = GroupLayout(),
 ) -> list[tuple[str, LineString]]:
-    """One or two groups of 1-3 parallel tracks across a yard of ``size`` (width, height) metres.
+    """One or two groups of parallel tracks across a yard of ``size`` (width, height) metres.
 
     Groups do not cross or run within 20 m of each other; a group that cannot be laid out in
-    20 attempts is left out.  Returns (track id, line) pairs, ids ``track-<group><a|b|c>``.
+    20 attempts is left out.  Returns (track id, line) pairs, ids ``track-<group><a|b|c...>``.
     """
     west, south = bounds[0], bounds[1]
     width, height = size
@@ -210,24 +229,23 @@ def _random_track_groups(
     n_groups = int(rng.integers(1, 3))
     tracks: list[tuple[str, LineString]] = []
     for g in range(n_groups):
-        cy = south + height * (0.3 + 0.4 * g) if n_groups == 2 else south + height / 2
+        cy = south + height * layout.rows[g] if n_groups == 2 else south + height / 2
         for _attempt in range(20):
             lines = _track_group(
                 rng,
                 (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
-                float(rng.uniform(220, 340)),
-                int(rng.integers(1, 4)),
-                float(rng.uniform(4.0, 5.0)),
-                curved=bool(rng.random() < 0.4),
+                float(rng.uniform(*layout.length_m)),
+                int(rng.integers(*layout.tracks)),
+                float(rng.uniform(*layout.spacing_m)),
+                curved=bool(rng.random() < layout.curved_chance),
             )
             lines = [ln.intersection(frame) for ln in lines]
-            lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > 80]
+            lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > layout.min_length_m]
             if lines and not any(ln.distance(other) < 20 for ln in lines for _, other in tracks):
                 break
         else:
             continue
-        for k, ln in enumerate(lines):
-            tracks.append((f"track-{g + 1}{'abc'[k]}", ln))
+        tracks.extend((f"track-{g + 1}{'abcdefgh'[k]}", ln) for k, ln in enumerate(lines))
     return tracks
 
 
@@ -268,7 +286,7 @@ def railyard_scene(seed: int, pixel_size_m: float, *, crs_wkt: str, origin: tupl
     )
     scene = Scene("railyard", crs_wkt, bounds, pixel_size_m, [acq], seed=seed)
 
-    tracks = _random_track_groups(rng, bounds, (width, height))
+    tracks = random_track_groups(rng, bounds, (width, height))
     scene.tracks = tracks
     counts = []
     for _, ln in tracks:

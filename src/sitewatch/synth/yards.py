@@ -28,7 +28,15 @@ from scipy import ndimage, stats
 from shapely.geometry import LineString, Point, box
 from shapely.ops import substring
 
-from .railcars import CAR_TYPES, CarType, _track_group, car_parts, drawn_track_lines, railyard_scene
+from .railcars import (
+    CAR_TYPES,
+    CarType,
+    GroupLayout,
+    car_parts,
+    drawn_track_lines,
+    railyard_scene,
+    random_track_groups,
+)
 from .render import (
     _Canvas,
     _ground,
@@ -361,30 +369,15 @@ def _layout(
     rng: np.random.Generator, bounds: tuple[float, float, float, float], spec: YardStyle
 ) -> list[tuple[str, LineString]]:
     """One or two groups of parallel tracks, ``spec.spacing_m`` apart, straight or curved."""
-    west, south = bounds[0], bounds[1]
-    width, height = YARD_SIZE_M
-    frame = box(*bounds).buffer(-6)
-    n_groups = int(rng.integers(1, 3))
-    tracks: list[tuple[str, LineString]] = []
-    for g in range(n_groups):
-        cy = south + height * (0.28 + 0.44 * g) if n_groups == 2 else south + height / 2
-        for _attempt in range(20):
-            lines = _track_group(
-                rng,
-                (west + width / 2 + rng.uniform(-20, 20), cy + rng.uniform(-8, 8)),
-                float(rng.uniform(260, 380)),
-                int(rng.integers(spec.tracks_per_group[0], spec.tracks_per_group[1] + 1)),
-                float(rng.uniform(*spec.spacing_m)),
-                curved=bool(rng.random() < 0.35),
-            )
-            lines = [ln.intersection(frame) for ln in lines]
-            lines = [ln for ln in lines if ln.geom_type == "LineString" and ln.length > 100]
-            if lines and not any(ln.distance(other) < 20 for ln in lines for _, other in tracks):
-                break
-        else:
-            continue
-        tracks.extend((f"track-{g + 1}{'abcd'[k]}", ln) for k, ln in enumerate(lines))
-    return tracks
+    layout = GroupLayout(
+        rows=(0.28, 0.28 + 0.44),
+        length_m=(260.0, 380.0),
+        tracks=(spec.tracks_per_group[0], spec.tracks_per_group[1] + 1),
+        spacing_m=spec.spacing_m,
+        curved_chance=0.35,
+        min_length_m=100.0,
+    )
+    return random_track_groups(rng, bounds, YARD_SIZE_M, layout)
 
 
 def _random_cars(rng: np.random.Generator, spec: YardStyle, room_m: float) -> list[tuple[CarType, float, tuple]]:
