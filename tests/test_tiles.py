@@ -16,6 +16,7 @@ from shapely.geometry import box
 import sitewatch.structures.roofs as roofs
 from sitewatch.aoi import AOIFeature, load_aoi
 from sitewatch.coreg import ShiftResult, WindowShift
+from sitewatch.errors import ImageryError
 from sitewatch.pipeline import detect, tiles
 from sitewatch.pipeline.detect import Tiling
 from sitewatch.structures.roofs import _tile_cuts
@@ -150,3 +151,12 @@ def test_outputs_written_by_blocks_match_the_window(tmp_path, segment_tiles_of_a
     r, c, h, w = ROOFS[2]  # the roof on the corner of four blocks scores high in all four
     assert np.nanmean(score[r + 4 : r + h - 4, c + 4 : c + w - 4]) > result.changes.threshold
     assert result.score_file is None  # the block-wise scratch file is gone once written
+
+
+def test_a_blank_after_image_is_refused_naming_both_files(tmp_path, segment_tiles_of_a_block):
+    (before, after), site = _pair(tmp_path)
+    with rasterio.open(after) as src:
+        blank = write_tif(tmp_path / "2024-02-01.tif", np.zeros((src.count, SIZE, SIZE)), dtype="uint16", nodata=0)
+    with pytest.raises(ImageryError) as err:
+        detect(before, blank, site, tiling=Tiling(block_px=BLOCK, workers=1), assume_registered=True)
+    assert blank.name in str(err.value)

@@ -376,6 +376,10 @@ def _detect_tiled(
     factor = tiles.preview_factor(inputs.grid.shape)
     sample, moved = tiles.read_pair_on(inputs, inputs.grid, factor)
     valid = sample.valid & moved.valid
+    if not valid.any():
+        raise ImageryError(
+            f"{inputs.before} and {inputs.after}: no pixel is valid in both images inside the AOI footprint"
+        )
     stats, mapping = tiles.scene_statistics(
         sample.data, np.where(moved.valid, moved.data, 0).astype(np.float32), valid, normalisation=normalisation
     )
