@@ -9,14 +9,26 @@
    ``sitewatch.pipeline.coregister`` finds and its time, against AROSICS' global match (its
    figures in ../shared/data/README.md: about +0.71, -1.81 px in 1.6-2.6 s).
 
+With ``--size N`` instead (N = 4096, 8192, 10980, 16384): the scene-size benchmark. The pair of
+``bench_detect.py`` (N x N, 4-band uint16, written block by block on disk, AFTER's georeference
+offset by a known shift) is co-registered by the ``coreg`` command's path in a child process:
+its wall time, peak resident memory and the shift found against the planted one, beside the
+time to read both rasters whole.
+
     .venv/bin/python benchmarks/bench_coreg.py [--data ../shared/data]
+    .venv/bin/python benchmarks/bench_coreg.py --size 10980 [--keep DIR [--reuse]]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +67,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("SITEWATCH_REALDATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--data", type=Path, default=Path(default))
+    ap.add_argument("--size", type=int, help="Scene-size benchmark on an N x N pair instead (see above).")
+    ap.add_argument("--keep", type=Path, help="With --size: write the pair here and keep it.")
+    ap.add_argument("--reuse", action="store_true", help="With --keep: use the pair already there.")
+    ap.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    if args.size:
+        scene_size(args.size, args.keep, args.reuse)
+        return
     tiles = sorted((args.data / "realcd" / "levir-cd-1024" / "A").glob("*.png"))
     if not tiles:
         raise SystemExit(f"no LEVIR-CD tiles under {args.data}/realcd/levir-cd-1024 (set --data)")
@@ -100,6 +122,63 @@ def main() -> None:
             pass
     print(f"unrelated: {len(pairs) - accepted} of {len(pairs)} refused")
     arosics_pair(args.data / "geotiff" / "arosics-inter1")
+
+
+def child(mode: str, before: str, after: str) -> None:
+    """One measurement in its own process, so its peak memory is its own: ``read`` or ``coreg``."""
+    t0 = time.perf_counter()
+    extra = {}
+    if mode == "read":
+        import rasterio
+
+        for p in (before, after):  # every pixel, block by block
+            with rasterio.open(p) as src:
+                for _, window in src.block_windows(1):
+                    src.read(window=window)
+    else:
+        from sitewatch.pipeline import coregister
+
+        found = coregister(before, after)
+        extra = {
+            "shift_px": [found.shift.dx, found.shift.dy],
+            "windows": found.shift.windows_valid,
+            "rejected": found.shift.windows_rejected,
+            "model": found.shift.model,
+        }
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+
+
+def scene_size(size: int, keep: Path | None, reuse: bool) -> None:
+    """The ``--size`` benchmark: the coreg command's path on bench_detect's N x N pair."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_detect import SHIFT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        before, after = folder / "2023-01-01.tif", folder / "2024-01-01.tif"
+        if not (reuse and before.exists() and after.exists()):
+            script = Path(__file__).resolve().parent / "bench_detect.py"
+            subprocess.run([sys.executable, str(script), "--child", "generate", str(folder), str(size)], check=True)
+        rows = {}
+        for mode in ("read", "coreg"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, str(before), str(after)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            rows[mode] = json.loads(out.strip().splitlines()[-1])
+        r, c = rows["read"], rows["coreg"]
+        error = np.hypot(c["shift_px"][0] - SHIFT[0], c["shift_px"][1] - SHIFT[1])
+        print(f"pair {size} x {size}, 4 bands uint16; planted shift {SHIFT[0]:+.2f}, {SHIFT[1]:+.2f} px")
+        print(f"read both rasters: {r['seconds']:6.2f} s   peak {r['peak_mib']:6.0f} MiB")
+        print(
+            f"coreg            : {c['seconds']:6.2f} s   peak {c['peak_mib']:6.0f} MiB   "
+            f"{c['seconds'] / r['seconds']:.1f}x the read; shift {c['shift_px'][0]:+.3f}, {c['shift_px'][1]:+.3f} px "
+            f"(error {error:.3f} px), {c['model']}, {c['windows']} windows agree, {c['rejected']} rejected"
+        )
 
 
 def arosics_pair(folder: Path) -> None:

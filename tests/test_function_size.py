@@ -68,5 +68,5 @@ def test_functions_are_short_and_take_few_parameters():
 
 def test_the_walk_sees_methods_and_nested_functions():
     names = {name for name, _, _ in _functions()}
-    assert "sitewatch.coreg:ShiftResult.to_dict" in names
+    assert "sitewatch.coreg.estimate:ShiftResult.to_dict" in names
     assert "sitewatch.cli:RegistryChoice.choices" in names

@@ -405,13 +405,13 @@ class SourceRaster:
 SOURCE_MARGIN_PX = 256
 
 
-def _window_around(src, path: Path | RemotePath, grid: Grid) -> Window | None:
-    """The window of ``src`` covering ``grid`` with :data:`SOURCE_MARGIN_PX` to spare (None: read it all)."""
+def _window_around(src, path: Path | RemotePath, grid: Grid, margin_px: int = SOURCE_MARGIN_PX) -> Window | None:
+    """The window of ``src`` covering ``grid`` with ``margin_px`` to spare (None: read it all)."""
     if src.transform.b != 0 or src.transform.d != 0:
         return None  # a rotated grid: windows by bounds do not apply; read it whole
     bounds = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
     win = from_bounds(*bounds, transform=src.transform)
-    pad = SOURCE_MARGIN_PX
+    pad = margin_px
     win = Window(win.col_off - pad, win.row_off - pad, win.width + 2 * pad, win.height + 2 * pad)
     try:
         return win.round_offsets().round_lengths().intersection(Window(0, 0, src.width, src.height))
@@ -451,6 +451,65 @@ def read_source(
         rows, cols = (src.height, src.width) if win is None else (int(win.height), int(win.width))
         transform = transform @ Affine.scale(cols / data.shape[2], rows / data.shape[1])
         return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
+
+
+def image_grid(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None, colour: bool = True) -> Grid:
+    """An image's own grid (CRS, transform, shape), found without reading a pixel; the file checked as
+    :func:`read_source` checks it."""
+    path = image_path(path)
+    with _opened_image(path, bands, colour) as (src, _):
+        return Grid(CRS.from_user_input(src.crs), src.transform, (src.height, src.width))
+
+
+def read_windows(
+    path: str | os.PathLike[str],
+    rects: list[tuple[int, int, int, int]],
+    *,
+    bands: tuple[int, ...] | None = None,
+    colour: bool = True,
+) -> list[RasterWindow]:
+    """Rectangles (row, col, rows, cols) of an image's own pixel grid, each as a RasterWindow, from one opening.
+
+    Bands as :func:`read_aoi_window`.  For a large scene read only where it is looked at.
+    """
+    path = image_path(path)
+    out = []
+    with _opened_image(path, bands, colour) as (src, layout):
+        crs = CRS.from_user_input(src.crs)
+        for row, col, rows, cols in rects:
+            win = Window(col, row, cols, rows)
+            data, valid = _read_layout(src, path, layout, win)
+            out.append(
+                RasterWindow(path, data, valid, Grid(crs, src.window_transform(win), (rows, cols)), image_date(path))
+            )
+    return out
+
+
+def read_sources_around(
+    path: str | os.PathLike[str],
+    grids: list[Grid],
+    *,
+    bands: tuple[int, ...] | None = None,
+    colour: bool = True,
+    margin_px: int = SOURCE_MARGIN_PX,
+) -> list[SourceRaster | None]:
+    """:func:`read_source` round each of several grids, from one opening, ``margin_px`` of the
+    image's pixels to spare; None for a grid the image does not reach."""
+    path = image_path(path)
+    out: list[SourceRaster | None] = []
+    with _opened_image(path, bands, colour) as (src, layout):
+        crs = CRS.from_user_input(src.crs)
+        for grid in grids:
+            try:
+                win = _window_around(src, path, grid, margin_px)
+            except ImageryError:
+                out.append(None)  # this part of the scene lies off the image
+                continue
+            data, valid = _read_layout(src, path, layout, win)
+            data[:, ~valid] = np.nan
+            transform = src.transform if win is None else src.window_transform(win)
+            out.append(SourceRaster(path, data, transform, crs, image_date(path)))
+    return out
 
 
 def utm_crs_at(lon: float, lat: float) -> CRS:

@@ -10,32 +10,46 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 
-from ..coreg import ShiftResult, estimate_shift
+from ..coreg import Chip, ShiftResult, chip_rects, coarse_shift, estimate_shift, estimate_shift_from_chips
+from ..coreg.chips import central_rect
 from ..errors import AlignmentError, ImageryError
 from ..io import (
     Grid,
     SourceRaster,
     check_outputs_free,
     corrected_transform,
+    image_grid,
     image_path,
     local_utm_grid,
     measures_in_metres,
     read_source,
+    read_sources_around,
     read_unreferenced,
+    read_windows,
     staged_outputs,
     warp_onto_grid,
 )
 from ._common import NO_MAP_POSITION, shift_in_map_axes
 
 log = logging.getLogger(__name__)
+
+# A REFERENCE of at least this many pixels (on a metric grid) is measured from chips read where
+# the windows fall (:mod:`sitewatch.coreg.chips`), never held whole: the same shift, in memory
+# and time that do not grow with the scene.
+CHIPS_FROM_PX = 3000 * 3000
+# MOVING is read round each chip with this many of its own pixels to spare (the resampling
+# kernel; the shift itself lies inside the chip's margin).
+CHIP_READ_MARGIN_PX = 4
 
 
 @dataclass
@@ -113,6 +127,13 @@ def coregister(
             raise ImageryError(f"{moving}: -o and --bands are for GeoTIFFs; a picture has no geotransform to correct")
         ref, mov = read_unreferenced(reference, pixel_size_m), read_unreferenced(moving, pixel_size_m)
     else:
+        whole = image_grid(reference, bands=bands, colour=False)
+        rows, cols = whole.shape
+        if rows * cols >= CHIPS_FROM_PX and measures_in_metres(whole.crs, whole.transform, whole.shape):
+            shift = _shift_from_chips(image_path(reference), image_path(moving), whole, bands)
+            if out is not None:
+                _write_corrected(image_path(moving), Path(out), whole, shift, overwrite=overwrite)
+            return Coregistration(image_path(reference), image_path(moving), whole, shift, time.perf_counter() - t0)
         ref = read_source(reference, bands=bands, colour=False)
     grid, ref_data, ref_valid = _reference_on_grid(ref)
     if pixel_size_m is None:  # MOVING only round REFERENCE: a scene larger than it is not held whole
@@ -142,6 +163,57 @@ def coregister(
         _write_corrected(image_path(moving), Path(out), grid, shift, overwrite=overwrite)
     position = NO_MAP_POSITION if pixel_size_m is not None else None
     return Coregistration(ref.path, mov.path, grid, shift, time.perf_counter() - t0, position)
+
+
+def _read_chips(
+    reference: Path, moving: Path, grid: Grid, rects: list[tuple[int, int, int, int]], bands: tuple[int, ...] | None
+) -> list[Chip]:
+    """Both images over rectangles of REFERENCE's grid; MOVING warped onto each (NaN where it does not reach)."""
+    grids = [Grid(grid.crs, grid.transform * Affine.translation(c, r), (rows, cols)) for r, c, rows, cols in rects]
+    with ThreadPoolExecutor(2) as pool:  # one file each (GDAL releases the GIL while it decodes)
+        refs_read = pool.submit(read_windows, reference, rects, bands=bands, colour=False)
+        sources_read = pool.submit(
+            read_sources_around, moving, grids, bands=bands, colour=False, margin_px=CHIP_READ_MARGIN_PX
+        )
+        refs, sources = refs_read.result(), sources_read.result()
+    chips = []
+    for (row, col, _, _), ref, source in zip(rects, refs, sources):
+        on_ref = None
+        if source is not None:
+            try:
+                on_ref = warp_onto_grid(source, ref.grid, resampling=Resampling.bilinear)
+            except ImageryError:
+                on_ref = None  # no pixel of MOVING over this chip
+        if on_ref is None:
+            data, valid = np.full_like(ref.data, np.nan), np.zeros(ref.valid.shape, bool)
+        else:
+            data, valid = on_ref.data, on_ref.valid
+        chips.append(Chip(row, col, np.nan_to_num(ref.data), np.nan_to_num(data), ref.valid, valid))
+    return chips
+
+
+def _shift_from_chips(reference: Path, moving: Path, grid: Grid, bands: tuple[int, ...] | None) -> ShiftResult:
+    """MOVING's shift on REFERENCE's grid, read as chips: the central crop for the whole-pixel shift,
+    then the windows' chips for that shift."""
+    try:
+        (central,) = _read_chips(reference, moving, grid, [central_rect(grid.shape)], bands)
+        base = coarse_shift(central.reference, central.moving, central.reference_valid, central.moving_valid)
+        chips = _read_chips(reference, moving, grid, chip_rects(grid.shape, base), bands)
+        shift = estimate_shift_from_chips(grid.shape, chips, base, pixel_size_m=grid.pixel_size_m)
+    except AlignmentError as exc:
+        raise AlignmentError(f"{moving}: {exc}") from exc
+    log.info(
+        "%s relative to %s: %+.3f, %+.3f px (%s, %d windows agree, %d rejected; read as %d chips)",
+        moving.name,
+        reference.name,
+        shift.dx,
+        shift.dy,
+        shift.model,
+        shift.windows_valid,
+        shift.windows_rejected,
+        len(chips),
+    )
+    return shift
 
 
 def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *, overwrite: bool) -> None:
