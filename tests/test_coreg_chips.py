@@ -71,9 +71,7 @@ def test_coreg_command_reads_a_large_scene_as_chips(tmp_path, monkeypatch):
     world = textured((SIZE, SIZE), seed=8)
     ref = write_tif(tmp_path / "ref.tif", np.stack([world] * 3), dtype="uint8")
     # MOVING's georeference is off by (dx, dy) pixels: its content lies (dx, dy) from REFERENCE's
-    mov = write_tif(
-        tmp_path / "mov.tif", np.stack([world] * 3), dtype="uint8", origin=(500000.0 + dx, 4400000.0 - dy)
-    )
+    mov = write_tif(tmp_path / "mov.tif", np.stack([world] * 3), dtype="uint8", origin=(500000.0 + dx, 4400000.0 - dy))
     whole = coregister.coregister(ref, mov)
     monkeypatch.setattr(coregister, "CHIPS_FROM_PX", SIZE * SIZE)
 
@@ -84,4 +82,9 @@ def test_coreg_command_reads_a_large_scene_as_chips(tmp_path, monkeypatch):
     chips = coregister.coregister(ref, mov, out=tmp_path / "fixed.tif")
     assert (chips.shift.dx, chips.shift.dy) == pytest.approx((dx, dy), abs=0.02)
     assert (chips.shift.dx, chips.shift.dy) == pytest.approx((whole.shift.dx, whole.shift.dy), abs=0.01)
-    assert (tmp_path / "fixed.tif").exists()
+    import rasterio
+
+    with rasterio.open(mov) as a, rasterio.open(tmp_path / "fixed.tif") as b:  # copied block by block, pixels kept
+        assert np.array_equal(a.read(), b.read()) and a.transform != b.transform
+    again = coregister.coregister(ref, tmp_path / "fixed.tif")
+    assert np.hypot(again.shift.dx, again.shift.dy) < 0.05

@@ -218,7 +218,7 @@ def _shift_from_chips(reference: Path, moving: Path, grid: Grid, bands: tuple[in
 
 def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *, overwrite: bool) -> None:
     # read again rather than reuse the float32 copy: the output keeps the file's own dtype,
-    # nodata, tags and pixels exactly
+    # nodata, tags and pixels exactly; copied block by block, so a whole scene is never held
     with rasterio.open(moving) as src:
         if src.crs != grid.crs:
             raise ImageryError(
@@ -226,16 +226,14 @@ def _write_corrected(moving: Path, out: Path, grid: Grid, shift: ShiftResult, *,
                 "copy by geotransform edit needs both in one projected CRS (reproject first)"
             )
         profile = src.profile.copy()
-        data = src.read()
-        transform = corrected_transform(
-            src.transform, grid.transform, (shift.dx, shift.dy), shift.gradient, shift.centre
-        )
-        tags = src.tags()
-    profile.update(transform=transform)
-    with staged_outputs(out.parent if str(out.parent) else ".", [out.name], overwrite=overwrite) as stage:
-        with rasterio.open(stage / out.name, "w", **profile) as dst:
-            dst.write(data)
-            dst.update_tags(
-                **tags,
-                SITEWATCH_COREG=f"dx={shift.dx:.4f} dy={shift.dy:.4f} model={shift.model} reference={grid.transform}",
+        profile.update(
+            transform=corrected_transform(
+                src.transform, grid.transform, (shift.dx, shift.dy), shift.gradient, shift.centre
             )
+        )
+        with staged_outputs(out.parent if str(out.parent) else ".", [out.name], overwrite=overwrite) as stage:
+            with rasterio.open(stage / out.name, "w", **profile) as dst:
+                for _, window in src.block_windows(1):
+                    dst.write(src.read(window=window), window=window)
+                note = f"dx={shift.dx:.4f} dy={shift.dy:.4f} model={shift.model} reference={grid.transform}"
+                dst.update_tags(**src.tags(), SITEWATCH_COREG=note)
