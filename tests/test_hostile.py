@@ -395,8 +395,8 @@ def test_an_unusable_output_folder_is_refused_before_any_work(tmp_path):
 # ------------------------------------------------------------------ tracebacks become refusals
 
 
-def test_a_raster_declaring_a_huge_size_is_refused_before_reading(tmp_path):
-    path = tmp_path / "huge.tif"
+def _huge(path: Path, crs: str, pixel: float, origin: tuple[float, float]) -> Path:
+    """A 100 000 x 100 000 px GeoTIFF with no pixel written (sparse: a few kB on disk)."""
     with rasterio.open(
         path,
         "w",
@@ -405,14 +405,23 @@ def test_a_raster_declaring_a_huge_size_is_refused_before_reading(tmp_path):
         height=100_000,
         count=3,
         dtype="uint8",
-        crs="EPSG:32652",
-        transform=from_origin(*ORIGIN, 1, 1),
+        crs=crs,
+        transform=from_origin(*origin, pixel, pixel),
         tiled=True,
         SPARSE_OK=True,
     ):
         pass
     assert path.stat().st_size < 50_000_000
-    _refused(_run("coreg", path, path), f"{path}: the part to read is 100000 x 100000 px", "crop it")
+    return path
+
+
+def test_a_raster_declaring_a_huge_size_is_refused_before_reading(tmp_path):
+    # on a metric grid coreg reads only chips round its windows: it gets as far as the evidence
+    path = _huge(tmp_path / "huge.tif", "EPSG:32652", 1, ORIGIN)
+    _refused(_run("coreg", path, path), f"{path}: no reliable shift", "featureless")
+    # a geographic one is read whole onto its local UTM grid: refused by its size, before reading
+    geo = _huge(tmp_path / "huge-lonlat.tif", "EPSG:4326", 1e-5, (127.0, 40.0))
+    _refused(_run("coreg", geo, geo), f"{geo}: the part to read is 100000 x 100000 px", "crop it")
 
 
 def test_non_utf8_aoi_and_sidecar(tmp_path):
