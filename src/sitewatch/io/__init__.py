@@ -42,7 +42,7 @@ from .raster import (
     warp_onto_grid,
 )
 from .sources import RemotePath, check_no_network_sources, image_path, is_remote
-from .tracks import read_track_window, read_tracks_file
+from .tracks import read_track_window, read_tracks_file, read_whole_image
 
 __all__ = [
     "read_unreferenced",
@@ -76,6 +76,7 @@ __all__ = [
     "read_source",
     "read_track_window",
     "read_tracks_file",
+    "read_whole_image",
     "read_vectors",
     "staged_outputs",
     "to_local_utm",

@@ -92,14 +92,14 @@ class FoundTrack:
     length_m : float
     score : float
         Mean ridge strength (weighted z-score of the best filter) along the line's points.
-    rails_share : float
-        Share of the line's ridge points where the rail pair was the strongest evidence.
+    found_share : float
+        Share of the line's steps on which the ridge was found (the rest bridged).
     """
 
     line_px: np.ndarray
     length_m: float
     score: float
-    rails_share: float
+    found_share: float
 
 
 @dataclass
