@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from pyproj import CRS
-from shapely.geometry import LineString, Point, box
+from shapely.geometry import LineString, box
 
 from sitewatch.railcars import count_railcars, shadow_geometry
 from sitewatch.railcars.find import find_tracks

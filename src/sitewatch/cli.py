@@ -645,7 +645,9 @@ def railcars(
     if ctx.obj["quiet"]:
         return
     if find_tracks:
-        where = f"written to {out_dir}/tracks.geojson" if out_dir is not None else "not written (give --out to keep them)"
+        where = (
+            f"written to {out_dir}/tracks.geojson" if out_dir is not None else "not written (give --out to keep them)"
+        )
         click.echo(f"{len(results[0].tracks)} tracks found in the image; their lines {where}")
     for r in results:
         click.echo(

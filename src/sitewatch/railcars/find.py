@@ -77,7 +77,9 @@ TRACE_MAX_GAP_M = 40.0  # a trace coasts (keeping its curvature) this far withou
 TRACE_DIRECTION_M = 12.0  # the direction is measured over this much of the trace behind
 MIN_TRACK_M = 40.0  # shorter chains are sheds' edges, trees' shadows or crossovers
 BIN_M = 5.0  # the line is the median of its ridge points in bins this long
-DUPLICATE_M = 3.2  # of two lines closer than this over most of one, the weaker goes (tracks are >= 4.2 m apart)
+DUPLICATE_M = 3.6  # of two lines closer than this over most of one, the weaker goes (tracks are >= 4.2 m apart)
+SMOOTH_M = 10.0  # a trace's points are averaged over this much of it (a curve's radius is >= 250 m)
+RAIL_SEEN_CORRELATION = 0.3  # a line shows rails where the pair's correlation reaches this (rails.py)
 RANK_SCORE_CAP = 10.0  # lines are ranked by length times score, the score capped here (length counts most)
 
 
@@ -324,11 +326,20 @@ def _chain(pieces: list[_Piece], *, pixel_size_m: float) -> list[list[int]]:
                         continue
                     if dist > 1e-6:
                         u = g / dist
-                        if float(u @ da) < cos_max * 0.0 + np.cos(np.radians(2 * CHAIN_MAX_ANGLE_DEG)) and dist > lateral:
+                        if (
+                            float(u @ da) < cos_max * 0.0 + np.cos(np.radians(2 * CHAIN_MAX_ANGLE_DEG))
+                            and dist > lateral
+                        ):
                             continue
-                        if abs(float(da[0] * g[1] - da[1] * g[0])) > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2:
+                        if (
+                            abs(float(da[0] * g[1] - da[1] * g[0]))
+                            > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2
+                        ):
                             continue
-                        if abs(float(db[0] * g[1] - db[1] * g[0])) > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2:
+                        if (
+                            abs(float(db[0] * g[1] - db[1] * g[0]))
+                            > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2
+                        ):
                             continue
                     angle = float(np.degrees(np.arccos(np.clip(da @ -db, -1, 1))))
                     candidates.append((dist * pixel_size_m + angle, a, ea, b, eb))
@@ -499,6 +510,23 @@ def _near_share(a: np.ndarray, b: np.ndarray, within_px: float, step_px: float) 
     return float(np.mean([near.contains(p) for p in MultiPoint(pts).geoms])) if pts else 0.0
 
 
+def _rails_seen(image: np.ndarray, line_px: np.ndarray, pixel_size_m: float) -> float:
+    """Share of a line along which a pair of rails shows, centred within 0.2 m (0 on coarse pixels)."""
+    if pixel_size_m > RAIL_PAIR_MAX_PIXEL_M:
+        return 0.0
+    from .rails import cross_profiles, rail_correlation
+    from .strip import sample_strip
+
+    grey = _grey(image)[None]
+    strip = sample_strip(grey, line_px, pixel_size_m=pixel_size_m, half_width_m=0.25)
+    shifts = np.arange(-0.2, 0.2 + 1e-9, 0.05)
+    profiles, across = cross_profiles(
+        grey, strip, np.zeros(len(strip.along_m)), pixel_size_m=pixel_size_m, half_width_m=1.6
+    )
+    corr = rail_correlation(profiles, across, shifts, pixel_size_m=pixel_size_m).max(axis=0)
+    return float(np.mean(corr >= RAIL_SEEN_CORRELATION))
+
+
 def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
     """Track centrelines found in an image, strongest first.
 
@@ -519,9 +547,7 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
         If the pixels are coarser than :data:`FIND_MAX_PIXEL_M`.
     """
     if pixel_size_m > FIND_MAX_PIXEL_M:
-        raise ValueError(
-            f"tracks are found on pixels of at most {FIND_MAX_PIXEL_M:g} m, not {pixel_size_m:g} m"
-        )
+        raise ValueError(f"tracks are found on pixels of at most {FIND_MAX_PIXEL_M:g} m, not {pixel_size_m:g} m")
     ridges = ridge_map(image, pixel_size_m=pixel_size_m)
     pieces = ridge_pieces(ridges, pixel_size_m=pixel_size_m)
     from shapely.geometry import LineString, Point
@@ -553,8 +579,14 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
             continue
         traced.append(LineString(pts))
         vals = ndimage.map_coordinates(ridges.strength, [pts[ok, 1] - 0.5, pts[ok, 0] - 0.5], order=1)
-        found.append(FoundTrack(pts, length_m, float(vals.mean()), float(ok.mean())))
-    found.sort(key=lambda t: -t.length_m * min(t.score, RANK_SCORE_CAP))
+        win = max(1, int(round(SMOOTH_M / TRACE_STEP_M)))
+        smooth = np.column_stack([ndimage.uniform_filter1d(pts[:, i], win, mode="nearest") for i in (0, 1)])
+        smooth[[0, -1]] = pts[[0, -1]]  # keep the ends where they were found
+        found.append(FoundTrack(smooth, length_m, float(vals.mean()), float(ok.mean())))
+    rails = {id(t): _rails_seen(image, t.line_px, pixel_size_m) for t in found}
+    # a band between two tracks (grass between beds, ballast between two trains) is as long as
+    # they are, but shows no rails: lines showing rails are kept first
+    found.sort(key=lambda t: (-round(rails[id(t)], 1), -t.length_m * min(t.score, RANK_SCORE_CAP)))
     kept: list[FoundTrack] = []
     for t in found:
         if any(_near_share(t.line_px, k.line_px, DUPLICATE_M / pixel_size_m, 2.0 / pixel_size_m) > 0.5 for k in kept):
