@@ -37,6 +37,8 @@ RAIL_PAIR_MAX_PIXEL_M = 0.6  # rails are looked for up to here; coarser, cars, s
 # --- the matched filters (metres across the track from its centre) -------------------------
 RAIL_OFFSET_M = 0.74  # each rail's centre: (1.435 m gauge + a 0.07 m head) / 2
 RAIL_FLANK_M = 0.4  # a rail is compared with the ground this far either side of it
+RAIL_WINDOW_M = 1.15  # the pair's shape is matched over this much either side of the centre ...
+RAIL_MIN_CORR = 0.5  # ... and must correlate with it at least this well
 BOX_INSIDE_M = (0.3, 1.1)  # inside a car (2.6-3.2 m wide) or a sleeper band (2.6 m) ...
 BOX_OUTSIDE_M = (1.75, 2.2)  # ... against just outside it (the next track is >= 4.2 m away)
 BED_INSIDE_M = (0.3, 1.7)  # inside a lone track's ballast bed (about 4.6 m wide) ...
@@ -51,6 +53,7 @@ NOISE_SAMPLE_EVERY = 3  # each filter's noise (MAD) is measured on every third r
 RAIL_WEIGHT = 1.0
 BOX_WEIGHT = 0.8
 BED_WEIGHT = 0.6
+EITHER_SIGN_WEIGHT = 0.7  # an edge either side of opposite signs counts this much of one of like signs
 
 # --- ridges to lines ---------------------------------------------------------------------
 RIDGE_LOW_Z = 3.0  # hysteresis: a ridge pixel continues a line above this ...
@@ -58,29 +61,52 @@ RIDGE_HIGH_Z = 5.0  # ... that somewhere rises above this
 CREST_APART_M = 1.5  # a ridge point must be the strongest across its ridge out to here
 MIN_PIECE_M = 4.0  # shorter skeleton pieces are noise
 END_FIT_M = 12.0  # a piece's direction at an end is fitted over this much of it
-CHAIN_MAX_GAP_M = 30.0  # pieces this far apart end to start may be one track ...
-CHAIN_MAX_ANGLE_DEG = 6.0  # ... if their ends and the gap between them agree in direction to this ...
-CHAIN_MAX_LATERAL_M = 0.5  # ... and each end lies this close to the other's line extended
-BRIDGE_MAX_GAP_M = 150.0  # chains this far apart may still be one track (a long train hides it) ...
-BRIDGE_MAX_ANGLE_DEG = 30.0  # ... if their ends agree in direction to this ...
-BRIDGE_FIT_RMS_M = 0.25  # ... and one circle (or straight line) fits both this well ...
-BRIDGE_FIT_MAX_M = 0.6  # ... no point of either further off it than this (95th percentile)
-BRIDGE_MIN_CHAIN_M = 20.0  # only chains at least this long are bridged
 MIN_SUPPORT = 0.6  # a track's ridge points must span at least this share of its length
-BRIDGE_FIT_POINTS = 400  # points fitted per candidate pair (the chains' points thinned to this)
 SEED_MIN_M = 8.0  # ridge pieces at least this long start a trace, strongest first
 TRACE_STEP_M = 2.0  # a trace steps this far along, then looks across for the ridge ...
 TRACE_FOLLOW_M = 0.3  # ... this far either side while it keeps finding it ...
 TRACE_REACQUIRE_M = 0.9  # ... widening to this after a gap (tracks are >= 4.2 m apart)
+TRACE_ALIGN_DEG = 10.0  # ... running within this of the trace's direction ...
 TRACE_MIN_Z = 4.0  # the ridge is found where it is at least this strong
 TRACE_MAX_GAP_M = 40.0  # a trace coasts (keeping its curvature) this far without finding the ridge
 TRACE_DIRECTION_M = 12.0  # the direction is measured over this much of the trace behind
+ORIENT_SIGMA_M = 4.0  # the ridges' direction is averaged over this (Gaussian sigma) ...
+STREAM_STEP_M = 1.0  # ... and a streamline follows it in steps this long ...
+STREAM_MIN_Z = 4.0  # ... while the ridges around are at least this strong (root mean square) ...
+STREAM_MAX_GAP_M = 30.0  # ... or have been for the last this much of it
+STREAM_TURN_SPAN_M = 20.0  # a streamline stops where its direction turns over this much of it ...
+STREAM_MAX_TURN_DEG = 30.0  # ... by more than this (a 250 m radius turns 4.6 degrees in 20 m; the field is noisy)
+STRIP_HALF_M = 12.0  # across a streamline, tracks are looked for this far either side ...
+STRIP_STEP_M = 0.1  # ... every this much ...
+PEAK_APART_M = 3.5  # ... and this far apart (tracks are >= 4.2 m apart)
+FIT_SPINE = 0  # 1: replace the streamline by one circle or line through the group's ridge points
+SPINE_MIN_RADIUS_M = 150.0  # a fitted circle tighter than this is no track group's
+SPINE_MAX_RADIUS_M = 20000.0  # a fitted circle wider than this is taken for a straight line
+PATH_SLOPE = 0.1  # a track's path may drift across the streamline by this much per metre along ...
+PATH_COST_Z = 4.0  # ... gaining its strength less this at every metre ...
+PATH_TURN_COST_Z = 2.0  # ... less this for every STRIP_STEP_M it moves across ...
+PATH_MIN_SCORE = 150.0  # ... and is a track where it gains at least this
+JOIN = 1  # 0: leave broken lines broken (for measuring what joining gives)
+MIN_PATH_M = 10.0  # shorter paths are not kept, not even to be joined
+JOIN_MAX_GAP_M = 120.0  # lines whose ends are this close ...
+JOIN_MAX_ANGLE_DEG = 15.0  # ... and run on into each other to this ...
+JOIN_FIT_M = 0.3  # ... and lie on one circle or line to this (RMS) are one track
+WIGGLE_SPAN_M = 60.0  # over this much of it a track is a circle's arc or straight ...
+MAX_WIGGLE_M = 1.0  # ... to this (RMS); a line wandering more follows trees, sheds or noise
 MIN_TRACK_M = 40.0  # shorter chains are sheds' edges, trees' shadows or crossovers
-BIN_M = 5.0  # the line is the median of its ridge points in bins this long
 DUPLICATE_M = 3.6  # of two lines closer than this over most of one, the weaker goes (tracks are >= 4.2 m apart)
 SMOOTH_M = 10.0  # a trace's points are averaged over this much of it (a curve's radius is >= 250 m)
-RAIL_SEEN_CORRELATION = 0.3  # a line shows rails where the pair's correlation reaches this (rails.py)
+RAIL_SEEN_CORRELATION = 0.5  # a line shows rails where the pair's correlation reaches this (rails.py) ...
+CENTRE_ON_RAILS = 1  # 0: leave the traced lines where they are (for measuring what centring gives)
+CENTRE_SMOOTH_M = 6.0  # ... averaged over this much along
+CENTRE_REACH_M = 0.6  # a line is moved onto its rails by up to this (the next pair is 1.5 m over) ...
+CENTRE_MEDIAN_M = 20.0  # ... the offsets found smoothed (median) over this much of it
 RANK_SCORE_CAP = 10.0  # lines are ranked by length times score, the score capped here (length counts most)
+
+
+from collections import Counter
+
+STOPS: Counter = Counter()
 
 
 @dataclass(frozen=True)
@@ -180,6 +206,49 @@ def _frame(shape: tuple[int, int], theta: float) -> tuple[np.ndarray, np.ndarray
     return matrix, offset, (fh, fw)
 
 
+def _responses(
+    smooth: np.ndarray, ok: np.ndarray, filters: dict[str, list[np.ndarray]], pixel_size_m: float
+) -> dict[str, np.ndarray]:
+    """Each filter's weighted z-score in a frame averaged along its rows (shape (W, U) each)."""
+    weights = {"rail": RAIL_WEIGHT, "box": BOX_WEIGHT, "bed": BED_WEIGHT}
+    sample = ok & (np.arange(ok.shape[0])[:, None] % NOISE_SAMPLE_EVERY == 0)
+    out = {}
+    for name, kernels in filters.items():
+        parts = [ndimage.correlate1d(smooth, k, axis=0, mode="nearest") for k in kernels]
+        noise = [1.4826 * float(np.median(np.abs(r[sample] - np.median(r[sample])))) + 1e-6 for r in parts]
+        z = [r / n for r, n in zip(parts, noise)]
+        # both sides alike (both rails dark or both bright; a band brighter or darker than
+        # the ground either side): their sum, but no more than twice the weaker
+        dark = np.minimum(-(z[0] + z[1]) / np.sqrt(2), -2 * np.maximum(z[0], z[1]))
+        bright = np.minimum((z[0] + z[1]) / np.sqrt(2), 2 * np.minimum(z[0], z[1]))
+        if name == "rail":
+            # the profile must look like the pair (correlation, whatever the contrast): a
+            # half-shifted pair (ballast between dark rails taken for a bright rail) does not
+            corr = _pair_correlation(smooth, pixel_size_m)
+            resp = np.maximum(np.where(corr >= RAIL_MIN_CORR, dark, 0.0), np.where(-corr >= RAIL_MIN_CORR, bright, 0.0))
+        else:
+            # or, for a car between lit ground and its own shadow, an edge either side of either sign
+            resp = np.maximum(np.maximum(dark, bright), EITHER_SIGN_WEIGHT * np.minimum(np.abs(z[0]), np.abs(z[1])))
+        out[name] = np.where(ok, resp * weights[name], 0.0).astype(np.float32)
+    return out
+
+
+def _pair_correlation(smooth: np.ndarray, pixel_size_m: float) -> np.ndarray:
+    """Correlation of each profile across (over RAIL_WINDOW_M either side) with two dark rails."""
+    p = pixel_size_m
+    half = int(np.ceil(RAIL_WINDOW_M / p))
+    x = np.arange(-half, half + 1) * p
+    sigma = float(np.hypot(0.12, 0.6 * p))
+    t = -(np.exp(-0.5 * ((x - RAIL_OFFSET_M) / sigma) ** 2) + np.exp(-0.5 * ((x + RAIL_OFFSET_M) / sigma) ** 2))
+    t = (t - t.mean()) / np.linalg.norm(t - t.mean())
+    n = len(x)
+    num = ndimage.correlate1d(smooth, t, axis=0, mode="nearest")
+    mean = ndimage.uniform_filter1d(smooth, n, axis=0, mode="nearest")
+    sq = ndimage.uniform_filter1d(smooth * smooth, n, axis=0, mode="nearest")
+    spread = np.sqrt(np.maximum(sq - mean * mean, 0.0) * n)
+    return num / np.maximum(spread, 1e-9)
+
+
 def ridge_map(image: np.ndarray, *, pixel_size_m: float) -> RidgeMap:
     """Matched-filter response of rail pairs, car rows and beds, in every direction.
 
@@ -195,7 +264,6 @@ def ridge_map(image: np.ndarray, *, pixel_size_m: float) -> RidgeMap:
     """
     grey = _grey(image)
     filters = _filters(pixel_size_m)
-    weights = {"rail": RAIL_WEIGHT, "box": BOX_WEIGHT, "bed": BED_WEIGHT}
     along = max(3, int(round(ALONG_M / pixel_size_m)))
     sub = max(1, along // ALONG_SAMPLES)
     reach = max(len(k) for ks in filters.values() for k in ks) // 2
@@ -211,21 +279,8 @@ def ridge_map(image: np.ndarray, *, pixel_size_m: float) -> RidgeMap:
         smooth = smooth / np.maximum(cover, 1e-6)
         # a filter's response counts only where all it averages lies inside the image
         ok = ndimage.minimum_filter1d(cover > 0.99, 2 * reach + 1, axis=0)
-        sample = ok & (np.arange(ok.shape[0])[:, None] % NOISE_SAMPLE_EVERY == 0)
         score = np.zeros(smooth.shape, np.float32)
-        for name, kernels in filters.items():
-            parts = [ndimage.correlate1d(smooth, k, axis=0, mode="nearest") for k in kernels]
-            noise = [1.4826 * float(np.median(np.abs(r[sample] - np.median(r[sample])))) + 1e-6 for r in parts]
-            z = [r / n for r, n in zip(parts, noise)]
-            # both sides alike (both rails dark or both bright; a band brighter or darker than
-            # the ground either side): their sum, but no more than twice the weaker
-            alike = np.maximum(
-                np.minimum(-(z[0] + z[1]) / np.sqrt(2), -2 * np.maximum(z[0], z[1])),
-                np.minimum((z[0] + z[1]) / np.sqrt(2), 2 * np.minimum(z[0], z[1])),
-            )
-            # a car between lit ground and its own shadow: an edge either side, of either sign
-            resp = alike if name == "rail" else np.maximum(alike, np.minimum(np.abs(z[0]), np.abs(z[1])))
-            resp = np.where(ok, resp * weights[name], 0.0).astype(np.float32)
+        for resp in _responses(smooth, ok, filters, pixel_size_m).values():
             score = np.maximum(score, resp)
         # image (row, col) -> frame (across, along / sub)
         inv = np.diag([1.0, 1.0 / sub]) @ matrix.T
@@ -310,123 +365,8 @@ def ridge_pieces(ridges: RidgeMap, *, pixel_size_m: float) -> list[_Piece]:
     return out
 
 
-def _chain(pieces: list[_Piece], *, pixel_size_m: float) -> list[list[int]]:
-    """Groups of pieces that continue each other end to start (greedy, shortest gap first)."""
-    max_gap = CHAIN_MAX_GAP_M / pixel_size_m
-    lateral = CHAIN_MAX_LATERAL_M / pixel_size_m
-    cos_max = np.cos(np.radians(CHAIN_MAX_ANGLE_DEG))
-    candidates = []
-    for a, pa in enumerate(pieces):
-        for ea, (qa, da) in enumerate(pa.ends):
-            for b in range(a + 1, len(pieces)):
-                for eb, (qb, db) in enumerate(pieces[b].ends):
-                    g = qb - qa
-                    dist = float(np.hypot(*g))
-                    if dist > max_gap or float(da @ -db) < cos_max:
-                        continue
-                    if dist > 1e-6:
-                        u = g / dist
-                        if (
-                            float(u @ da) < cos_max * 0.0 + np.cos(np.radians(2 * CHAIN_MAX_ANGLE_DEG))
-                            and dist > lateral
-                        ):
-                            continue
-                        if (
-                            abs(float(da[0] * g[1] - da[1] * g[0]))
-                            > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2
-                        ):
-                            continue
-                        if (
-                            abs(float(db[0] * g[1] - db[1] * g[0]))
-                            > lateral + dist * np.sin(np.radians(CHAIN_MAX_ANGLE_DEG)) / 2
-                        ):
-                            continue
-                    angle = float(np.degrees(np.arccos(np.clip(da @ -db, -1, 1))))
-                    candidates.append((dist * pixel_size_m + angle, a, ea, b, eb))
-    parent = list(range(len(pieces)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    used: set[tuple[int, int]] = set()
-    for _, a, ea, b, eb in sorted(candidates):
-        if (a, ea) in used or (b, eb) in used or root(a) == root(b):
-            continue
-        used.update({(a, ea), (b, eb)})
-        parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(pieces)):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
-
-
-def _fit_residual(points: np.ndarray) -> np.ndarray:
-    """Distances of points from the best circle or straight line through them (whichever fits better)."""
-    centred = points - points.mean(axis=0)
-    scale = max(float(np.abs(centred).max()), 1e-9)
-    x, y = (centred / scale).T
-    line_res = np.abs(centred @ np.linalg.svd(centred, full_matrices=False)[2][1])
-    a = np.column_stack([x, y, np.ones_like(x)])
-    sol, *_ = np.linalg.lstsq(a, x**2 + y**2, rcond=None)
-    cx, cy = sol[0] / 2, sol[1] / 2
-    r2 = sol[2] + cx**2 + cy**2
-    if not np.isfinite(r2) or r2 <= 0:
-        return line_res
-    circle_res = np.abs(np.hypot(x - cx, y - cy) - np.sqrt(r2)) * scale
-    return circle_res if np.sqrt(np.mean(circle_res**2)) < np.sqrt(np.mean(line_res**2)) else line_res
-
-
-def _extent(points: np.ndarray) -> float:
-    """Length of the points' spread along their principal axis."""
-    along = _axis_order(points)[0] if len(points) > 1 else np.zeros(1)
-    return float(along.max() - along.min())
-
-
-def _bridge(chains: list[_Piece], *, pixel_size_m: float) -> list[list[int]]:
-    """Join chains across long gaps (a train hiding the rails) where one circle or line fits them both."""
-    max_gap = BRIDGE_MAX_GAP_M / pixel_size_m
-    cos_max = np.cos(np.radians(BRIDGE_MAX_ANGLE_DEG))
-    groups = [[i] if _extent(c.points) * pixel_size_m >= BRIDGE_MIN_CHAIN_M else [] for i, c in enumerate(chains)]
-    pts = [c.points for c in chains]
-    ends = [c.ends for c in chains]
-    rng = np.random.default_rng(0)
-    while True:
-        best = None
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                if not groups[a] or not groups[b]:
-                    continue
-                gap = min(
-                    (float(np.hypot(*(qb - qa))), float(da @ -db), float((qb - qa) @ da))
-                    for qa, da in ends[a]
-                    for qb, db in ends[b]
-                )
-                dist, agree, ahead = gap
-                if dist > max_gap or agree < cos_max or (dist > 1.0 / pixel_size_m and ahead < 0):
-                    continue
-                if best is None or dist < best[0]:
-                    union = np.concatenate([pts[a], pts[b]])
-                    if len(union) > BRIDGE_FIT_POINTS:
-                        union = union[rng.choice(len(union), BRIDGE_FIT_POINTS, replace=False)]
-                    res = _fit_residual(union) * pixel_size_m
-                    if np.sqrt(np.mean(res**2)) <= BRIDGE_FIT_RMS_M and np.percentile(res, 95) <= BRIDGE_FIT_MAX_M:
-                        best = (dist, a, b)
-        if best is None:
-            alone = [[i] for i, c in enumerate(chains) if _extent(c.points) * pixel_size_m < BRIDGE_MIN_CHAIN_M]
-            return [g for g in groups if g] + alone
-        _, a, b = best
-        groups[a] += groups[b]
-        groups[b] = []
-        pts[a] = np.concatenate([pts[a], pts[b]])
-        merged = _piece(pts[a], np.zeros(len(pts[a])), END_FIT_M / pixel_size_m)
-        ends[a] = merged.ends
-
-
 def _trace(
-    strength: np.ndarray, start: np.ndarray, direction: np.ndarray, *, pixel_size_m: float, taken
+    ridges: RidgeMap, start: np.ndarray, direction: np.ndarray, *, pixel_size_m: float, taken
 ) -> tuple[np.ndarray, np.ndarray]:
     """Follow a ridge from ``start`` along ``direction``: positions (col, row) and whether each was found.
 
@@ -435,8 +375,10 @@ def _trace(
     enough it coasts, and stops after :data:`TRACE_MAX_GAP_M` without one, at the image's
     edge, or on a line already traced (``taken(point) -> bool``).
     """
+    strength = ridges.strength
     rows, cols = strength.shape
     step = TRACE_STEP_M / pixel_size_m
+    max_turn = np.radians(TRACE_ALIGN_DEG)
     back = max(2, int(round(TRACE_DIRECTION_M / TRACE_STEP_M)))
     fine = 0.05 / pixel_size_m
     pos = np.asarray(start, float)
@@ -448,13 +390,25 @@ def _trace(
         c, s_ = np.cos(turn), np.sin(turn)
         d = np.array([c * d[0] - s_ * d[1], s_ * d[0] + c * d[1]])
         pred = pos + d * step
-        if not (1 <= pred[0] < cols - 1 and 1 <= pred[1] < rows - 1) or taken(pred):
+        if not (1 <= pred[0] < cols - 1 and 1 <= pred[1] < rows - 1):
+            STOPS["edge"] += 1
+            break
+        if taken(pred):
+            STOPS["taken"] += 1
             break
         half = min(TRACE_FOLLOW_M + 0.02 * gap_m, TRACE_REACQUIRE_M) / pixel_size_m
         offs = np.arange(-half, half + 1e-9, fine)
         normal = np.array([-d[1], d[0]])
         cand = pred[None, :] + offs[:, None] * normal[None, :]
-        vals = ndimage.map_coordinates(strength, [cand[:, 1] - 0.5, cand[:, 0] - 0.5], order=1, mode="nearest")
+        at = [cand[:, 1] - 0.5, cand[:, 0] - 0.5]
+        vals = ndimage.map_coordinates(strength, at, order=1, mode="nearest")
+        # only a ridge running the trace's way: not a tree's shadow or a shed's edge across it
+        off = np.abs(
+            (ndimage.map_coordinates(ridges.angle, at, order=0, mode="nearest") - np.arctan2(d[1], d[0]) + np.pi / 2)
+            % np.pi
+            - np.pi / 2
+        )
+        vals = np.where(off <= max_turn, vals, 0.0)
         k = int(np.argmax(vals))
         if vals[k] >= TRACE_MIN_Z:
             pos, gap_m = cand[k], 0.0
@@ -463,6 +417,7 @@ def _trace(
             pos, gap_m = pred, gap_m + TRACE_STEP_M
             found.append(False)
             if gap_m > TRACE_MAX_GAP_M:
+                STOPS["gap"] += 1
                 break
         points.append(pos)
         if len(points) > back:
@@ -479,21 +434,10 @@ def _trace(
     return pts[: last + 1], ok[: last + 1]
 
 
-def _centreline(points: np.ndarray, bin_px: float) -> np.ndarray:
-    """A polyline through points: their median across the principal axis in bins along it."""
-    along, across, axis = _axis_order(points)
-    normal = np.array([-axis[1], axis[0]])
-    mean = points.mean(axis=0)
-    edges = np.arange(along.min(), along.max() + bin_px, bin_px)
-    which = np.clip(np.digitize(along, edges) - 1, 0, len(edges) - 1)
-    verts = []
-    for b in np.unique(which):
-        sel = which == b
-        verts.append(mean + np.median(along[sel]) * axis + np.median(across[sel]) * normal)
-    # the line runs to the outermost points, not to its end bins' medians
-    verts[0] = mean + along.min() * axis + np.median(across[which == which.min()]) * normal
-    verts[-1] = mean + along.max() * axis + np.median(across[which == which.max()]) * normal
-    return np.asarray(verts)
+def _extent(points: np.ndarray) -> float:
+    """Length of the points' spread along their principal axis."""
+    along = _axis_order(points)[0] if len(points) > 1 else np.zeros(1)
+    return float(along.max() - along.min())
 
 
 def _length(line: np.ndarray) -> float:
@@ -510,24 +454,283 @@ def _near_share(a: np.ndarray, b: np.ndarray, within_px: float, step_px: float) 
     return float(np.mean([near.contains(p) for p in MultiPoint(pts).geoms])) if pts else 0.0
 
 
-def _rails_seen(image: np.ndarray, line_px: np.ndarray, pixel_size_m: float) -> float:
-    """Share of a line along which a pair of rails shows, centred within 0.2 m (0 on coarse pixels)."""
-    if pixel_size_m > RAIL_PAIR_MAX_PIXEL_M:
-        return 0.0
+def centre_on_rails(image: np.ndarray, line_px: np.ndarray, *, pixel_size_m: float) -> tuple[np.ndarray, float]:
+    """Move a line onto the centre between its rails where they show, and say how much of it shows them.
+
+    The image is sampled across the line every 0.25 m along it, and each position's profile
+    is matched with a pair of rails (:func:`.rails.rail_correlation`, averaged over
+    :data:`CENTRE_SMOOTH_M` along) at offsets up to :data:`CENTRE_REACH_M`.  Where the pair
+    shows, the line moves onto it (offsets smoothed over :data:`CENTRE_MEDIAN_M`); between
+    such stretches (a train hides the rails) the offset is interpolated.  On pixels coarser
+    than :data:`RAIL_PAIR_MAX_PIXEL_M`, or where no rails show, the line stays as it is.
+
+    Returns
+    -------
+    line_px : ndarray of shape (K, 2)
+    rails_seen : float
+        Share of the line along which the pair shows.
+    """
+    if pixel_size_m > RAIL_PAIR_MAX_PIXEL_M or not CENTRE_ON_RAILS:
+        return line_px, 0.0
     from .rails import cross_profiles, rail_correlation
     from .strip import sample_strip
 
     grey = _grey(image)[None]
     strip = sample_strip(grey, line_px, pixel_size_m=pixel_size_m, half_width_m=0.25)
-    shifts = np.arange(-0.2, 0.2 + 1e-9, 0.05)
+    shifts = np.arange(-CENTRE_REACH_M, CENTRE_REACH_M + 1e-9, 0.05)
     profiles, across = cross_profiles(
-        grey, strip, np.zeros(len(strip.along_m)), pixel_size_m=pixel_size_m, half_width_m=1.6
+        grey,
+        strip,
+        np.zeros(len(strip.along_m)),
+        pixel_size_m=pixel_size_m,
+        half_width_m=CENTRE_REACH_M + RAIL_WINDOW_M + 0.1,
     )
-    corr = rail_correlation(profiles, across, shifts, pixel_size_m=pixel_size_m).max(axis=0)
-    return float(np.mean(corr >= RAIL_SEEN_CORRELATION))
+    corr = rail_correlation(profiles, across, shifts, pixel_size_m=pixel_size_m, smooth_m=CENTRE_SMOOTH_M)
+    best = corr.max(axis=0)
+    seen = best >= RAIL_SEEN_CORRELATION
+    if seen.sum() < 2:
+        return line_px, float(seen.mean())
+    offset = shifts[np.argmax(corr, axis=0)]
+    along = strip.along_m
+    win = max(1, int(round(CENTRE_MEDIAN_M / 0.25)))
+    smooth = ndimage.median_filter(offset[seen], size=min(win, int(seen.sum())), mode="nearest")
+    full = np.interp(along, along[seen], smooth)
+    keep = np.unique(np.r_[np.arange(0, len(along), max(1, int(round(TRACE_STEP_M / 0.25)))), len(along) - 1])
+    moved = strip.centre_px[keep] + strip.normal_px[keep] * (full[keep] / pixel_size_m)[:, None]
+    return moved, float(seen.mean())
 
 
-def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
+def _orientation(ridges: RidgeMap, pixel_size_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ridges' local direction as a unit vector field (cos, sin of the angle) and their local RMS strength."""
+    w = ridges.strength.astype(np.float32) ** 2
+    sigma = ORIENT_SIGMA_M / pixel_size_m
+    vx = ndimage.gaussian_filter(w * np.cos(2 * ridges.angle), sigma)
+    vy = ndimage.gaussian_filter(w * np.sin(2 * ridges.angle), sigma)
+    energy = np.sqrt(ndimage.gaussian_filter(w, sigma))
+    phi = 0.5 * np.arctan2(vy, vx)
+    return np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32), energy.astype(np.float32)
+
+
+def _streamline(field, start: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
+    """Points (col, row) every STREAM_STEP_M along the ridges' direction through ``start``, both ways."""
+    cx, cy, energy = field
+    rows, cols = energy.shape
+    step = STREAM_STEP_M / pixel_size_m
+
+    def at(a: np.ndarray, p: np.ndarray) -> float:
+        return float(ndimage.map_coordinates(a, [[p[1] - 0.5], [p[0] - 0.5]], order=1, mode="nearest")[0])
+
+    d0 = np.array([at(cx, start), at(cy, start)])
+    halves = []
+    for sign in (1.0, -1.0):
+        pos, d = np.asarray(start, float), sign * d0 / max(np.hypot(*d0), 1e-9)
+        pts, strong, weak = [], [], 0.0
+        while True:
+            nd = np.array([at(cx, pos), at(cy, pos)])
+            nd = nd / max(np.hypot(*nd), 1e-9)
+            d = nd if nd @ d >= 0 else -nd
+            back = int(round(STREAM_TURN_SPAN_M / STREAM_STEP_M))
+            if len(pts) > back:
+                before = pts[-1] - pts[-1 - back]
+                if before @ d < np.cos(np.radians(STREAM_MAX_TURN_DEG)) * np.hypot(*before):
+                    break  # no track bends that sharply: the streamline has left the tracks
+            pos = pos + d * step
+            if not (0 <= pos[0] < cols and 0 <= pos[1] < rows):
+                break
+            ok = at(energy, pos) >= STREAM_MIN_Z
+            weak = 0.0 if ok else weak + STREAM_STEP_M
+            if weak > STREAM_MAX_GAP_M:
+                break
+            pts.append(pos)
+            strong.append(ok)
+        if strong and any(strong):
+            pts = pts[: int(np.nonzero(strong)[0].max()) + 1]
+        else:
+            pts = []
+        halves.append(pts)
+    return np.asarray(halves[1][::-1] + [np.asarray(start, float)] + halves[0])
+
+
+def _fitted_spine(spine: np.ndarray, points: np.ndarray, angles: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
+    """The circle (or straight line) through the ridge points near a streamline, sampled along its extent.
+
+    Parallel tracks are concentric arcs or parallel lines, so one curve fitted through all
+    the group's ridge points runs parallel to every track, as a streamline following the
+    ridges' direction (which can be off by a few degrees here and there) need not.
+    """
+    from shapely import distance, line_locate_point
+    from shapely import points as make_points
+    from shapely.geometry import LineString
+
+    if len(spine) < 3 or len(points) < 10:
+        return spine
+    line = LineString(spine)
+    pts = make_points(points)
+    at = line_locate_point(line, pts)
+    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(spine, axis=0).T))]
+    heading = np.unwrap(np.arctan2(*np.gradient(spine, axis=0).T[::-1]))
+    run = np.interp(at, cum, heading)
+    off = np.abs((angles - run + np.pi / 2) % np.pi - np.pi / 2)
+    near = points[(distance(pts, line) <= STRIP_HALF_M / pixel_size_m) & (off <= np.radians(TRACE_ALIGN_DEG))]
+    if len(near) < 10:
+        return spine
+    centre = near.mean(axis=0)
+    q = near - centre
+    scale = float(np.abs(q).max()) or 1.0
+    x, y = (q / scale).T
+    sol, *_ = np.linalg.lstsq(np.column_stack([x, y, np.ones_like(x)]), x**2 + y**2, rcond=None)
+    cx, cy = sol[0] / 2, sol[1] / 2
+    r2 = sol[2] + cx**2 + cy**2
+    step = STREAM_STEP_M / pixel_size_m
+    axis = np.linalg.svd(q, full_matrices=False)[2][0]
+    radius = np.sqrt(r2) * scale if r2 > 0 else np.inf
+    if not FIT_SPINE or radius < SPINE_MIN_RADIUS_M / pixel_size_m:
+        return spine  # no track bends that tightly: not a track group, or too little of one to fit
+    if radius > SPINE_MAX_RADIUS_M / pixel_size_m:
+        # straight: the principal axis, over the streamline's extent
+        t = (spine - centre) @ axis
+        ts = np.arange(t.min(), t.max() + 1e-9, step)
+        return centre + ts[:, None] * axis
+    c = centre + np.array([cx, cy]) * scale
+    ang = np.unwrap(np.arctan2(spine[:, 1] - c[1], spine[:, 0] - c[0]))
+    a0, a1 = ang[0], ang[-1]
+    n = max(3, int(abs(a1 - a0) * radius / step))
+    ts = np.linspace(a0, a1, n)
+    return c + radius * np.column_stack([np.cos(ts), np.sin(ts)])
+
+
+def _strip_tracks(strength: np.ndarray, spine: np.ndarray, *, pixel_size_m: float) -> list[np.ndarray]:
+    """Tracks along a streamline: the best paths through the ridges' strength in a strip across it.
+
+    The strip holds the strength at offsets across the streamline at each of its points.  A
+    path moves across by at most :data:`PATH_SLOPE` per metre along (tracks run parallel to
+    the streamline) and gains its strength less :data:`PATH_COST_Z` at every metre, so it
+    runs on through a stretch where the track shows little (a train, a shadow) between two
+    where it shows, and ends where nothing does (a local alignment, as Smith-Waterman's).
+    Paths are taken best first, each blanking the strip within :data:`PEAK_APART_M` of it,
+    while one scores at least :data:`PATH_MIN_SCORE`.
+    """
+    if len(spine) < 3:
+        return []
+    tangent = np.gradient(ndimage.uniform_filter1d(spine, 9, axis=0, mode="nearest"), axis=0)
+    tangent /= np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-9)[:, None]
+    normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
+    across = np.arange(-STRIP_HALF_M, STRIP_HALF_M + 1e-9, STRIP_STEP_M)
+    pts = spine[:, None, :] + normal[:, None, :] * (across / pixel_size_m)[None, :, None]
+    strip = ndimage.map_coordinates(strength, [pts[..., 1] - 0.5, pts[..., 0] - 0.5], order=1, mode="constant")
+    gain = strip - PATH_COST_Z * STREAM_STEP_M
+    reach = max(1, int(round(PATH_SLOPE * STREAM_STEP_M / STRIP_STEP_M)))
+    blank = int(round(PEAK_APART_M / STRIP_STEP_M))
+    out = []
+    while True:
+        n, m = gain.shape
+        score = np.zeros((n, m), np.float32)
+        came = np.zeros((n, m), np.int16)
+        prev = np.zeros(m, np.float32)
+        for i in range(n):
+            stack = np.stack([np.roll(prev, k) - PATH_TURN_COST_Z * abs(k) for k in range(-reach, reach + 1)])
+            stack[:reach, -reach:] = 0.0  # no wrapping round the strip's edges
+            stack[reach + 1 :, :reach] = 0.0
+            k = np.argmax(stack, axis=0)
+            best_prev = np.maximum(stack[k, np.arange(m)], 0.0)
+            score[i] = best_prev + gain[i]
+            came[i] = np.where(stack[k, np.arange(m)] > 0, k - reach, 32767)
+            prev = np.maximum(score[i], 0.0)
+        end = np.unravel_index(int(np.argmax(score)), score.shape)
+        if score[end] < PATH_MIN_SCORE:
+            return out
+        path = []
+        i, j = int(end[0]), int(end[1])
+        while i >= 0:
+            path.append((i, j))
+            step = int(came[i, j])
+            if step == 32767:
+                break
+            i, j = i - 1, j - step
+        path = path[::-1]
+        rows_ = np.array([r for r, _ in path])
+        cols_ = np.array([c for _, c in path])
+        for r, c in path:
+            gain[r, max(0, c - blank) : c + blank + 1] = -PATH_COST_Z
+        off = ndimage.uniform_filter1d(across[cols_], max(1, int(round(SMOOTH_M / STREAM_STEP_M))), mode="nearest")
+        out.append(spine[rows_] + normal[rows_] * (off / pixel_size_m)[:, None])
+
+
+def _fit_residual(points: np.ndarray) -> np.ndarray:
+    """Distances of points from the best circle or straight line through them (whichever fits better)."""
+    centred = points - points.mean(axis=0)
+    scale = max(float(np.abs(centred).max()), 1e-9)
+    x, y = (centred / scale).T
+    line_res = np.abs(centred @ np.linalg.svd(centred, full_matrices=False)[2][1])
+    sol, *_ = np.linalg.lstsq(np.column_stack([x, y, np.ones_like(x)]), x**2 + y**2, rcond=None)
+    cx, cy = sol[0] / 2, sol[1] / 2
+    r2 = sol[2] + cx**2 + cy**2
+    if not np.isfinite(r2) or r2 <= 0:
+        return line_res
+    circle_res = np.abs(np.hypot(x - cx, y - cy) - np.sqrt(r2)) * scale
+    return circle_res if np.mean(circle_res**2) < np.mean(line_res**2) else line_res
+
+
+def _join(lines: list[np.ndarray], *, pixel_size_m: float) -> list[np.ndarray]:
+    """Join lines that continue each other (a train or a shadow broke a track in two).
+
+    Two lines join where an end of one lies within :data:`JOIN_MAX_GAP_M` of an end of the
+    other, the gap runs on in both lines' directions (to :data:`JOIN_MAX_ANGLE_DEG`), and one
+    circle or straight line fits both to :data:`JOIN_FIT_M` (root mean square).
+    """
+    lines = [np.asarray(ln, float) for ln in lines]
+    max_gap = JOIN_MAX_GAP_M / pixel_size_m
+    cos_max = np.cos(np.radians(JOIN_MAX_ANGLE_DEG))
+
+    def ends(ln: np.ndarray):
+        k = max(1, min(len(ln) - 1, 5))
+        a = ln[0] - ln[k]
+        b = ln[-1] - ln[-1 - k]
+        return ((ln[0], a / max(np.hypot(*a), 1e-9)), (ln[-1], b / max(np.hypot(*b), 1e-9)))
+
+    joined = True
+    while joined:
+        joined = False
+        best = None
+        for i in range(len(lines)):
+            for j in range(i + 1, len(lines)):
+                for ei, (pi, di) in enumerate(ends(lines[i])):
+                    for ej, (pj, dj) in enumerate(ends(lines[j])):
+                        gap = pj - pi
+                        dist = float(np.hypot(*gap))
+                        if dist > max_gap or float(di @ -dj) < cos_max:
+                            continue
+                        if dist > 1e-6 and (float(gap @ di) / dist < cos_max or float(-gap @ dj) / dist < cos_max):
+                            continue
+                        if best is not None and dist >= best[0]:
+                            continue
+                        union = np.concatenate([lines[i], lines[j]])
+                        if np.sqrt(np.mean(_fit_residual(union) ** 2)) * pixel_size_m > JOIN_FIT_M:
+                            continue
+                        best = (dist, i, ei, j, ej)
+        if best is not None:
+            _, i, ei, j, ej = best
+            a = lines[i] if ei == 1 else lines[i][::-1]
+            b = lines[j] if ej == 0 else lines[j][::-1]
+            lines[i] = np.concatenate([a, b])
+            del lines[j]
+            joined = True
+    return lines
+
+
+def _wiggle(line: np.ndarray, pixel_size_m: float) -> float:
+    """The largest RMS distance of a line's points from a circle or straight line fitted over WIGGLE_SPAN_M of it."""
+    step = float(np.median(np.hypot(*np.diff(line, axis=0).T))) * pixel_size_m if len(line) > 1 else 1.0
+    n = max(3, int(round(WIGGLE_SPAN_M / max(step, 1e-9))))
+    worst = 0.0
+    for a in range(0, max(1, len(line) - n + 1), max(1, n // 2)):
+        part = line[a : a + n]
+        if len(part) >= 3:
+            worst = max(worst, float(np.sqrt(np.mean(_fit_residual(part) ** 2))) * pixel_size_m)
+    return worst
+
+
+def find_tracks(image: np.ndarray, *, pixel_size_m: float, ridges: RidgeMap | None = None) -> list[FoundTrack]:
     """Track centrelines found in an image, strongest first.
 
     Parameters
@@ -536,6 +739,8 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
         Any band count and value scale.
     pixel_size_m : float
         At most :data:`FIND_MAX_PIXEL_M`.
+    ridges : RidgeMap, optional
+        The image's :func:`ridge_map`, if already made.
 
     Returns
     -------
@@ -548,7 +753,8 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
     """
     if pixel_size_m > FIND_MAX_PIXEL_M:
         raise ValueError(f"tracks are found on pixels of at most {FIND_MAX_PIXEL_M:g} m, not {pixel_size_m:g} m")
-    ridges = ridge_map(image, pixel_size_m=pixel_size_m)
+    if ridges is None:
+        ridges = ridge_map(image, pixel_size_m=pixel_size_m)
     pieces = ridge_pieces(ridges, pixel_size_m=pixel_size_m)
     from shapely.geometry import LineString, Point
 
@@ -556,34 +762,48 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float) -> list[FoundTrack]:
         (p for p in pieces if _extent(p.points) * pixel_size_m >= SEED_MIN_M), key=lambda p: -float(p.strength.sum())
     )
     traced: list = []
-    apart = CREST_APART_M / pixel_size_m
+    apart = 2.0 * CREST_APART_M / pixel_size_m
 
     def taken(pt: np.ndarray) -> bool:
         q = Point(*pt)
         return any(t.distance(q) < apart for t in traced)
 
-    found = []
+    field = _orientation(ridges, pixel_size_m)
+    crest = np.concatenate([p.points for p in pieces]) if pieces else np.zeros((0, 2))
+    crest_angle = ridges.angle[
+        np.clip(crest[:, 1].astype(int), 0, ridges.angle.shape[0] - 1),
+        np.clip(crest[:, 0].astype(int), 0, ridges.angle.shape[1] - 1),
+    ]
+    paths = []
     for seed in seeds:
         mid = seed.points[len(seed.points) // 2]
         if taken(mid):
             continue
-        axis = _axis_order(seed.points)[2]
-        ahead, ok_a = _trace(ridges.strength, mid, axis, pixel_size_m=pixel_size_m, taken=taken)
-        behind, ok_b = _trace(ridges.strength, mid, -axis, pixel_size_m=pixel_size_m, taken=taken)
-        pts = np.concatenate([behind[::-1], ahead[1:]])
-        ok = np.concatenate([ok_b[::-1], ok_a[1:]])
-        if len(pts) < 2:
-            continue
+        spine = _fitted_spine(
+            _streamline(field, mid, pixel_size_m=pixel_size_m), crest, crest_angle, pixel_size_m=pixel_size_m
+        )
+        for pts in _strip_tracks(ridges.strength, spine, pixel_size_m=pixel_size_m):
+            if _length(pts) * pixel_size_m < MIN_PATH_M:
+                continue
+            if any(_near_share(pts, np.asarray(t.coords), apart, 2.0 / pixel_size_m) > 0.5 for t in traced):
+                continue
+            traced.append(LineString(pts))
+            paths.append(pts)
+    found = []
+    every = max(1, int(TRACE_STEP_M / STREAM_STEP_M))
+    for pts in _join(paths, pixel_size_m=pixel_size_m) if JOIN else paths:
         length_m = _length(pts) * pixel_size_m
-        if length_m < MIN_TRACK_M or ok.mean() < MIN_SUPPORT:
+        if length_m < MIN_TRACK_M or _wiggle(pts, pixel_size_m) > MAX_WIGGLE_M:
             continue
-        traced.append(LineString(pts))
-        vals = ndimage.map_coordinates(ridges.strength, [pts[ok, 1] - 0.5, pts[ok, 0] - 0.5], order=1)
-        win = max(1, int(round(SMOOTH_M / TRACE_STEP_M)))
-        smooth = np.column_stack([ndimage.uniform_filter1d(pts[:, i], win, mode="nearest") for i in (0, 1)])
-        smooth[[0, -1]] = pts[[0, -1]]  # keep the ends where they were found
-        found.append(FoundTrack(smooth, length_m, float(vals.mean()), float(ok.mean())))
-    rails = {id(t): _rails_seen(image, t.line_px, pixel_size_m) for t in found}
+        vals = ndimage.map_coordinates(ridges.strength, [pts[:, 1] - 0.5, pts[:, 0] - 0.5], order=1)
+        keep = np.unique(np.r_[np.arange(0, len(pts), every), len(pts) - 1])
+        found.append(FoundTrack(pts[keep], length_m, float(vals.mean()), float(np.mean(vals >= TRACE_MIN_Z))))
+    centred = []
+    for t in found:
+        line, seen = centre_on_rails(image, t.line_px, pixel_size_m=pixel_size_m)
+        centred.append((FoundTrack(line, t.length_m, t.score, t.found_share), seen))
+    found = [t for t, _ in centred]
+    rails = {id(t): seen for t, seen in centred}
     # a band between two tracks (grass between beds, ballast between two trains) is as long as
     # they are, but shows no rails: lines showing rails are kept first
     found.sort(key=lambda t: (-round(rails[id(t)], 1), -t.length_m * min(t.score, RANK_SCORE_CAP)))
