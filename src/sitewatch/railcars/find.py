@@ -1,20 +1,29 @@
 """Track centrelines found in the image itself, where no track lines are given.
 
 At pixels up to :data:`RAIL_PAIR_MAX_PIXEL_M` a track shows as a pair of rails 1.5 m apart
-(standard gauge 1.435 m between the heads' inner faces); a track full of cars hides its rails
+(standard gauge, 1.435 m between the heads' inner faces); a track full of cars hides its rails
 but shows a row of rigid boxes 2.6-3.2 m wide; sleepers make a band 2.6 m wide; a lone track's
-ballast bed a band about 4.6 m wide.  Each is an *oriented matched filter*: the image is turned
-so that a candidate direction runs along the rows (:func:`scipy.ndimage.affine_transform`),
-averaged over :data:`ALONG_M` along them and compared across at the offsets the feature
-predicts, in every direction :data:`ANGLE_STEP_DEG` apart.  The strongest response and its
-direction at every pixel give a ridge map; ridges are thinned across their direction
-(non-maximum suppression), kept by hysteresis, skeletonised, cut at junctions into pieces,
-and pieces that continue each other (close, parallel, in line) are chained into tracks.  Each
-track's line is the median of its ridge points (centred to a fraction of a pixel) in short
-bins along it.
+ballast bed a band about 4.6 m wide.  Each is an *oriented matched filter*
+(:func:`ridge_map`): the image is turned so that a candidate direction runs along the rows
+(:func:`scipy.ndimage.affine_transform`), averaged over :data:`ALONG_M` along them and compared
+across at the offsets the feature predicts, in every direction :data:`ANGLE_STEP_DEG` apart;
+the rail pair must also correlate with its shape.  The strongest z-score and its direction at
+every pixel make a ridge map.
+
+Ridges are thinned across their direction, kept by hysteresis and skeletonised
+(:func:`ridge_pieces`); the strongest pieces seed *streamlines* that follow the ridges'
+smoothed direction, which parallel tracks share (:func:`_streamline`).  Across each
+streamline the ridge map is sampled into a strip, and tracks are the best paths through it
+that run nearly parallel to the streamline and on through stretches that show little (a
+train, a shadow), a local alignment by dynamic programming (:func:`_strip_tracks`).  Lines
+that continue each other across a longer gap and lie on one circle or straight line are
+joined; lines wandering more than a track bends, or shorter than :data:`MIN_TRACK_M`, are
+dropped; each line is moved onto the centre of its rails where they show
+(:func:`centre_on_rails`); of two lines closer than tracks can be, the one showing rails (or
+else the longer and stronger) is kept.
 
 Pixels coarser than :data:`FIND_MAX_PIXEL_M` do not show a car's sides apart from the next
-track's, and are refused by the caller.
+track's, and are refused.
 
 Geometry convention: lines are pixel ``(col, row)`` with ``(0, 0)`` the outer corner of the
 top-left pixel, as in :mod:`sitewatch.railcars`.
@@ -60,30 +69,20 @@ RIDGE_LOW_Z = 3.0  # hysteresis: a ridge pixel continues a line above this ...
 RIDGE_HIGH_Z = 5.0  # ... that somewhere rises above this
 CREST_APART_M = 1.5  # a ridge point must be the strongest across its ridge out to here
 MIN_PIECE_M = 4.0  # shorter skeleton pieces are noise
-END_FIT_M = 12.0  # a piece's direction at an end is fitted over this much of it
-MIN_SUPPORT = 0.6  # a track's ridge points must span at least this share of its length
-SEED_MIN_M = 8.0  # ridge pieces at least this long start a trace, strongest first
-TRACE_STEP_M = 2.0  # a trace steps this far along, then looks across for the ridge ...
-TRACE_FOLLOW_M = 0.3  # ... this far either side while it keeps finding it ...
-TRACE_REACQUIRE_M = 0.9  # ... widening to this after a gap (tracks are >= 4.2 m apart)
-TRACE_ALIGN_DEG = 10.0  # ... running within this of the trace's direction ...
-TRACE_MIN_Z = 4.0  # the ridge is found where it is at least this strong
-TRACE_MAX_GAP_M = 40.0  # a trace coasts (keeping its curvature) this far without finding the ridge
-TRACE_DIRECTION_M = 12.0  # the direction is measured over this much of the trace behind
+SEED_MIN_M = 8.0  # ridge pieces at least this long seed a streamline, strongest first
+TRACE_STEP_M = 2.0  # found lines keep a vertex this often
+TRACE_MIN_Z = 4.0  # a line's ridge counts as found where at least this strong (FoundTrack.found_share)
 ORIENT_SIGMA_M = 4.0  # the ridges' direction is averaged over this (Gaussian sigma) ...
 STREAM_STEP_M = 1.0  # ... and a streamline follows it in steps this long ...
 STREAM_MIN_Z = 4.0  # ... while the ridges around are at least this strong (root mean square) ...
 STREAM_MAX_GAP_M = 30.0  # ... or have been for the last this much of it
 STREAM_TURN_SPAN_M = 20.0  # a streamline stops where its direction turns over this much of it ...
-STREAM_MAX_TURN_DEG = 30.0  # ... by more than this (a 250 m radius turns 4.6 degrees in 20 m; the field is noisy)
+STREAM_MAX_TURN_DEG = 30.0  # ... by more than this (the field is noisy; a 250 m radius turns 4.6 degrees)
 STRIP_HALF_M = 12.0  # across a streamline, tracks are looked for this far either side ...
 STRIP_STEP_M = 0.1  # ... every this much ...
 PEAK_APART_M = 3.5  # ... and this far apart (tracks are >= 4.2 m apart)
-FIT_SPINE = 0  # 1: replace the streamline by one circle or line through the group's ridge points
-SPINE_MIN_RADIUS_M = 150.0  # a fitted circle tighter than this is no track group's
-SPINE_MAX_RADIUS_M = 20000.0  # a fitted circle wider than this is taken for a straight line
 PATH_SLOPE = 0.1  # a track's path may drift across the streamline by this much per metre along ...
-PATH_COST_Z = 4.0  # ... gaining its strength less this at every metre ...
+PATH_COST_Z = 5.0  # ... gaining its strength less this at every metre ...
 PATH_TURN_COST_Z = 2.0  # ... less this for every STRIP_STEP_M it moves across ...
 PATH_MIN_SCORE = 150.0  # ... and is a track where it gains at least this
 JOIN = 1  # 0: leave broken lines broken (for measuring what joining gives)
@@ -93,20 +92,15 @@ JOIN_MAX_ANGLE_DEG = 15.0  # ... and run on into each other to this ...
 JOIN_FIT_M = 0.3  # ... and lie on one circle or line to this (RMS) are one track
 WIGGLE_SPAN_M = 60.0  # over this much of it a track is a circle's arc or straight ...
 MAX_WIGGLE_M = 1.0  # ... to this (RMS); a line wandering more follows trees, sheds or noise
-MIN_TRACK_M = 40.0  # shorter chains are sheds' edges, trees' shadows or crossovers
-DUPLICATE_M = 3.6  # of two lines closer than this over most of one, the weaker goes (tracks are >= 4.2 m apart)
-SMOOTH_M = 10.0  # a trace's points are averaged over this much of it (a curve's radius is >= 250 m)
+MIN_TRACK_M = 60.0  # shorter lines are sheds' edges, trees' shadows or crossovers
+RANK_SCORE_CAP = 10.0  # lines are ranked by length times score, the score capped here
+DUPLICATE_M = 3.6  # of two lines this close over most of one, the weaker goes (tracks are >= 4.2 m apart)
+SMOOTH_M = 10.0  # a path's offsets are averaged over this much of it (a curve's radius is >= 250 m)
 RAIL_SEEN_CORRELATION = 0.5  # a line shows rails where the pair's correlation reaches this (rails.py) ...
 CENTRE_ON_RAILS = 1  # 0: leave the traced lines where they are (for measuring what centring gives)
 CENTRE_SMOOTH_M = 6.0  # ... averaged over this much along
 CENTRE_REACH_M = 0.6  # a line is moved onto its rails by up to this (the next pair is 1.5 m over) ...
 CENTRE_MEDIAN_M = 20.0  # ... the offsets found smoothed (median) over this much of it
-RANK_SCORE_CAP = 10.0  # lines are ranked by length times score, the score capped here (length counts most)
-
-
-from collections import Counter
-
-STOPS: Counter = Counter()
 
 
 @dataclass(frozen=True)
@@ -121,7 +115,8 @@ class FoundTrack:
     score : float
         Mean ridge strength (weighted z-score of the best filter) along the line's points.
     found_share : float
-        Share of the line's steps on which the ridge was found (the rest bridged).
+        Share of the line's vertices on which the ridge is at least :data:`TRACE_MIN_Z` (the
+        rest bridged: a train, a shadow, faint rails).
     """
 
     line_px: np.ndarray
@@ -293,33 +288,17 @@ def ridge_map(image: np.ndarray, *, pixel_size_m: float) -> RidgeMap:
 
 @dataclass
 class _Piece:
-    """A run of ridge points: positions (col, row) sorted along it, and its two ends."""
+    """A run of ridge points, sorted along it: positions (col, row) and the ridge's strength there."""
 
-    points: np.ndarray  # (P, 2) pixel (col, row)
+    points: np.ndarray  # (P, 2)
     strength: np.ndarray  # (P,)
-    ends: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (point, outward unit direction)
 
 
 def _axis_order(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points' positions along and across their principal axis, and that axis (unit, (col, row))."""
     centred = points - points.mean(axis=0)
     axis = np.linalg.svd(centred, full_matrices=False)[2][0]
-    along = centred @ axis
-    across = centred @ np.array([-axis[1], axis[0]])
-    return along, across, axis
-
-
-def _piece(points: np.ndarray, strength: np.ndarray, end_px: float) -> _Piece:
-    along, _, axis = _axis_order(points)
-    order = np.argsort(along)
-    points, strength, along = points[order], strength[order], along[order]
-    ends = []
-    for sign, near in ((-1.0, along <= along[0] + end_px), (1.0, along >= along[-1] - end_px)):
-        sel = points[near]
-        direction = _axis_order(sel)[2] if len(sel) >= 3 else axis
-        direction = direction if float(direction @ axis) * sign > 0 else -direction
-        ends.append((points[0] if sign < 0 else points[-1], direction))
-    return _Piece(points, strength, (ends[0], ends[1]))
+    return centred @ axis, centred @ np.array([-axis[1], axis[0]]), axis
 
 
 def ridge_pieces(ridges: RidgeMap, *, pixel_size_m: float) -> list[_Piece]:
@@ -361,77 +340,9 @@ def ridge_pieces(ridges: RidgeMap, *, pixel_size_m: float) -> list[_Piece]:
         c = c + sl[1].start
         d = delta[r, c]
         pts = np.column_stack([c + 0.5 + d * n_col[r, c], r + 0.5 + d * n_row[r, c]])
-        out.append(_piece(pts, s[r, c], END_FIT_M / pixel_size_m))
+        order = np.argsort(_axis_order(pts)[0])
+        out.append(_Piece(pts[order], s[r, c][order]))
     return out
-
-
-def _trace(
-    ridges: RidgeMap, start: np.ndarray, direction: np.ndarray, *, pixel_size_m: float, taken
-) -> tuple[np.ndarray, np.ndarray]:
-    """Follow a ridge from ``start`` along ``direction``: positions (col, row) and whether each was found.
-
-    Each step goes :data:`TRACE_STEP_M` ahead, turning as the trace has been turning, and
-    moves onto the strongest ridge point across within a window; where none is strong
-    enough it coasts, and stops after :data:`TRACE_MAX_GAP_M` without one, at the image's
-    edge, or on a line already traced (``taken(point) -> bool``).
-    """
-    strength = ridges.strength
-    rows, cols = strength.shape
-    step = TRACE_STEP_M / pixel_size_m
-    max_turn = np.radians(TRACE_ALIGN_DEG)
-    back = max(2, int(round(TRACE_DIRECTION_M / TRACE_STEP_M)))
-    fine = 0.05 / pixel_size_m
-    pos = np.asarray(start, float)
-    d = direction / np.hypot(*direction)
-    turn = 0.0
-    points, found = [pos], [True]
-    gap_m = 0.0
-    while True:
-        c, s_ = np.cos(turn), np.sin(turn)
-        d = np.array([c * d[0] - s_ * d[1], s_ * d[0] + c * d[1]])
-        pred = pos + d * step
-        if not (1 <= pred[0] < cols - 1 and 1 <= pred[1] < rows - 1):
-            STOPS["edge"] += 1
-            break
-        if taken(pred):
-            STOPS["taken"] += 1
-            break
-        half = min(TRACE_FOLLOW_M + 0.02 * gap_m, TRACE_REACQUIRE_M) / pixel_size_m
-        offs = np.arange(-half, half + 1e-9, fine)
-        normal = np.array([-d[1], d[0]])
-        cand = pred[None, :] + offs[:, None] * normal[None, :]
-        at = [cand[:, 1] - 0.5, cand[:, 0] - 0.5]
-        vals = ndimage.map_coordinates(strength, at, order=1, mode="nearest")
-        # only a ridge running the trace's way: not a tree's shadow or a shed's edge across it
-        off = np.abs(
-            (ndimage.map_coordinates(ridges.angle, at, order=0, mode="nearest") - np.arctan2(d[1], d[0]) + np.pi / 2)
-            % np.pi
-            - np.pi / 2
-        )
-        vals = np.where(off <= max_turn, vals, 0.0)
-        k = int(np.argmax(vals))
-        if vals[k] >= TRACE_MIN_Z:
-            pos, gap_m = cand[k], 0.0
-            found.append(True)
-        else:
-            pos, gap_m = pred, gap_m + TRACE_STEP_M
-            found.append(False)
-            if gap_m > TRACE_MAX_GAP_M:
-                STOPS["gap"] += 1
-                break
-        points.append(pos)
-        if len(points) > back:
-            seg = points[-1] - points[-1 - back]
-            new_d = seg / max(np.hypot(*seg), 1e-9)
-            if len(points) > 2 * back:
-                old = points[-1 - back] - points[-1 - 2 * back]
-                old_d = old / max(np.hypot(*old), 1e-9)
-                turn = float(np.arctan2(old_d[0] * new_d[1] - old_d[1] * new_d[0], old_d @ new_d)) / back
-            if found[-1]:
-                d = new_d
-    pts, ok = np.asarray(points), np.asarray(found)
-    last = int(np.nonzero(ok)[0].max())
-    return pts[: last + 1], ok[: last + 1]
 
 
 def _extent(points: np.ndarray) -> float:
@@ -549,54 +460,6 @@ def _streamline(field, start: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
             pts = []
         halves.append(pts)
     return np.asarray(halves[1][::-1] + [np.asarray(start, float)] + halves[0])
-
-
-def _fitted_spine(spine: np.ndarray, points: np.ndarray, angles: np.ndarray, *, pixel_size_m: float) -> np.ndarray:
-    """The circle (or straight line) through the ridge points near a streamline, sampled along its extent.
-
-    Parallel tracks are concentric arcs or parallel lines, so one curve fitted through all
-    the group's ridge points runs parallel to every track, as a streamline following the
-    ridges' direction (which can be off by a few degrees here and there) need not.
-    """
-    from shapely import distance, line_locate_point
-    from shapely import points as make_points
-    from shapely.geometry import LineString
-
-    if len(spine) < 3 or len(points) < 10:
-        return spine
-    line = LineString(spine)
-    pts = make_points(points)
-    at = line_locate_point(line, pts)
-    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(spine, axis=0).T))]
-    heading = np.unwrap(np.arctan2(*np.gradient(spine, axis=0).T[::-1]))
-    run = np.interp(at, cum, heading)
-    off = np.abs((angles - run + np.pi / 2) % np.pi - np.pi / 2)
-    near = points[(distance(pts, line) <= STRIP_HALF_M / pixel_size_m) & (off <= np.radians(TRACE_ALIGN_DEG))]
-    if len(near) < 10:
-        return spine
-    centre = near.mean(axis=0)
-    q = near - centre
-    scale = float(np.abs(q).max()) or 1.0
-    x, y = (q / scale).T
-    sol, *_ = np.linalg.lstsq(np.column_stack([x, y, np.ones_like(x)]), x**2 + y**2, rcond=None)
-    cx, cy = sol[0] / 2, sol[1] / 2
-    r2 = sol[2] + cx**2 + cy**2
-    step = STREAM_STEP_M / pixel_size_m
-    axis = np.linalg.svd(q, full_matrices=False)[2][0]
-    radius = np.sqrt(r2) * scale if r2 > 0 else np.inf
-    if not FIT_SPINE or radius < SPINE_MIN_RADIUS_M / pixel_size_m:
-        return spine  # no track bends that tightly: not a track group, or too little of one to fit
-    if radius > SPINE_MAX_RADIUS_M / pixel_size_m:
-        # straight: the principal axis, over the streamline's extent
-        t = (spine - centre) @ axis
-        ts = np.arange(t.min(), t.max() + 1e-9, step)
-        return centre + ts[:, None] * axis
-    c = centre + np.array([cx, cy]) * scale
-    ang = np.unwrap(np.arctan2(spine[:, 1] - c[1], spine[:, 0] - c[0]))
-    a0, a1 = ang[0], ang[-1]
-    n = max(3, int(abs(a1 - a0) * radius / step))
-    ts = np.linspace(a0, a1, n)
-    return c + radius * np.column_stack([np.cos(ts), np.sin(ts)])
 
 
 def _strip_tracks(strength: np.ndarray, spine: np.ndarray, *, pixel_size_m: float) -> list[np.ndarray]:
@@ -769,19 +632,12 @@ def find_tracks(image: np.ndarray, *, pixel_size_m: float, ridges: RidgeMap | No
         return any(t.distance(q) < apart for t in traced)
 
     field = _orientation(ridges, pixel_size_m)
-    crest = np.concatenate([p.points for p in pieces]) if pieces else np.zeros((0, 2))
-    crest_angle = ridges.angle[
-        np.clip(crest[:, 1].astype(int), 0, ridges.angle.shape[0] - 1),
-        np.clip(crest[:, 0].astype(int), 0, ridges.angle.shape[1] - 1),
-    ]
     paths = []
     for seed in seeds:
         mid = seed.points[len(seed.points) // 2]
         if taken(mid):
             continue
-        spine = _fitted_spine(
-            _streamline(field, mid, pixel_size_m=pixel_size_m), crest, crest_angle, pixel_size_m=pixel_size_m
-        )
+        spine = _streamline(field, mid, pixel_size_m=pixel_size_m)
         for pts in _strip_tracks(ridges.strength, spine, pixel_size_m=pixel_size_m):
             if _length(pts) * pixel_size_m < MIN_PATH_M:
                 continue
