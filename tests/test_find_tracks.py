@@ -21,7 +21,8 @@ from pyproj import CRS
 
 from sitewatch.cli import main
 from sitewatch.railcars import FIND_MAX_PIXEL_M, find_tracks
-from sitewatch.synth.yards import styled_yard
+from sitewatch.synth import yards
+from sitewatch.synth.yards import YardStyle, styled_yard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_find_tracks import MATCH_COVER, MATCH_MEAN_M, match  # noqa: E402
@@ -48,36 +49,58 @@ def _write(yard, path: Path) -> Path:
 
 
 def _recovered(yard, found, pixel_size_m: float) -> dict[str, tuple[int, float, float]]:
-    per_true, _ = match(yard.true_lines_px, [f.line_px for f in found], yard.image.shape[1:], pixel_size_m)
-    return per_true
+    return _matched(yard, found, pixel_size_m)[0]
 
 
-# (style, seed): yards whose every track is found; SEEDS_FULL_TRACK holds a track that cars cover
-# over most of its length
-SEEDS = [("classic", 3), ("weedy", 5)]
-SEEDS_FULL_TRACK = ("classic", 3, "track-1a")
+def _matched(yard, found, pixel_size_m: float):
+    return match(yard.true_lines_px, [f.line_px for f in found], yard.image.shape[1:], pixel_size_m)
 
 
-@pytest.mark.parametrize("style, seed", SEEDS)
+# A second look besides the classic yard: beds on soil, dark rails, a sharp sensor (the
+# benchmark's own styles are measured in benchmarks/bench_find_tracks.py, not here).
+SOIL = YardStyle(
+    "soil-dark-rails", ground=("soil",), rail_contrast=(0.4, 0.55), blur_px=(0.5, 0.7), noise=(0.004, 0.008)
+)
+# (style, seed) at 0.5 m; classic seed 4's track-2a is under cars over 61 % of its length
+YARDS = [("classic", 4), ("soil-dark-rails", 1)]
+FULL_TRACK = ("classic", 4, "track-2a")
+PIXEL_M = 0.5
+_cache: dict = {}
+
+
+def _yard_and_found(style: str, seed: int):
+    if (style, seed) not in _cache:
+        yards.STYLES.setdefault(SOIL.name, SOIL)
+        yard = styled_yard(seed, PIXEL_M, style, crs_wkt=UTM52, origin=ORIGIN)
+        _cache[style, seed] = yard, find_tracks(yard.image, pixel_size_m=PIXEL_M)
+    return _cache[style, seed]
+
+
+@pytest.fixture(autouse=True)
+def _test_style():
+    yield
+    yards.STYLES.pop(SOIL.name, None)
+
+
+@pytest.mark.parametrize("style, seed", YARDS)
 def test_planted_tracks_are_found_within_half_a_metre(style, seed):
-    yard = styled_yard(seed, 0.5, style, crs_wkt=UTM52, origin=ORIGIN)
-    found = find_tracks(yard.image, pixel_size_m=0.5)
-    per_true = _recovered(yard, found, 0.5)
+    yard, found = _yard_and_found(style, seed)
+    per_true, false = _matched(yard, found, PIXEL_M)
     assert set(per_true) == set(yard.true_lines_px)
     for track_id, (k, mean_m, cover) in per_true.items():
         assert k >= 0, f"{track_id} not found"
         assert mean_m <= MATCH_MEAN_M, f"{track_id}: {mean_m:.2f} m off on average"
         assert cover >= MATCH_COVER, f"{track_id}: only {cover:.0%} of it covered"
+    # and little else: at most one line found along no planted track (the benchmark's false lines)
+    assert sum(false) <= 1, f"{sum(false)} lines along no track"
 
 
-def test_a_track_full_of_cars_is_still_found():
-    style, seed, track_id = SEEDS_FULL_TRACK
-    yard = styled_yard(seed, 0.5, style, crs_wkt=UTM52, origin=ORIGIN)
-    # the planted track is mostly under cars: their length over the track's
+def test_a_track_mostly_under_cars_is_still_found():
+    style, seed, track_id = FULL_TRACK
+    yard, found = _yard_and_found(style, seed)
     cars_m = sum(r["length_m"] for r in yard.scene.truth if r.get("track_id") == track_id)
-    line = dict(yard.scene.tracks)[track_id]
-    assert cars_m > 0.6 * line.length
-    k, mean_m, cover = _recovered(yard, find_tracks(yard.image, pixel_size_m=0.5), 0.5)[track_id]
+    assert cars_m > 0.6 * dict(yard.scene.tracks)[track_id].length
+    k, mean_m, cover = _recovered(yard, found, PIXEL_M)[track_id]
     assert k >= 0 and mean_m <= MATCH_MEAN_M and cover >= MATCH_COVER
 
 
@@ -93,31 +116,24 @@ def test_coarse_pixels_are_refused_by_the_core():
 
 
 def test_cli_writes_tracks_that_tracks_accepts_and_counts_the_planted_cars(tmp_path):
-    style, seed = SEEDS[0]
-    yard = styled_yard(seed, 0.5, style, crs_wkt=UTM52, origin=ORIGIN)
+    yard, _ = _yard_and_found(*YARDS[0])
     image = _write(yard, tmp_path / "yard.tif")
     out = tmp_path / "out"
     run = CliRunner().invoke(main, ["railcars", str(image), "--find-tracks", "-o", str(out), "--json"])
     assert run.exit_code == 0, run.output
-    doc = json.loads((out / "tracks.geojson").read_text())
-    feats = doc["features"]
+    feats = json.loads((out / "tracks.geojson").read_text())["features"]
     assert feats and all(f["geometry"]["type"] == "LineString" for f in feats)
     assert [f["properties"]["track_id"] for f in feats] == [f"found-{k + 1}" for k in range(len(feats))]
-    assert all(0 < f["properties"]["score"] for f in feats)
+    assert all(f["properties"]["score"] > 0 and f["properties"]["length_m"] >= 60 for f in feats)
     assert (out / "tracks.gpkg").exists() and (out / "railcars.csv").exists()
+    first = {t["track_id"]: t["count"] for t in json.loads(run.output)["images"][0]["tracks"]}
 
     again = CliRunner().invoke(main, ["railcars", str(image), "--tracks", str(out / "tracks.geojson"), "--json"])
     assert again.exit_code == 0, again.output
     counted = {t["track_id"]: t["count"] for t in json.loads(again.output)["images"][0]["tracks"]}
-    # each true track's cars on the found line that runs along it; lines on no track hold none
-    from sitewatch.io import read_tracks_file
-
-    lines = read_tracks_file(out / "tracks.geojson")
-    assert set(counted) == set(lines)
-    total_true = sum(yard.counts.values())
-    total = sum(counted.values())
-    # the counter's tolerance on classic yards at 0.5 m: about 2 % total error, a car a track
-    assert abs(total - total_true) <= max(2, round(0.1 * total_true)), (total, total_true, counted, yard.counts)
+    assert counted == first  # the file holds the lines the first run counted on
+    # the counter's tolerance on classic yards at 0.5 m (about 2 % total error): a car or two
+    assert abs(sum(counted.values()) - sum(yard.counts.values())) <= 2, (counted, yard.counts)
 
 
 def test_cli_refuses_coarse_pixels_naming_the_file(tmp_path):
@@ -133,5 +149,6 @@ def test_cli_refuses_find_tracks_with_given_tracks(tmp_path):
     yard = styled_yard(0, 1.0, "classic", crs_wkt=UTM52, origin=ORIGIN)
     image = _write(yard, tmp_path / "yard.tif")
     run = CliRunner().invoke(main, ["railcars", str(image), "--find-tracks", "--aoi", "tumangang-rail-crossing"])
-    assert run.exit_code == 2
-    assert "--find-tracks" in run.output
+    assert run.exit_code == 2 and "give no --aoi or --tracks with it" in run.output
+    run = CliRunner().invoke(main, ["railcars", str(image), str(image), "--find-tracks"])
+    assert run.exit_code == 2 and "one image at a time (2 given)" in run.output
