@@ -590,11 +590,18 @@ nominal_length_option = click.option(
     help="GeoJSON of LineStrings with a track_id property (instead of --aoi).",
 )
 @click.option(
+    "--find-tracks",
+    "find_tracks",
+    is_flag=True,
+    help="Find the track lines in the image itself (one image, pixels of at most 1 m; instead of --aoi/--tracks); "
+    "with --out they are written as tracks.geojson for --tracks.",
+)
+@click.option(
     "--out",
     "-o",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder for railcars.geojson, railcars.csv and railcars.json.",
+    help="Output folder for railcars.geojson, railcars.csv and railcars.json (and tracks.geojson with --find-tracks).",
 )
 @nominal_length_option
 @bands_option
@@ -608,6 +615,7 @@ def railcars(
     images: tuple[Path, ...],
     aoi_ref: str | None,
     tracks_file: Path | None,
+    find_tracks: bool,
     out_dir: Path | None,
     car_length_m: float,
     bands: tuple[int, ...] | None,
@@ -629,12 +637,18 @@ def railcars(
         bands=bands,
         dates=_dates_by_image(image_dates),
         progress=_progress(ctx.obj["quiet"]),
+        find_tracks=find_tracks,
     )
     if as_json:
         _echo_json({"images": [r.to_dict() for r in results]})
         return
     if ctx.obj["quiet"]:
         return
+    if find_tracks:
+        where = (
+            f"written to {out_dir}/tracks.geojson" if out_dir is not None else "not written (give --out to keep them)"
+        )
+        click.echo(f"{len(results[0].tracks)} tracks found in the image; their lines {where}")
     for r in results:
         click.echo(
             f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
@@ -643,9 +657,10 @@ def railcars(
         for t in r.result.tracks:
             click.echo(f"  {t.track_id:16s} {t.count:4d}  ± {t.uncertainty:3.1f}   {t.occupied_m:6.0f} m occupied")
     if out_dir is not None:
-        from .pipeline.railcars import RAILCAR_OUTPUTS
+        from .pipeline.railcars import FOUND_TRACK_OUTPUTS, RAILCAR_OUTPUTS
 
-        click.echo(f"outputs: {out_dir}/ ({', '.join(RAILCAR_OUTPUTS)})")
+        names = RAILCAR_OUTPUTS + (FOUND_TRACK_OUTPUTS if find_tracks else [])
+        click.echo(f"outputs: {out_dir}/ ({', '.join(names)})")
 
 
 @main.command("timeline")

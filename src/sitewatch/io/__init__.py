@@ -45,7 +45,7 @@ from .raster import (
     warp_onto_grid,
 )
 from .sources import RemotePath, check_no_network_sources, image_path, is_remote
-from .tracks import read_track_window, read_tracks_file
+from .tracks import read_track_window, read_tracks_file, read_whole_image
 
 __all__ = [
     "read_unreferenced",
@@ -82,6 +82,7 @@ __all__ = [
     "image_grid",
     "read_track_window",
     "read_tracks_file",
+    "read_whole_image",
     "read_vectors",
     "staged_outputs",
     "to_local_utm",

@@ -190,3 +190,25 @@ def read_track_window(
         extent = union.buffer(margin_m * _crs_units_per_metre(crs, union.centroid)).intersection(box(*src.bounds))
         window = to_local_utm(read_bounds(src, path, extent.bounds, layout))
     return window, {t: shape(transform_geom(crs, window.grid.crs, mapping(ln))) for t, ln in lines.items()}
+
+
+def read_whole_image(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None) -> RasterWindow:
+    """Read a whole colour image (to find its tracks), on a grid in metres.
+
+    Bands as in :func:`read_track_window`; an image whose grid is not metres at true scale is
+    warped onto its local UTM grid.
+
+    Raises
+    ------
+    ImageryError
+        If the file is missing, has no CRS, or has fewer than three colour bands.
+    """
+    path = image_path(path)
+    asset, catalogue = resolve_image(path)
+    with open_raster(asset) as src:
+        check_raster(src, path, 1)
+        layout = band_layout(src, path, bands, catalogue=catalogue)
+        need_colour(layout, path, "finding tracks")
+        crs = CRS.from_user_input(src.crs)
+        window = read_bounds(src, path, tuple(src.bounds), layout)
+    return window if measures_in_metres(crs, window.grid.transform, window.valid.shape) else to_local_utm(window)

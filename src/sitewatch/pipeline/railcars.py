@@ -26,6 +26,7 @@ from ..io import (
     image_sun,
     read_track_window,
     read_tracks_file,
+    read_whole_image,
     staged_outputs,
     write_csv,
     write_json,
@@ -37,6 +38,8 @@ from .vectors import RAILCAR_STYLE
 log = logging.getLogger(__name__)
 
 RAILCAR_OUTPUTS = ["railcars.geojson", "railcars.qml", "railcars.csv", "railcars.json"]
+# written beside them by --find-tracks: the lines found (GeoJSON in lon/lat, for --tracks; GPKG in the image CRS)
+FOUND_TRACK_OUTPUTS = ["tracks.geojson", "tracks.gpkg"]
 RAILCAR_CSV_FIELDS = ["image", "date", "track_id", "count", "occupied_m", "method", "uncertainty", "reason"]
 
 
@@ -210,6 +213,85 @@ def count_in_image(
     return ImageRailcars(image_path(path), date or window.date, grid, result, lines, seconds)
 
 
+@dataclass
+class ImageTracks:
+    """Track centrelines found in one image (``--find-tracks``)."""
+
+    path: Path
+    grid: Grid
+    tracks: list[core.FoundTrack] = field(repr=False)
+    lines: dict[str, LineString] = field(repr=False)  # in the image CRS, ids found-1, found-2, ...
+
+    def records(self) -> list[dict[str, Any]]:
+        """One feature per line: ``track_id``, ``score``, ``length_m``, ``found_share``, geometry."""
+        return [
+            {
+                "track_id": tid,
+                "score": round(t.score, 2),
+                "length_m": round(t.length_m, 1),
+                "found_share": round(t.found_share, 3),
+                "source": f"found in {self.path.name}",
+                "geometry": line,
+            }
+            for (tid, line), t in zip(self.lines.items(), self.tracks)
+        ]
+
+    def lonlat(self) -> dict[str, BaseGeometry]:
+        """The lines in lon/lat, as a tracks file gives them."""
+        from rasterio.warp import transform_geom
+        from shapely.geometry import mapping, shape
+
+        return {t: shape(transform_geom(self.grid.crs, "EPSG:4326", mapping(ln))) for t, ln in self.lines.items()}
+
+
+def find_tracks_in_image(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None) -> ImageTracks:
+    """Find the track centrelines in an image itself (:func:`sitewatch.railcars.find_tracks`).
+
+    Raises
+    ------
+    NotCountable
+        Where the pixels are coarser than :data:`sitewatch.railcars.FIND_MAX_PIXEL_M`.
+    TrackError
+        Where no track is found.
+    """
+    window = read_whole_image(path, bands=bands)
+    name = image_path(path)
+    size = window.grid.pixel_size_m
+    if size > core.FIND_MAX_PIXEL_M:
+        raise NotCountable(
+            f"{name}: {size:.2f} m pixels; tracks are found in the image (--find-tracks) only on pixels of at most "
+            f"{core.FIND_MAX_PIXEL_M:g} m (rails 1.5 m apart, cars 3 m wide); give the track lines with --tracks "
+            "or --aoi instead"
+        )
+    data = np.where(window.valid, window.data, np.nan)
+    med = np.nanmedian(data.reshape(data.shape[0], -1), axis=1)
+    data = np.where(np.isnan(data), med[:, None, None], data).astype(np.float32)
+    found = core.find_tracks(data, pixel_size_m=size)
+    if not found:
+        raise TrackError(
+            f"{name}: no track found in the image ({size:.2f} m pixels); give the track lines with --tracks or --aoi"
+        )
+    lines = {
+        f"found-{k + 1}": LineString([window.grid.transform * (float(c), float(r)) for c, r in t.line_px])
+        for k, t in enumerate(found)
+    }
+    log.info("%s: %d tracks found in the image", name.name, len(found))
+    return ImageTracks(name, window.grid, found, lines)
+
+
+def write_found_tracks(found: ImageTracks, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+    """Write ``tracks.geojson`` (lon/lat, RFC 7946: ready for ``--tracks``) and ``tracks.gpkg`` (image CRS)."""
+    with staged_outputs(out_dir, FOUND_TRACK_OUTPUTS, overwrite=overwrite) as stage:
+        write_vectors(
+            found.records(),
+            found.grid.crs,
+            geojson_path=stage / "tracks.geojson",
+            gpkg_path=stage / "tracks.gpkg",
+            layer="tracks",
+        )
+    return [Path(out_dir) / n for n in FOUND_TRACK_OUTPUTS]
+
+
 def count_railcars(
     images: list[str | os.PathLike[str]],
     *,
@@ -221,6 +303,7 @@ def count_railcars(
     bands: tuple[int, ...] | None = None,
     dates: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    find_tracks: bool = False,
 ) -> list[ImageRailcars]:
     """Count railcars on every track of every image.
 
@@ -245,15 +328,30 @@ def count_railcars(
         the files say (:func:`~sitewatch.io.dates_given`).
     progress : callable, optional
         Called with a message per image.
+    find_tracks : bool
+        Find the track lines in the (one) image instead of taking them from ``aoi`` or
+        ``tracks`` (:func:`find_tracks_in_image`); with ``out_dir``, they are written there as
+        ``tracks.geojson`` (for ``--tracks``) and ``tracks.gpkg``.
 
     Returns
     -------
     list of ImageRailcars, in the order given.
     """
     given = dates_given(images, dates or {})
-    lines = load_tracks(aoi=aoi, tracks=tracks)
+    names = RAILCAR_OUTPUTS + (FOUND_TRACK_OUTPUTS if find_tracks else [])
     if out_dir is not None:
-        check_outputs_free([Path(out_dir) / n for n in RAILCAR_OUTPUTS], overwrite)
+        check_outputs_free([Path(out_dir) / n for n in names], overwrite)
+    if find_tracks:
+        if aoi is not None or tracks is not None:
+            raise TrackError("--find-tracks finds the track lines in the image: give no --aoi or --tracks with it")
+        if len(images) != 1:
+            raise TrackError(f"--find-tracks works on one image at a time ({len(images)} given)")
+        if progress:
+            progress(f"finding tracks in {image_path(images[0]).name}")
+        found = find_tracks_in_image(images[0], bands=bands)
+        lines = found.lonlat()
+    else:
+        lines = load_tracks(aoi=aoi, tracks=tracks)
     results = []
     for i, path in enumerate(images):
         if progress:
@@ -265,6 +363,8 @@ def count_railcars(
         )
     if out_dir is not None:
         write_railcars(results, out_dir, overwrite=overwrite)
+        if find_tracks:
+            write_found_tracks(found, out_dir, overwrite=overwrite)
     return results
 
 

@@ -20,6 +20,7 @@ with rasterio's convention that ``(0, 0)`` is the outer corner of the top-left p
 
 from .count import METHOD_INDIVIDUAL, METHOD_LENGTH, RailcarCount, TrackCount, count_railcars
 from .evidence import COARSE_PIXEL_M, Ground, TrackEvidence, track_evidence
+from .find import FIND_MAX_PIXEL_M, FoundTrack, find_tracks
 from .profile import ShadowGeometry, shadow_geometry
 from .segment import (
     CAR_LENGTH_RANGE_M,
@@ -36,9 +37,11 @@ __all__ = [
     "CAR_WIDTH_M",
     "COARSE_PIXEL_M",
     "COUPLER_GAP_M",
+    "FIND_MAX_PIXEL_M",
     "METHOD_INDIVIDUAL",
     "METHOD_LENGTH",
     "NOMINAL_CAR_LENGTH_M",
+    "FoundTrack",
     "Ground",
     "RailcarCount",
     "SegmentationPrior",
@@ -47,6 +50,7 @@ __all__ = [
     "TrackEvidence",
     "TrackStrip",
     "count_railcars",
+    "find_tracks",
     "segment_cars",
     "shadow_geometry",
     "track_evidence",
