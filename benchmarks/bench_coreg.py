@@ -146,7 +146,8 @@ def child(mode: str, before: str, after: str) -> None:
             "model": found.shift.model,
         }
     seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, **extra}))
 
 
 def scene_size(size: int, keep: Path | None, reuse: bool) -> None:

@@ -649,6 +649,11 @@ def railcars(
             f"written to {out_dir}/tracks.geojson" if out_dir is not None else "not written (give --out to keep them)"
         )
         click.echo(f"{len(results[0].tracks)} tracks found in the image; their lines {where}")
+        click.echo(
+            "note: found lines are a draft: on yards unlike the benchmark's own most tracks are missed or misplaced "
+            "(README, Tracks from the image); check them, then count with --tracks",
+            err=True,
+        )
     for r in results:
         click.echo(
             f"{r.path.name} ({r.date or 'no date'}): {r.total} railcars ± {r.result.uncertainty:.1f}  "
