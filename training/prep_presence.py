@@ -8,11 +8,12 @@
 * LEVIR-CD pairs (0.5 m) as partial labels: on labelled change pixels the after image shows a
   building and the before image none; other pixels carry no weight (``weight``).
 
-    python training/prep_presence.py
+    python training/prep_presence.py     # data from ../shared/data, or $SITEWATCH_REALDATA
 """
 
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import rasterio
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-D = ROOT.parent / "shared" / "data"
+D = Path(os.environ.get("SITEWATCH_REALDATA", ROOT.parent / "shared" / "data"))  # as tests/conftest.py
 OUT = ROOT / "training" / "cache" / "presence"
 OUT.mkdir(parents=True, exist_ok=True)
 BASE_GSD = 0.3

@@ -1,6 +1,6 @@
 """Train the building-presence U-Net on the single-date masks, with augmentation toward satellite imagery.
 
-usage: train_presence.py OUT.pt --exclude REGION [REGION ...] --steps N
+usage: train_presence.py OUT.pt --exclude REGION [REGION ...] --steps N [--crop PX] [--roof-recolour P]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scipy import ndimage
 from torch import nn
 
 CACHE = Path(__file__).resolve().parent / "cache" / "presence"
-CROP = 96
+CROP = 96  # --crop
 
 
 def load(exclude, exclude_names=None):
@@ -55,7 +55,7 @@ def resample(a, factor, resample=Image.BILINEAR):
     return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, resample))
 
 
-def sample(scenes, rng):
+def sample(scenes, rng, roof_recolour=0.0):
     """One augmented crop: image (3, CROP, CROP) normalised, mask (CROP, CROP) in 0-1."""
     regions = sorted({x["region"] for x in scenes})
     while True:
@@ -91,12 +91,38 @@ def sample(scenes, rng):
             msk = np.pad(msk, ((0, pr), (0, pc)), mode="reflect")
             wgt = np.pad(wgt, ((0, pr), (0, pc)))
         break
+    if roof_recolour and rng.random() < roof_recolour:
+        img = recolour_roofs(img, msk, wgt, rng)
     img = augment(img, rng)
     k = rng.integers(4)
     img, msk, wgt = np.rot90(img, k, (1, 2)), np.rot90(msk, k), np.rot90(wgt, k)
     if rng.random() < 0.5:
         img, msk, wgt = img[:, :, ::-1], msk[:, ::-1], wgt[:, ::-1]
     return normalise(np.ascontiguousarray(img)), np.ascontiguousarray(msk), np.ascontiguousarray(wgt)
+
+
+def recolour_roofs(img, msk, wgt, rng):
+    """Each labelled roof (a connected part of the mask) darkened or lightened, desaturated and tinted on its own.
+
+    The drone regions' roofs are mostly bright iron and concrete; satellite suburbs have dark
+    shingle among trees. Scaling each roof's own colour (soft-edged by the mask, so the outline
+    stays as it was) teaches shape and context rather than one roof colour. Only labelled
+    buildings are touched (weight > 0), and the ground around them is left alone.
+    """
+    roof = msk * (wgt > 0)
+    labels, n = ndimage.label(roof > 0.5)
+    if n == 0:
+        return img
+    # a per-pixel gain, saturation and tint field: one draw per roof, spread over its soft mask
+    soft = np.clip(ndimage.gaussian_filter(roof, 0.7), 0, 1)
+    nearest = ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
+    owner = labels[nearest[0], nearest[1]]
+    gain = np.concatenate([[1.0], np.exp(rng.uniform(np.log(0.3), np.log(1.25), n))]).astype(np.float32)
+    sat = np.concatenate([[1.0], rng.uniform(0.2, 1.2, n)]).astype(np.float32)
+    tint = np.concatenate([np.ones((1, 3)), rng.uniform(0.85, 1.15, (n, 3))]).astype(np.float32)
+    grey = img.mean(0, keepdims=True)
+    changed = (grey + (img - grey) * sat[owner][None]) * gain[owner][None] * tint[owner].transpose(2, 0, 1)
+    return np.clip(img + soft[None] * (changed - img), 0, 255).astype(np.float32)
 
 
 def augment(img, rng):
@@ -115,6 +141,7 @@ def augment(img, rng):
 
 
 def main():
+    global CROP
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--exclude", nargs="*", default=[])
@@ -125,13 +152,17 @@ def main():
     ap.add_argument("--exclude-names", default=None, help="regex of scene names to leave out")
     ap.add_argument("--init", default=None, help="start from these weights")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--crop", type=int, default=CROP, help="training crop side (px)")
+    ap.add_argument("--channels", default=None, help="U-Net widths, e.g. 8,16,32,64,96 (presence_net.CHANNELS)")
+    ap.add_argument("--roof-recolour", type=float, default=0.0, help="share of crops whose roofs are recoloured")
     args = ap.parse_args()
+    CROP = args.crop
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     scenes = load(set(args.exclude), args.exclude_names)
     print("regions:", sorted({s["region"] for s in scenes}), len(scenes), "scenes", flush=True)
-    net = UNet()
+    net = UNet(ch=tuple(int(c) for c in args.channels.split(","))) if args.channels else UNet()
     if args.init:
         net.load_state_dict(torch.load(args.init))
     print("params", sum(p.numel() for p in net.parameters()), flush=True)
@@ -140,7 +171,7 @@ def main():
     t0 = time.time()
     run = 0.0
     for step in range(args.steps):
-        batch = [sample(scenes, rng) for _ in range(args.batch)]
+        batch = [sample(scenes, rng, args.roof_recolour) for _ in range(args.batch)]
         x = torch.from_numpy(np.stack([b[0] for b in batch]))
         y = torch.from_numpy(np.stack([b[1] for b in batch]))[:, None]
         w = torch.from_numpy(np.stack([b[2] for b in batch]))[:, None]
