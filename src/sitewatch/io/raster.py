@@ -405,13 +405,14 @@ class SourceRaster:
 SOURCE_MARGIN_PX = 256
 
 
-def _window_around(src, path: Path | RemotePath, grid: Grid, margin_px: int = SOURCE_MARGIN_PX) -> Window | None:
-    """The window of ``src`` covering ``grid`` with ``margin_px`` to spare (None: read it all)."""
+def _window_around(src, path: Path | RemotePath, grid: Grid, margin_px: int | None = None) -> Window | None:
+    """The window of ``src`` covering ``grid`` with ``margin_px`` (default :data:`SOURCE_MARGIN_PX`) to spare
+    (None: read it all)."""
     if src.transform.b != 0 or src.transform.d != 0:
         return None  # a rotated grid: windows by bounds do not apply; read it whole
     bounds = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
     win = from_bounds(*bounds, transform=src.transform)
-    pad = margin_px
+    pad = SOURCE_MARGIN_PX if margin_px is None else margin_px
     win = Window(win.col_off - pad, win.row_off - pad, win.width + 2 * pad, win.height + 2 * pad)
     try:
         return win.round_offsets().round_lengths().intersection(Window(0, 0, src.width, src.height))
@@ -491,7 +492,7 @@ def read_sources_around(
     *,
     bands: tuple[int, ...] | None = None,
     colour: bool = True,
-    margin_px: int = SOURCE_MARGIN_PX,
+    margin_px: int | None = None,
 ) -> list[SourceRaster | None]:
     """:func:`read_source` round each of several grids, from one opening, ``margin_px`` of the
     image's pixels to spare; None for a grid the image does not reach."""
