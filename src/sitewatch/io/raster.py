@@ -315,7 +315,7 @@ def read_grid(
     Bands as :func:`read_aoi_window`.
     """
     path = image_path(path)
-    with _opened_image(path, bands, True) as (src, layout):
+    with opened_image(path, bands, True) as (src, layout):
         col, row = ~src.transform * (grid.transform.c, grid.transform.f)
         win = Window(int(round(col)), int(round(row)), grid.shape[1], grid.shape[0])
         data, valid = _read_layout(src, path, layout, win, factor)
@@ -328,7 +328,7 @@ def aoi_grid(
 ) -> Grid:
     """The grid :func:`read_aoi_window` reads over a footprint, found without reading a pixel."""
     path = image_path(path)
-    with _opened_image(path, bands, True) as (src, _):
+    with opened_image(path, bands, True) as (src, _):
         win = _bounds_window(src, _aoi_bounds(src, path, footprint_lonlat))
         return Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
 
@@ -351,16 +351,17 @@ def _aoi_bounds(src, path: Path | RemotePath, footprint_lonlat: BaseGeometry) ->
 
 
 @contextmanager
-def _opened_image(
-    path: Path | RemotePath, bands: tuple[int, ...] | None, colour: bool
+def opened_image(
+    path: Path | RemotePath, bands: tuple[int, ...] | None, colour: bool, purpose: str = "this command"
 ) -> Iterator[tuple[rasterio.io.DatasetReader, BandLayout]]:
-    """An image opened and checked, with its band layout (refused without colour when ``colour``)."""
+    """An image opened and checked, with its band layout (refused without colour, for ``purpose``, when
+    ``colour``)."""
     asset, catalogue = resolve_image(path)
     with open_raster(asset) as src:
         check_raster(src, path, 1)
         layout = band_layout(src, path, bands, catalogue=catalogue)
         if colour:
-            need_colour(layout, path, "this command")
+            need_colour(layout, path, purpose)
         yield src, layout
 
 
@@ -384,7 +385,7 @@ def read_aoi_window(
         does not overlap the footprint.
     """
     path = image_path(path)
-    with _opened_image(path, bands, colour) as (src, layout):
+    with opened_image(path, bands, colour) as (src, layout):
         return read_bounds(src, path, _aoi_bounds(src, path, footprint_lonlat), layout)
 
 
@@ -444,7 +445,7 @@ def read_source(
         declares more pixels than :data:`MAX_READ_PX`, or does not overlap ``around``.
     """
     path = image_path(path)
-    with _opened_image(path, bands, colour) as (src, layout):
+    with opened_image(path, bands, colour) as (src, layout):
         win = None if around is None else _window_around(src, path, around)
         data, valid = _read_layout(src, path, layout, win, factor)
         data[:, ~valid] = np.nan
@@ -458,7 +459,7 @@ def image_grid(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = 
     """An image's own grid (CRS, transform, shape), found without reading a pixel; the file checked as
     :func:`read_source` checks it."""
     path = image_path(path)
-    with _opened_image(path, bands, colour) as (src, _):
+    with opened_image(path, bands, colour) as (src, _):
         return Grid(CRS.from_user_input(src.crs), src.transform, (src.height, src.width))
 
 
@@ -475,7 +476,7 @@ def read_windows(
     """
     path = image_path(path)
     out = []
-    with _opened_image(path, bands, colour) as (src, layout):
+    with opened_image(path, bands, colour) as (src, layout):
         crs = CRS.from_user_input(src.crs)
         for row, col, rows, cols in rects:
             win = Window(col, row, cols, rows)
@@ -498,7 +499,7 @@ def read_sources_around(
     image's pixels to spare; None for a grid the image does not reach."""
     path = image_path(path)
     out: list[SourceRaster | None] = []
-    with _opened_image(path, bands, colour) as (src, layout):
+    with opened_image(path, bands, colour) as (src, layout):
         crs = CRS.from_user_input(src.crs)
         for grid in grids:
             try:

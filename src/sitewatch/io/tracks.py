@@ -16,13 +16,9 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import TrackError
 from .raster import (
     RasterWindow,
-    band_layout,
-    check_raster,
     measures_in_metres,
-    need_colour,
-    open_raster,
+    opened_image,
     read_bounds,
-    resolve_image,
     to_local_utm,
     utm_crs_at,
 )
@@ -176,11 +172,7 @@ def read_track_window(
         Each track in the window's CRS (metres), clipped to the image.
     """
     path = image_path(path)
-    asset, catalogue = resolve_image(path)
-    with open_raster(asset) as src:
-        check_raster(src, path, 1)
-        layout = band_layout(src, path, bands, catalogue=catalogue)
-        need_colour(layout, path, "counting railcars")
+    with opened_image(path, bands, True, "counting railcars") as (src, layout):
         crs = CRS.from_user_input(src.crs)
         lines = _clip_tracks(tracks_lonlat, src, path, crs, skip_outside)
         union = shapely.union_all(list(lines.values()))
@@ -204,11 +196,7 @@ def read_whole_image(path: str | os.PathLike[str], *, bands: tuple[int, ...] | N
         If the file is missing, has no CRS, or has fewer than three colour bands.
     """
     path = image_path(path)
-    asset, catalogue = resolve_image(path)
-    with open_raster(asset) as src:
-        check_raster(src, path, 1)
-        layout = band_layout(src, path, bands, catalogue=catalogue)
-        need_colour(layout, path, "finding tracks")
+    with opened_image(path, bands, True, "finding tracks") as (src, layout):
         crs = CRS.from_user_input(src.crs)
         window = read_bounds(src, path, tuple(src.bounds), layout)
     return window if measures_in_metres(crs, window.grid.transform, window.valid.shape) else to_local_utm(window)
