@@ -299,7 +299,11 @@ def read_bounds(
     """The layout's bands of ``src`` inside ``bounds`` (in its CRS), on its own grid, as a RasterWindow."""
     layout = layout or band_layout(src, path)
     win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
-    win = win.intersection(Window(0, 0, src.width, src.height))
+    return _read_window(src, path, layout, win.intersection(Window(0, 0, src.width, src.height)))
+
+
+def _read_window(src, path: Path, layout: BandLayout, win: Window) -> RasterWindow:
+    """The layout's bands of ``src`` in ``win``, on its own grid, as a RasterWindow."""
     data, valid = _read_layout(src, path, layout, win)
     grid = Grid(CRS.from_user_input(src.crs), src.window_transform(win), (int(win.height), int(win.width)))
     return RasterWindow(path, data, valid, grid, image_date(path))
@@ -447,12 +451,17 @@ def read_source(
     path = image_path(path)
     with opened_image(path, bands, colour) as (src, layout):
         win = None if around is None else _window_around(src, path, around)
-        data, valid = _read_layout(src, path, layout, win, factor)
-        data[:, ~valid] = np.nan
-        transform = src.transform if win is None else src.window_transform(win)
-        rows, cols = (src.height, src.width) if win is None else (int(win.height), int(win.width))
-        transform = transform @ Affine.scale(cols / data.shape[2], rows / data.shape[1])
-        return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
+        return _read_as_source(src, path, layout, win, factor)
+
+
+def _read_as_source(src, path: Path, layout: BandLayout, win: Window | None, factor: int = 1) -> SourceRaster:
+    """The layout's bands of ``src`` in ``win`` (None: all of it), every ``factor``-th pixel, as a SourceRaster."""
+    data, valid = _read_layout(src, path, layout, win, factor)
+    data[:, ~valid] = np.nan
+    transform = src.transform if win is None else src.window_transform(win)
+    rows, cols = (src.height, src.width) if win is None else (int(win.height), int(win.width))
+    transform = transform @ Affine.scale(cols / data.shape[2], rows / data.shape[1])
+    return SourceRaster(path, data, transform, CRS.from_user_input(src.crs), image_date(path))
 
 
 def image_grid(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None, colour: bool = True) -> Grid:
@@ -475,16 +484,8 @@ def read_windows(
     Bands as :func:`read_aoi_window`.  For a large scene read only where it is looked at.
     """
     path = image_path(path)
-    out = []
     with opened_image(path, bands, colour) as (src, layout):
-        crs = CRS.from_user_input(src.crs)
-        for row, col, rows, cols in rects:
-            win = Window(col, row, cols, rows)
-            data, valid = _read_layout(src, path, layout, win)
-            out.append(
-                RasterWindow(path, data, valid, Grid(crs, src.window_transform(win), (rows, cols)), image_date(path))
-            )
-    return out
+        return [_read_window(src, path, layout, Window(col, row, cols, rows)) for row, col, rows, cols in rects]
 
 
 def read_sources_around(
@@ -500,17 +501,13 @@ def read_sources_around(
     path = image_path(path)
     out: list[SourceRaster | None] = []
     with opened_image(path, bands, colour) as (src, layout):
-        crs = CRS.from_user_input(src.crs)
         for grid in grids:
             try:
                 win = _window_around(src, path, grid, margin_px)
             except ImageryError:
                 out.append(None)  # this part of the scene lies off the image
                 continue
-            data, valid = _read_layout(src, path, layout, win)
-            data[:, ~valid] = np.nan
-            transform = src.transform if win is None else src.window_transform(win)
-            out.append(SourceRaster(path, data, transform, crs, image_date(path)))
+            out.append(_read_as_source(src, path, layout, win))
     return out
 
 
